@@ -1,0 +1,363 @@
+//! How a [`Client`](crate::Client) is set up: API key, region or base URL, timeouts.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{Error, Result, Secret};
+
+/// The environment variable read for the API key.
+pub const ENV_API_KEY: &str = "DASHSCOPE_API_KEY";
+/// The environment variable read for the base URL.
+pub const ENV_BASE_URL: &str = "DASHSCOPE_BASE_URL";
+/// The official Python SDK's variable for the base URL (usually ending in `/api/v1`), honoured
+/// when [`ENV_BASE_URL`] is not set.
+pub const ENV_HTTP_BASE_URL: &str = "DASHSCOPE_HTTP_BASE_URL";
+
+/// A DashScope region. API keys work only in their own region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Region {
+    /// China (Beijing), `https://dashscope.aliyuncs.com`. The temporary storage is documented here.
+    #[default]
+    Beijing,
+    /// Singapore, `https://dashscope-intl.aliyuncs.com`.
+    Singapore,
+    /// US, `https://dashscope-us.aliyuncs.com`.
+    Us,
+    /// China (Hong Kong), `https://cn-hongkong.dashscope.aliyuncs.com`.
+    HongKong,
+}
+
+impl Region {
+    /// Every region, in documentation order.
+    pub const ALL: [Region; 4] = [
+        Region::Beijing,
+        Region::Singapore,
+        Region::Us,
+        Region::HongKong,
+    ];
+
+    /// The region's base URL, without a path.
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Region::Beijing => "https://dashscope.aliyuncs.com",
+            Region::Singapore => "https://dashscope-intl.aliyuncs.com",
+            Region::Us => "https://dashscope-us.aliyuncs.com",
+            Region::HongKong => "https://cn-hongkong.dashscope.aliyuncs.com",
+        }
+    }
+
+    /// The short name accepted by [`FromStr`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::Beijing => "beijing",
+            Region::Singapore => "singapore",
+            Region::Us => "us",
+            Region::HongKong => "hongkong",
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Region {
+    type Err = Error;
+
+    /// Accepts the short names and Alibaba Cloud's region ids (`cn-beijing`, `ap-southeast-1`, ...).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "beijing" | "cn-beijing" | "cn" | "china" => Ok(Region::Beijing),
+            "singapore" | "ap-southeast-1" | "intl" | "international" => Ok(Region::Singapore),
+            "us" | "us-east-1" | "virginia" => Ok(Region::Us),
+            "hongkong" | "hong-kong" | "cn-hongkong" | "hk" => Ok(Region::HongKong),
+            _ => Err(Error::Config(format!(
+                "unknown region {s:?}; expected one of beijing, singapore, us, hongkong"
+            ))),
+        }
+    }
+}
+
+/// The settings of a [`Client`](crate::Client).
+///
+/// ```
+/// use dashscope_oss::{Config, Region};
+/// use std::time::Duration;
+///
+/// let config = Config::new()
+///     .api_key("sk-...")
+///     .region(Region::Singapore)
+///     .read_timeout(Duration::from_secs(600));
+/// assert_eq!(config.base_url_str(), "https://dashscope-intl.aliyuncs.com");
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) api_key: Option<Secret>,
+    pub(crate) base_url: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) read_timeout: Duration,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) user_agent: String,
+    pub(crate) http_client: Option<reqwest::Client>,
+    pub(crate) allow_insecure_http: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("base_url", &self.base_url)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("timeout", &self.timeout)
+            .field("user_agent", &self.user_agent)
+            .field("own_http_client", &self.http_client.is_some())
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Defaults: no API key, Beijing, a 10 s connect timeout, a 300 s read timeout (the longest
+    /// gap between two bytes: a model may think for minutes before its first token), no total
+    /// timeout (a stream may run for long), and `dashscope-oss/<version>` as user agent.
+    pub fn new() -> Self {
+        Self {
+            api_key: None,
+            base_url: Region::default().base_url().to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(300),
+            timeout: None,
+            user_agent: concat!("dashscope-oss/", env!("CARGO_PKG_VERSION")).to_owned(),
+            http_client: None,
+            allow_insecure_http: false,
+        }
+    }
+
+    /// [`Config::new`] with the key from `DASHSCOPE_API_KEY` and the base URL from
+    /// `DASHSCOPE_BASE_URL`, else `DASHSCOPE_HTTP_BASE_URL`, else Beijing. Empty variables
+    /// count as unset.
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut config = Self::new();
+        if let Some(key) = var(ENV_API_KEY) {
+            config = config.api_key(key);
+        }
+        if let Some(url) = var(ENV_BASE_URL).or_else(|| var(ENV_HTTP_BASE_URL)) {
+            config = config.base_url(url);
+        }
+        config
+    }
+
+    /// The API key (`sk-...`).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(Secret::new(key.into()));
+        self
+    }
+
+    /// A region's base URL.
+    pub fn region(mut self, region: Region) -> Self {
+        self.base_url = region.base_url().to_owned();
+        self
+    }
+
+    /// Any base URL: `https://host[:port][/prefix]`. A URL copied from the documentation that
+    /// ends in `/api/v1` or `/compatible-mode/v1` is accepted and cut back to its root. It is
+    /// checked when the client is built.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// The base URL as configured (before normalisation).
+    pub fn base_url_str(&self) -> &str {
+        &self.base_url
+    }
+
+    /// How long to wait for a connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The longest wait for the next bytes of a response.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// A limit on the whole of each request, response body included. Off by default.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The `User-Agent` header (ignored when you bring your own `reqwest::Client`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Use this `reqwest::Client` (proxies, certificates, connection pool of your own). The
+    /// timeouts and user agent of this `Config` are then not applied; the API key still is.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Allow a plain `http://` base URL on a host other than loopback. Off by default, because
+    /// the API key would cross the network in clear text; loopback (the emulator) is always
+    /// allowed.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+}
+
+/// Checks a base URL and cuts it back to the root that the spec's paths hang from.
+pub(crate) fn normalize_base_url(raw: &str, allow_insecure_http: bool) -> Result<String> {
+    let trimmed = raw.trim();
+    let url = reqwest::Url::parse(trimmed)
+        .map_err(|e| Error::Config(format!("base URL {trimmed:?} is not a URL: {e}")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure_http || is_loopback(&url) => {}
+        "http" => {
+            return Err(Error::Config(format!(
+                "base URL {trimmed:?} is plain http on a non-loopback host: the API key would be \
+                 sent in clear text (use https, or Config::allow_insecure_http)"
+            )));
+        }
+        other => {
+            return Err(Error::Config(format!(
+                "base URL {trimmed:?} has scheme {other:?}; expected https"
+            )));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::Config(format!("base URL {trimmed:?} has no host")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "base URL {trimmed:?} must not have a query or fragment"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Config(
+            "base URL must not carry credentials; use Config::api_key".to_owned(),
+        ));
+    }
+    let mut path = url.path().trim_end_matches('/').to_owned();
+    for suffix in ["/api/v1", "/compatible-mode/v1"] {
+        if let Some(stripped) = path.strip_suffix(suffix) {
+            path = stripped.to_owned();
+            break;
+        }
+    }
+    let mut root = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        root.push_str(&format!(":{port}"));
+    }
+    root.push_str(&path);
+    Ok(root)
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_urls_are_normalised() {
+        for (raw, want) in [
+            (
+                "https://dashscope.aliyuncs.com",
+                "https://dashscope.aliyuncs.com",
+            ),
+            (
+                "https://dashscope.aliyuncs.com/",
+                "https://dashscope.aliyuncs.com",
+            ),
+            (
+                "https://dashscope.aliyuncs.com/api/v1",
+                "https://dashscope.aliyuncs.com",
+            ),
+            (
+                "https://dashscope.aliyuncs.com/api/v1/",
+                "https://dashscope.aliyuncs.com",
+            ),
+            (
+                "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+                "https://dashscope-intl.aliyuncs.com",
+            ),
+            (
+                "  https://proxy.example/ds/api/v1 ",
+                "https://proxy.example/ds",
+            ),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://localhost:9/api/v1", "http://localhost:9"),
+            ("http://[::1]:7", "http://[::1]:7"),
+        ] {
+            assert_eq!(
+                normalize_base_url(raw, false).ok().as_deref(),
+                Some(want),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        for raw in [
+            "",
+            "dashscope.aliyuncs.com",
+            "ftp://dashscope.aliyuncs.com",
+            "http://dashscope.aliyuncs.com",
+            "https://dashscope.aliyuncs.com/?a=b",
+            "https://user:pw@dashscope.aliyuncs.com",
+            "https://",
+        ] {
+            assert!(
+                matches!(normalize_base_url(raw, false), Err(Error::Config(_))),
+                "{raw:?} was accepted"
+            );
+        }
+        assert!(normalize_base_url("http://10.0.0.1:80", true).is_ok());
+    }
+
+    #[test]
+    fn regions_parse_by_name_and_id() {
+        for region in Region::ALL {
+            assert_eq!(region.name().parse::<Region>().ok(), Some(region));
+        }
+        assert_eq!(
+            "ap-southeast-1".parse::<Region>().ok(),
+            Some(Region::Singapore)
+        );
+        assert!("mars".parse::<Region>().is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let c = Config::new().api_key("sk-visible-in-no-debug-output");
+        assert!(!format!("{c:?}").contains("visible"));
+    }
+}

@@ -1,0 +1,785 @@
+//! One error type for everything the crate does, filled from one mapping table.
+//!
+//! DashScope answers errors in three wire formats: the native JSON `{code, message, request_id}`,
+//! the OpenAI-compatible JSON `{error: {message, type, param, code}}`, and OSS XML
+//! `<Error><Code>…</Code>…</Error>`. All three are parsed into an [`ApiError`] and classified by
+//! [`RULES`] into a variant of [`Error`] that callers `match` on. The raw status, code, message
+//! and request id stay reachable on every variant.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Secret;
+use crate::api::types;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The most bytes of an error body that are read. Real error bodies are well under 1 KiB; a
+/// proxy's HTML page or a runaway body is cut here instead of filling memory.
+pub(crate) const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// The most bytes of an unparsable body kept in an error, for people to read.
+const EXCERPT_LIMIT: usize = 512;
+
+/// Which service and wire format an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Service {
+    /// The native DashScope API (`/api/v1/...`): JSON `{code, message, request_id}`.
+    Native,
+    /// The OpenAI-compatible API (`/compatible-mode/v1/...`): JSON `{error: {...}}`.
+    Compatible,
+    /// The OSS upload host: XML `<Error>`.
+    Oss,
+}
+
+/// An error answered by DashScope or OSS, as sent.
+///
+/// Boxed so that `Result<T, Error>` stays small on the happy path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError(Box<ApiErrorFields>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ApiErrorFields {
+    status: u16,
+    service: Service,
+    code: Option<String>,
+    message: String,
+    request_id: Option<String>,
+    retry_after: Option<Duration>,
+    detail: Detail,
+}
+
+/// The fields only one wire format has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Detail {
+    /// OpenAI-compatible `error.type`.
+    error_type: Option<String>,
+    /// OpenAI-compatible `error.param`.
+    param: Option<String>,
+    /// OSS `<EC>`, the detailed error code OSS support asks for.
+    ec: Option<String>,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.0.status
+    }
+    /// The service-specific code, e.g. `Throttling.RateQuota` or `AccessDenied`.
+    pub fn code(&self) -> Option<&str> {
+        self.0.code.as_deref()
+    }
+    /// The message as the service sent it (with any echoed API key redacted).
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// The request id, from the body or the `x-oss-request-id`/`x-request-id` header.
+    pub fn request_id(&self) -> Option<&str> {
+        self.0.request_id.as_deref()
+    }
+    /// Which service answered.
+    pub fn service(&self) -> Service {
+        self.0.service
+    }
+    /// The delay the service asked for in `Retry-After`, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.0.retry_after
+    }
+    /// OpenAI-compatible `error.type`, e.g. `invalid_request_error`.
+    pub fn error_type(&self) -> Option<&str> {
+        self.0.detail.error_type.as_deref()
+    }
+    /// OpenAI-compatible `error.param`.
+    pub fn param(&self) -> Option<&str> {
+        self.0.detail.param.as_deref()
+    }
+    /// OSS's detailed error code (`<EC>`).
+    pub fn oss_ec(&self) -> Option<&str> {
+        self.0.detail.ec.as_deref()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}", self.0.status)?;
+        if let Some(code) = &self.0.code {
+            write!(f, " {code}")?;
+        }
+        if !self.0.message.is_empty() {
+            write!(f, ": {}", self.0.message)?;
+        }
+        if let Some(id) = &self.0.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A body that could not be parsed: an HTML page from a proxy, truncated JSON, an empty body,
+/// a credential with a missing field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(Box<DecodeFields>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DecodeFields {
+    status: Option<u16>,
+    reason: String,
+    excerpt: String,
+    request_id: Option<String>,
+}
+
+impl DecodeError {
+    /// The HTTP status of the response, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        self.0.status
+    }
+    /// Why the body could not be read.
+    pub fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    /// The start of the body (at most 512 bytes, lossily decoded, control characters escaped).
+    pub fn excerpt(&self) -> &str {
+        &self.0.excerpt
+    }
+    /// The request id from the response headers, if any.
+    pub fn request_id(&self) -> Option<&str> {
+        self.0.request_id.as_deref()
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.status {
+            Some(status) => write!(f, "HTTP {status}: {}", self.0.reason)?,
+            None => f.write_str(&self.0.reason)?,
+        }
+        write!(f, "; body starts {:?}", self.0.excerpt)?;
+        if let Some(id) = &self.0.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong. Match on the variants you handle; every variant answers
+/// [`status`](Error::status), [`code`](Error::code), [`message`](Error::message),
+/// [`request_id`](Error::request_id) and [`is_retryable`](Error::is_retryable).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// 401 `InvalidApiKey`: the key is wrong, revoked, of another region, or was not sent.
+    #[error("invalid API key: {0}")]
+    InvalidApiKey(ApiError),
+    /// 429 `Throttling` / `Throttling.RateQuota`: too many requests; retrying later succeeds.
+    /// The upload credential API allows 100 per second per account and model.
+    #[error("rate limited: {0}")]
+    RateLimited(ApiError),
+    /// 429 `Throttling.AllocationQuota` and kin: a quota is used up; retrying does not help.
+    #[error("quota exhausted: {0}")]
+    QuotaExhausted(ApiError),
+    /// 403 `AccessDenied` "Policy expired": the upload credential ran out; get a new one.
+    #[error("upload credential expired: {0}")]
+    PolicyExpired(ApiError),
+    /// 403 `AccessDenied` "Policy Condition failed": the form broke a condition of the policy
+    /// (a key outside `upload_dir`, a changed ACL, ...).
+    #[error("upload refused by the policy: {0}")]
+    PolicyConditionFailed(ApiError),
+    /// 403 `SignatureDoesNotMatch`: the policy or its signature was altered.
+    #[error("upload signature mismatch: {0}")]
+    SignatureMismatch(ApiError),
+    /// 403 `InvalidAccessKeyId`: OSS does not know the credential's access key id.
+    #[error("unknown OSS access key id: {0}")]
+    InvalidAccessKeyId(ApiError),
+    /// 400 from OSS for a malformed form: `InvalidArgument`, `InvalidPolicyDocument`,
+    /// `MalformedPOSTRequest`, `RequestIsNotMultiPartContent`,
+    /// `IncorrectNumberOfFilesInPOSTRequest`, `InvalidObjectName`.
+    #[error("upload form rejected: {0}")]
+    InvalidUploadForm(ApiError),
+    /// 400 `EntityTooLarge`: the file is over the policy's size range.
+    #[error("file too large for the upload policy: {0}")]
+    EntityTooLarge(ApiError),
+    /// 400 `EntityTooSmall`: the file is under the policy's size range.
+    #[error("file too small for the upload policy: {0}")]
+    EntityTooSmall(ApiError),
+    /// 409 `FileAlreadyExists`: the key exists and the policy forbids overwriting.
+    #[error("file already exists: {0}")]
+    FileAlreadyExists(ApiError),
+    /// 400 `invalid_parameter_error` "The provided URL does not appear to be valid".
+    #[error(
+        "invalid URL: {0} (a request carrying an oss:// URL needs the header \
+         `X-DashScope-OssResourceResolve: enable`; this client adds it by itself, so check that \
+         the URL is complete, not expired, and uploaded for this model and account)"
+    )]
+    InvalidUrl(ApiError),
+    /// 400 `InvalidParameter.DataInspection`: the media is not a format the model reads.
+    #[error("media not readable by the model: {0}")]
+    DataInspection(ApiError),
+    /// 400 `DataInspectionFailed`: input or output was rejected as inappropriate.
+    #[error("content rejected by inspection: {0}")]
+    ContentRejected(ApiError),
+    /// 400 `InvalidParameter`: the request is missing or has a wrong parameter.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(ApiError),
+    /// 403 `AccessDenied` (not about a policy), `AccessDenied.Unpurchased`.
+    #[error("access denied: {0}")]
+    AccessDenied(ApiError),
+    /// 400 `Arrearage`: the account is not in good standing.
+    #[error("account in arrears: {0}")]
+    Arrearage(ApiError),
+    /// 404 `ModelNotFound`.
+    #[error("model not found: {0}")]
+    ModelNotFound(ApiError),
+    /// 413 `BadRequest.TooLarge`: the request body is too large.
+    #[error("request too large: {0}")]
+    RequestTooLarge(ApiError),
+    /// 5xx `InternalError`, `InternalError.Algo`, or any 5xx: the service failed; retrying may succeed.
+    #[error("server error: {0}")]
+    ServerError(ApiError),
+    /// Any other error the service answered.
+    #[error("API error: {0}")]
+    Api(ApiError),
+    /// A response whose body could not be parsed.
+    #[error("unreadable response: {0}")]
+    Decode(DecodeError),
+    /// No API key was configured (`DASHSCOPE_API_KEY` or `Config::api_key`).
+    #[error("no API key: set DASHSCOPE_API_KEY or pass one to Config::api_key")]
+    MissingApiKey,
+    /// The configuration is invalid (a malformed base URL, a key with a control character, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The request could not be built.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The connection failed or broke.
+    #[error("transport error: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// A connect, read or total timeout elapsed.
+    #[error("timed out: {0}")]
+    Timeout(#[source] reqwest::Error),
+    /// A local file could not be read.
+    #[error("{}: {source}", path.as_ref().map_or("I/O error".into(), |p| p.display().to_string()))]
+    Io {
+        /// The file, when there is one.
+        path: Option<PathBuf>,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The API error, for the variants that carry one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        use Error::*;
+        match self {
+            InvalidApiKey(e)
+            | RateLimited(e)
+            | QuotaExhausted(e)
+            | PolicyExpired(e)
+            | PolicyConditionFailed(e)
+            | SignatureMismatch(e)
+            | InvalidAccessKeyId(e)
+            | InvalidUploadForm(e)
+            | EntityTooLarge(e)
+            | EntityTooSmall(e)
+            | FileAlreadyExists(e)
+            | InvalidUrl(e)
+            | DataInspection(e)
+            | ContentRejected(e)
+            | InvalidParameter(e)
+            | AccessDenied(e)
+            | Arrearage(e)
+            | ModelNotFound(e)
+            | RequestTooLarge(e)
+            | ServerError(e)
+            | Api(e) => Some(e),
+            Decode(_)
+            | MissingApiKey
+            | Config(_)
+            | InvalidRequest(_)
+            | Transport(_)
+            | Timeout(_)
+            | Io { .. } => None,
+        }
+    }
+
+    /// The HTTP status, when a response was received.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Decode(d) => d.status(),
+            Error::Transport(e) | Error::Timeout(e) => e.status().map(|s| s.as_u16()),
+            other => other.api_error().map(ApiError::status),
+        }
+    }
+
+    /// The service's error code (e.g. `Throttling.RateQuota`), when it sent one.
+    pub fn code(&self) -> Option<&str> {
+        self.api_error().and_then(ApiError::code)
+    }
+
+    /// The service's message for API errors; a description for the others.
+    pub fn message(&self) -> Cow<'_, str> {
+        match self.api_error() {
+            Some(e) => Cow::Borrowed(e.message()),
+            None => Cow::Owned(self.to_string()),
+        }
+    }
+
+    /// The request id, when the service sent one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Decode(d) => d.request_id(),
+            other => other.api_error().and_then(ApiError::request_id),
+        }
+    }
+
+    /// Whether the same operation may succeed if tried again: throttling, server errors,
+    /// timeouts, broken connections, and an expired upload credential (after fetching a new one).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::RateLimited(_) | Error::ServerError(_) | Error::PolicyExpired(_) => true,
+            Error::Timeout(_) => true,
+            Error::Transport(e) => !e.is_builder() && !e.is_redirect(),
+            Error::Decode(d) => d.status().is_some_and(retryable_status),
+            Error::Api(e) => retryable_status(e.status()),
+            _ => false,
+        }
+    }
+
+    /// Whether this is a 429 that waiting cures (not an exhausted quota).
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, Error::RateLimited(_))
+    }
+
+    /// The delay the service asked for (`Retry-After`), if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.api_error().and_then(ApiError::retry_after)
+    }
+
+    pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            Error::Timeout(e)
+        } else {
+            Error::Transport(e)
+        }
+    }
+
+    pub(crate) fn decode(
+        status: Option<u16>,
+        reason: impl Into<String>,
+        body: &[u8],
+        request_id: Option<String>,
+    ) -> Self {
+        Error::Decode(DecodeError(Box::new(DecodeFields {
+            status,
+            reason: reason.into(),
+            excerpt: excerpt(body),
+            request_id,
+        })))
+    }
+}
+
+fn retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
+}
+
+/// What a code becomes. Kept apart from the variants so that one table decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    InvalidApiKey,
+    RateLimited,
+    QuotaExhausted,
+    PolicyExpired,
+    PolicyConditionFailed,
+    SignatureMismatch,
+    InvalidAccessKeyId,
+    InvalidUploadForm,
+    EntityTooLarge,
+    EntityTooSmall,
+    FileAlreadyExists,
+    InvalidUrl,
+    DataInspection,
+    ContentRejected,
+    InvalidParameter,
+    AccessDenied,
+    Arrearage,
+    ModelNotFound,
+    RequestTooLarge,
+    ServerError,
+}
+
+/// One row of the mapping: a code, optionally narrowed by a phrase of its message.
+struct Rule {
+    code: &'static str,
+    message_contains: Option<&'static str>,
+    kind: Kind,
+}
+
+const fn rule(code: &'static str, kind: Kind) -> Rule {
+    Rule {
+        code,
+        message_contains: None,
+        kind,
+    }
+}
+
+const fn rule_msg(code: &'static str, phrase: &'static str, kind: Kind) -> Rule {
+    Rule {
+        code,
+        message_contains: Some(phrase),
+        kind,
+    }
+}
+
+/// The mapping table, first match wins. Codes are those of `shared/reference/protocol.md`
+/// (native, compatible mode and OSS). The lower-case compatible-mode aliases
+/// (`invalid_api_key`, `limit_requests`, ...) follow the OpenAI conventions that the
+/// compatible mode copies; they are our inference, not captured traffic.
+const RULES: &[Rule] = &[
+    rule("InvalidApiKey", Kind::InvalidApiKey),
+    rule("invalid_api_key", Kind::InvalidApiKey),
+    rule("Throttling.AllocationQuota", Kind::QuotaExhausted),
+    rule("insufficient_quota", Kind::QuotaExhausted),
+    rule("Throttling.RateQuota", Kind::RateLimited),
+    rule("Throttling", Kind::RateLimited),
+    rule("limit_requests", Kind::RateLimited),
+    rule_msg("AccessDenied", "Policy expired", Kind::PolicyExpired),
+    rule_msg(
+        "AccessDenied",
+        "Policy Condition failed",
+        Kind::PolicyConditionFailed,
+    ),
+    rule("AccessDenied", Kind::AccessDenied),
+    rule("AccessDenied.Unpurchased", Kind::AccessDenied),
+    rule("SignatureDoesNotMatch", Kind::SignatureMismatch),
+    rule("InvalidAccessKeyId", Kind::InvalidAccessKeyId),
+    rule("InvalidArgument", Kind::InvalidUploadForm),
+    rule("InvalidPolicyDocument", Kind::InvalidUploadForm),
+    rule("MalformedPOSTRequest", Kind::InvalidUploadForm),
+    rule("RequestIsNotMultiPartContent", Kind::InvalidUploadForm),
+    rule(
+        "IncorrectNumberOfFilesInPOSTRequest",
+        Kind::InvalidUploadForm,
+    ),
+    rule("InvalidObjectName", Kind::InvalidUploadForm),
+    rule("EntityTooLarge", Kind::EntityTooLarge),
+    rule("EntityTooSmall", Kind::EntityTooSmall),
+    rule("FileAlreadyExists", Kind::FileAlreadyExists),
+    rule_msg(
+        "invalid_parameter_error",
+        "does not appear to be valid",
+        Kind::InvalidUrl,
+    ),
+    rule_msg(
+        "InvalidParameter",
+        "does not appear to be valid",
+        Kind::InvalidUrl,
+    ),
+    rule_msg(
+        "invalid_parameter_error",
+        "data inspection",
+        Kind::DataInspection,
+    ),
+    rule("InvalidParameter.DataInspection", Kind::DataInspection),
+    rule("DataInspectionFailed", Kind::ContentRejected),
+    rule("data_inspection_failed", Kind::ContentRejected),
+    rule("InvalidParameter", Kind::InvalidParameter),
+    rule("invalid_parameter_error", Kind::InvalidParameter),
+    rule("Arrearage", Kind::Arrearage),
+    rule("ModelNotFound", Kind::ModelNotFound),
+    rule("model_not_found", Kind::ModelNotFound),
+    rule("BadRequest.TooLarge", Kind::RequestTooLarge),
+    rule("InternalError", Kind::ServerError),
+    rule("InternalError.Algo", Kind::ServerError),
+    rule("internal_error", Kind::ServerError),
+];
+
+fn classify(status: u16, code: Option<&str>, message: &str) -> Option<Kind> {
+    if let Some(code) = code {
+        let found = RULES.iter().find(|r| {
+            r.code == code
+                && r.message_contains
+                    .is_none_or(|phrase| contains_ci(message, phrase))
+        });
+        if let Some(rule) = found {
+            return Some(rule.kind);
+        }
+    }
+    // Codes we do not know still carry a status that says what kind of failure it was.
+    match status {
+        401 => Some(Kind::InvalidApiKey),
+        413 => Some(Kind::RequestTooLarge),
+        429 => Some(Kind::RateLimited),
+        500..=599 => Some(Kind::ServerError),
+        _ => None,
+    }
+}
+
+fn contains_ci(haystack: &str, needle: &str) -> bool {
+    haystack
+        .to_ascii_lowercase()
+        .contains(&needle.to_ascii_lowercase())
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        let Some(kind) = classify(e.status(), e.code(), e.message()) else {
+            return Error::Api(e);
+        };
+        match kind {
+            Kind::InvalidApiKey => Error::InvalidApiKey(e),
+            Kind::RateLimited => Error::RateLimited(e),
+            Kind::QuotaExhausted => Error::QuotaExhausted(e),
+            Kind::PolicyExpired => Error::PolicyExpired(e),
+            Kind::PolicyConditionFailed => Error::PolicyConditionFailed(e),
+            Kind::SignatureMismatch => Error::SignatureMismatch(e),
+            Kind::InvalidAccessKeyId => Error::InvalidAccessKeyId(e),
+            Kind::InvalidUploadForm => Error::InvalidUploadForm(e),
+            Kind::EntityTooLarge => Error::EntityTooLarge(e),
+            Kind::EntityTooSmall => Error::EntityTooSmall(e),
+            Kind::FileAlreadyExists => Error::FileAlreadyExists(e),
+            Kind::InvalidUrl => Error::InvalidUrl(e),
+            Kind::DataInspection => Error::DataInspection(e),
+            Kind::ContentRejected => Error::ContentRejected(e),
+            Kind::InvalidParameter => Error::InvalidParameter(e),
+            Kind::AccessDenied => Error::AccessDenied(e),
+            Kind::Arrearage => Error::Arrearage(e),
+            Kind::ModelNotFound => Error::ModelNotFound(e),
+            Kind::RequestTooLarge => Error::RequestTooLarge(e),
+            Kind::ServerError => Error::ServerError(e),
+        }
+    }
+}
+
+/// Turns an error response into an [`Error`]. `body` is at most [`ERROR_BODY_LIMIT`] bytes;
+/// `truncated` says whether more was sent. `key` is scrubbed from everything kept.
+pub(crate) fn from_response(
+    service: Service,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+    truncated: bool,
+    key: Option<&Secret>,
+) -> Error {
+    let header_request_id = header_str(headers, "x-oss-request-id")
+        .or_else(|| header_str(headers, "x-request-id"))
+        .map(str::to_owned);
+    let parsed = match service {
+        Service::Oss => parse_oss_xml(body),
+        Service::Native | Service::Compatible => parse_json(body),
+    };
+    let Some(mut fields) = parsed.filter(|_| !truncated) else {
+        let reason = if truncated {
+            format!("error body larger than {ERROR_BODY_LIMIT} bytes")
+        } else if body.is_empty() {
+            "empty error body".to_owned()
+        } else {
+            match service {
+                Service::Oss => "error body is not OSS error XML".to_owned(),
+                _ => "error body is not a DashScope error JSON".to_owned(),
+            }
+        };
+        let mut err = Error::decode(Some(status), reason, body, header_request_id);
+        if let (Error::Decode(d), Some(key)) = (&mut err, key) {
+            d.0.excerpt = crate::secret::scrub(&d.0.excerpt, key);
+        }
+        return err;
+    };
+    if let Some(key) = key {
+        fields.message = crate::secret::scrub(&fields.message, key);
+    }
+    Error::from(ApiError(Box::new(ApiErrorFields {
+        status,
+        service,
+        code: fields.code.filter(|c| !c.is_empty()),
+        message: fields.message,
+        request_id: fields.request_id.or(header_request_id),
+        retry_after: header_str(headers, "retry-after").and_then(parse_retry_after),
+        detail: fields.detail,
+    })))
+}
+
+fn header_str<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// `Retry-After` in delta-seconds. The HTTP-date form is not used by DashScope and is ignored.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The parts of an error body, whatever its format.
+#[derive(Default)]
+struct Fields {
+    code: Option<String>,
+    message: String,
+    request_id: Option<String>,
+    detail: Detail,
+}
+
+/// Parses either JSON error shape: both APIs have been seen answering in the other's format
+/// (a gateway's 401 on the compatible endpoint is native-shaped), so both are accepted anywhere.
+fn parse_json(body: &[u8]) -> Option<Fields> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if value.get("error").is_some_and(serde_json::Value::is_object) {
+        let compat: types::CompatibleErrorResponse = serde_json::from_value(value).ok()?;
+        let inner = compat.error?;
+        return Some(Fields {
+            code: inner.code,
+            message: inner.message.unwrap_or_default(),
+            request_id: compat.request_id.or(compat.id),
+            detail: Detail {
+                error_type: inner.type_,
+                param: inner.param,
+                ec: None,
+            },
+        });
+    }
+    let native: types::NativeError = serde_json::from_value(value).ok()?;
+    if native.code.is_none() && native.message.is_none() {
+        return None;
+    }
+    Some(Fields {
+        code: native.code,
+        message: native.message.unwrap_or_default(),
+        request_id: native.request_id,
+        detail: Detail::default(),
+    })
+}
+
+/// Parses an OSS `<Error>` document. Only the direct children of `<Error>` are read; an
+/// element that is not well-formed makes the whole body unparsable.
+fn parse_oss_xml(body: &[u8]) -> Option<Fields> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut fields = Fields::default();
+    let mut depth = 0usize;
+    let mut in_error = false;
+    let mut current: Option<Vec<u8>> = None;
+    let mut text = String::new();
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).ok()? {
+            Event::Start(start) => {
+                depth += 1;
+                if depth == 1 {
+                    if start.name().as_ref() != b"Error" {
+                        return None;
+                    }
+                    in_error = true;
+                } else if depth == 2 {
+                    current = Some(start.name().as_ref().to_vec());
+                    text.clear();
+                }
+            }
+            Event::Text(t) if depth == 2 => text.push_str(&t.decode().ok()?),
+            Event::GeneralRef(r) if depth == 2 => {
+                let name = r.decode().ok()?;
+                let resolved = match name.as_ref() {
+                    "lt" => "<",
+                    "gt" => ">",
+                    "amp" => "&",
+                    "quot" => "\"",
+                    "apos" => "'",
+                    _ => return None,
+                };
+                text.push_str(resolved);
+            }
+            Event::CData(c) if depth == 2 => text.push_str(std::str::from_utf8(&c).ok()?),
+            Event::End(_) => {
+                if depth == 2 {
+                    let value = std::mem::take(&mut text);
+                    match current.take().as_deref() {
+                        Some(b"Code") => fields.code = Some(value),
+                        Some(b"Message") => fields.message = value,
+                        Some(b"RequestId") => fields.request_id = Some(value),
+                        Some(b"EC") => fields.detail.ec = Some(value),
+                        _ => {}
+                    }
+                }
+                depth = depth.checked_sub(1)?;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    (in_error && depth == 0 && fields.code.is_some()).then_some(fields)
+}
+
+/// The start of a body, for people to read: lossy UTF-8, control characters escaped.
+fn excerpt(body: &[u8]) -> String {
+    let cut = &body[..body.len().min(EXCERPT_LIMIT)];
+    let text = String::from_utf8_lossy(cut);
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() && c != ' ' { ' ' } else { c })
+        .collect();
+    if body.len() > EXCERPT_LIMIT {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_reachable_from_the_table_or_a_status() {
+        // A Kind no rule produces would be a variant that never appears.
+        let from_rules: Vec<Kind> = RULES.iter().map(|r| r.kind).collect();
+        for kind in [
+            Kind::InvalidApiKey,
+            Kind::RateLimited,
+            Kind::QuotaExhausted,
+            Kind::PolicyExpired,
+            Kind::PolicyConditionFailed,
+            Kind::SignatureMismatch,
+            Kind::InvalidAccessKeyId,
+            Kind::InvalidUploadForm,
+            Kind::EntityTooLarge,
+            Kind::EntityTooSmall,
+            Kind::FileAlreadyExists,
+            Kind::InvalidUrl,
+            Kind::DataInspection,
+            Kind::ContentRejected,
+            Kind::InvalidParameter,
+            Kind::AccessDenied,
+            Kind::Arrearage,
+            Kind::ModelNotFound,
+            Kind::RequestTooLarge,
+            Kind::ServerError,
+        ] {
+            assert!(from_rules.contains(&kind), "{kind:?} has no rule");
+        }
+    }
+
+    #[test]
+    fn oss_xml_rejects_other_documents() {
+        assert!(parse_oss_xml(b"<html><body>502</body></html>").is_none());
+        assert!(parse_oss_xml(b"<Error><Code>X</Code>").is_none());
+        assert!(parse_oss_xml(b"").is_none());
+        let f =
+            parse_oss_xml(b"<Error><Code>A&amp;B</Code><Message><![CDATA[m<]]></Message></Error>");
+        let f = f.expect("well-formed error");
+        assert_eq!(f.code.as_deref(), Some("A&B"));
+        assert_eq!(f.message, "m<");
+    }
+
+    #[test]
+    fn excerpt_is_bounded_and_printable() {
+        let body = vec![b'\n'; 10 * 1024 * 1024];
+        let e = excerpt(&body);
+        assert!(e.chars().count() <= EXCERPT_LIMIT + 1);
+        assert!(!e.contains('\n'));
+    }
+}
