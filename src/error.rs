@@ -730,6 +730,10 @@ fn excerpt(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[path = "error_tests.rs"]
+mod table_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,493 @@
+//! One canned response per row of the error tables in `shared/reference/protocol.md` (and the
+//! temporary-storage documentation), each checked to land on its intended variant, and all of
+//! them snapshotted as Display + Debug.
+
+use super::*;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+const KEY: &str = "sk-unit-test-key-0123456789";
+
+struct Row {
+    service: Service,
+    status: u16,
+    body: String,
+    headers: &'static [(&'static str, &'static str)],
+    variant: &'static str,
+}
+
+fn native(status: u16, code: &str, message: &str, variant: &'static str) -> Row {
+    Row {
+        service: Service::Native,
+        status,
+        body: serde_json::json!({"code": code, "message": message, "request_id": "7574ee8f-38a3-4b1e-9280-11c33ab46e51"})
+            .to_string(),
+        headers: &[],
+        variant,
+    }
+}
+
+fn compat(status: u16, code: &str, kind: &str, message: &str, variant: &'static str) -> Row {
+    Row {
+        service: Service::Compatible,
+        status,
+        body: serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": code}, "request_id": "0ba3d2b8-6f7e-9a1c-b2d4-5e6f7a8b9c0d"})
+            .to_string(),
+        headers: &[],
+        variant,
+    }
+}
+
+fn oss(status: u16, code: &str, message: &str, variant: &'static str) -> Row {
+    Row {
+        service: Service::Oss,
+        status,
+        body: format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code>{code}</Code>\n  <Message>{}</Message>\n  <RequestId>63F1D24A1B2C3D4E5F607182</RequestId>\n  <HostId>dashscope-file-mgr.oss-cn-beijing.aliyuncs.com</HostId>\n  <EC>0006-00000213</EC>\n</Error>\n",
+            message
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('"', "&quot;")
+        ),
+        headers: &[
+            ("x-oss-request-id", "63F1D24A1B2C3D4E5F607182"),
+            ("x-oss-ec", "0006-00000213"),
+        ],
+        variant,
+    }
+}
+
+fn run(rows: Vec<Row>) -> String {
+    let key = Secret::new(KEY);
+    let mut out = String::new();
+    for row in rows {
+        let mut headers = HeaderMap::new();
+        for (n, v) in row.headers {
+            headers.insert(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        let err = from_response(
+            row.service,
+            row.status,
+            &headers,
+            row.body.as_bytes(),
+            false,
+            Some(&key),
+        );
+        let debug = format!("{err:?}");
+        assert!(
+            debug.starts_with(&format!("{}(", row.variant)),
+            "HTTP {} {} became {debug}",
+            row.status,
+            row.body
+        );
+        assert_eq!(err.status(), Some(row.status));
+        assert!(err.request_id().is_some(), "no request id: {debug}");
+        out.push_str(&format!(
+            "== HTTP {} {:?} -> {} (retryable: {})\nDisplay: {err}\nDebug: {err:#?}\n\n",
+            row.status,
+            err.code(),
+            row.variant,
+            err.is_retryable()
+        ));
+    }
+    assert!(!out.contains(KEY));
+    out
+}
+
+#[test]
+fn native_error_table() {
+    let rows = vec![
+        native(
+            400,
+            "InvalidParameter",
+            "Required parameter(s) missing or invalid, please check the request parameters.",
+            "InvalidParameter",
+        ),
+        native(
+            400,
+            "InvalidParameter.DataInspection",
+            "The media format is not supported or incorrect for the data inspection.",
+            "DataInspection",
+        ),
+        native(
+            400,
+            "DataInspectionFailed",
+            "Input or output data may contain inappropriate content.",
+            "ContentRejected",
+        ),
+        native(
+            400,
+            "Arrearage",
+            "Access denied, please make sure your account is in good standing.",
+            "Arrearage",
+        ),
+        native(
+            401,
+            "InvalidApiKey",
+            "Invalid API-key provided.",
+            "InvalidApiKey",
+        ),
+        native(
+            401,
+            "InvalidApiKey",
+            "No API-key provided.",
+            "InvalidApiKey",
+        ),
+        native(403, "AccessDenied", "Access denied.", "AccessDenied"),
+        native(
+            403,
+            "AccessDenied.Unpurchased",
+            "Access to model denied. Please make sure you are eligible for using the model.",
+            "AccessDenied",
+        ),
+        native(404, "ModelNotFound", "Model not exist.", "ModelNotFound"),
+        native(
+            413,
+            "BadRequest.TooLarge",
+            "Payload Too Large",
+            "RequestTooLarge",
+        ),
+        native(
+            429,
+            "Throttling",
+            "Requests throttling triggered.",
+            "RateLimited",
+        ),
+        native(
+            429,
+            "Throttling.RateQuota",
+            "Requests rate limit exceeded, please try again later.",
+            "RateLimited",
+        ),
+        native(
+            429,
+            "Throttling.AllocationQuota",
+            "Allocated quota exceeded, please increase your quota limit.",
+            "QuotaExhausted",
+        ),
+        native(
+            500,
+            "InternalError",
+            "An internal error has occured, please try again later.",
+            "ServerError",
+        ),
+        native(
+            500,
+            "InternalError.Algo",
+            "An internal error has occured during execution.",
+            "ServerError",
+        ),
+        native(
+            400,
+            "InvalidParameter",
+            "The provided URL does not appear to be valid. Ensure it is correctly formatted.",
+            "InvalidUrl",
+        ),
+        native(
+            418,
+            "SomethingNew",
+            "A code this crate does not know.",
+            "Api",
+        ),
+    ];
+    insta::assert_snapshot!(run(rows));
+}
+
+#[test]
+fn compatible_error_table() {
+    let rows = vec![
+        compat(
+            400,
+            "invalid_parameter_error",
+            "invalid_request_error",
+            "InternalError.Algo.InvalidParameter: The provided URL does not appear to be valid. Ensure it is correctly formatted.",
+            "InvalidUrl",
+        ),
+        compat(
+            400,
+            "invalid_parameter_error",
+            "invalid_request_error",
+            "The media format is not supported or incorrect for the data inspection.",
+            "DataInspection",
+        ),
+        compat(
+            400,
+            "invalid_parameter_error",
+            "invalid_request_error",
+            "Range of input length should be [1, 30720]",
+            "InvalidParameter",
+        ),
+        compat(
+            400,
+            "data_inspection_failed",
+            "data_inspection_failed",
+            "Input or output data may contain inappropriate content.",
+            "ContentRejected",
+        ),
+        compat(
+            401,
+            "invalid_api_key",
+            "invalid_request_error",
+            "Incorrect API key provided. ",
+            "InvalidApiKey",
+        ),
+        compat(
+            404,
+            "model_not_found",
+            "invalid_request_error",
+            "The model `qwen-nope` does not exist or you do not have access to it.",
+            "ModelNotFound",
+        ),
+        compat(
+            429,
+            "limit_requests",
+            "limit_requests",
+            "You exceeded your current requests list.",
+            "RateLimited",
+        ),
+        compat(
+            429,
+            "insufficient_quota",
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+            "QuotaExhausted",
+        ),
+        compat(
+            500,
+            "internal_error",
+            "internal_error",
+            "An internal error has occured, please try again later.",
+            "ServerError",
+        ),
+    ];
+    insta::assert_snapshot!(run(rows));
+}
+
+#[test]
+fn oss_error_table() {
+    let rows = vec![
+        oss(
+            403,
+            "AccessDenied",
+            "Invalid according to Policy: Policy expired.",
+            "PolicyExpired",
+        ),
+        oss(
+            403,
+            "AccessDenied",
+            r#"Invalid according to Policy: Policy Condition failed: ["starts-with", "$key", "dashscope-instant/52af/2025-07-12/b744"]"#,
+            "PolicyConditionFailed",
+        ),
+        oss(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+            "SignatureMismatch",
+        ),
+        oss(
+            403,
+            "InvalidAccessKeyId",
+            "The OSS Access Key Id you provided does not exist in our records.",
+            "InvalidAccessKeyId",
+        ),
+        oss(
+            400,
+            "InvalidArgument",
+            "Formfield 'Signature' is required when 'OSSAccessKeyId' is given.",
+            "InvalidUploadForm",
+        ),
+        oss(
+            400,
+            "InvalidPolicyDocument",
+            "Invalid Policy: Invalid JSON: expected value at line 1 column 1",
+            "InvalidUploadForm",
+        ),
+        oss(
+            400,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size.",
+            "EntityTooLarge",
+        ),
+        oss(
+            400,
+            "EntityTooSmall",
+            "Your proposed upload smaller than the minimum allowed size.",
+            "EntityTooSmall",
+        ),
+        oss(
+            400,
+            "MalformedPOSTRequest",
+            "The body of your POST request is not well-formed multipart/form-data.",
+            "InvalidUploadForm",
+        ),
+        oss(
+            400,
+            "RequestIsNotMultiPartContent",
+            "Bucket POST must be of the enclosure-type multipart/form-data.",
+            "InvalidUploadForm",
+        ),
+        oss(
+            400,
+            "IncorrectNumberOfFilesInPOSTRequest",
+            "POST requires exactly one file upload per request.",
+            "InvalidUploadForm",
+        ),
+        oss(
+            400,
+            "InvalidArgument",
+            "The bucket POST must contain the specified 'key'. If it is specified, please check the order of the fields.",
+            "InvalidUploadForm",
+        ),
+        oss(
+            400,
+            "InvalidObjectName",
+            "The specified object is not valid.",
+            "InvalidUploadForm",
+        ),
+        oss(
+            409,
+            "FileAlreadyExists",
+            "The object you specified already exists and can not be overwritten.",
+            "FileAlreadyExists",
+        ),
+    ];
+    insta::assert_snapshot!(run(rows));
+}
+
+fn parse(
+    service: Service,
+    status: u16,
+    body: &[u8],
+    truncated: bool,
+    headers: &[(&'static str, &'static str)],
+) -> Error {
+    let mut map = HeaderMap::new();
+    for (n, v) in headers {
+        map.insert(HeaderName::from_static(n), HeaderValue::from_static(v));
+    }
+    from_response(
+        service,
+        status,
+        &map,
+        body,
+        truncated,
+        Some(&Secret::new(KEY)),
+    )
+}
+
+#[test]
+fn unparsable_bodies() {
+    let big = vec![b'x'; ERROR_BODY_LIMIT];
+    let cases: Vec<(&str, Error)> = vec![
+        (
+            "proxy HTML",
+            parse(
+                Service::Native,
+                502,
+                b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+                false,
+                &[("x-request-id", "gw-1")],
+            ),
+        ),
+        (
+            "truncated JSON",
+            parse(
+                Service::Compatible,
+                500,
+                br#"{"error":{"message":"Internal err"#,
+                false,
+                &[],
+            ),
+        ),
+        ("empty body", parse(Service::Native, 503, b"", false, &[])),
+        (
+            "JSON that is not an error",
+            parse(Service::Native, 400, b"[1,2,3]", false, &[]),
+        ),
+        (
+            "JSON object without code or message",
+            parse(Service::Native, 400, br#"{"status":"bad"}"#, false, &[]),
+        ),
+        (
+            "XML that is not an OSS error",
+            parse(Service::Oss, 400, b"<Html>no</Html>", false, &[]),
+        ),
+        (
+            "JSON where OSS XML was expected",
+            parse(Service::Oss, 403, br#"{"code":"AccessDenied"}"#, false, &[]),
+        ),
+        (
+            "body over the limit",
+            parse(Service::Native, 500, &big, true, &[]),
+        ),
+        (
+            "key echoed in an HTML page",
+            parse(
+                Service::Native,
+                401,
+                format!("<h1>bad key {KEY}</h1>").as_bytes(),
+                false,
+                &[],
+            ),
+        ),
+    ];
+    let mut out = String::new();
+    for (name, err) in cases {
+        assert!(matches!(err, Error::Decode(_)), "{name}: {err:?}");
+        assert!(err.status().is_some(), "{name}: no status");
+        let debug = format!("{err:?}");
+        assert!(!debug.contains(KEY), "{name}: key leaked");
+        assert!(
+            debug.len() < 2048,
+            "{name}: excerpt not bounded ({} bytes)",
+            debug.len()
+        );
+        out.push_str(&format!(
+            "== {name} (retryable: {})\n{err}\n\n",
+            err.is_retryable()
+        ));
+    }
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn echoed_key_is_scrubbed_from_messages() {
+    let body = serde_json::json!({"code": "InvalidApiKey", "message": format!("Invalid API-key provided: {KEY}")}).to_string();
+    let err = parse(Service::Native, 401, body.as_bytes(), false, &[]);
+    assert!(matches!(err, Error::InvalidApiKey(_)));
+    assert_eq!(err.message(), "Invalid API-key provided: [REDACTED]");
+}
+
+#[test]
+fn retry_after_and_header_request_id() {
+    let body = br#"{"code":"Throttling.RateQuota","message":"Requests rate limit exceeded, please try again later."}"#;
+    let err = parse(
+        Service::Native,
+        429,
+        body,
+        false,
+        &[("retry-after", "7"), ("x-request-id", "hdr-42")],
+    );
+    assert!(err.is_rate_limited() && err.is_retryable());
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+    assert_eq!(err.request_id(), Some("hdr-42"));
+    // A quota is not cured by waiting.
+    let body = br#"{"code":"Throttling.AllocationQuota","message":"Allocated quota exceeded."}"#;
+    let err = parse(Service::Native, 429, body, false, &[]);
+    assert!(matches!(err, Error::QuotaExhausted(_)) && !err.is_retryable());
+    // Unknown codes fall back on the status.
+    let body = br#"{"code":"Throttling.Something","message":"slow down"}"#;
+    assert!(parse(Service::Native, 429, body, false, &[]).is_rate_limited());
+    let body = br#"{"code":"Gateway.Oops","message":"bad gateway"}"#;
+    assert!(matches!(
+        parse(Service::Native, 502, body, false, &[]),
+        Error::ServerError(_)
+    ));
+    // The compatible shape may carry `id` instead of `request_id`; either format is read anywhere.
+    let body = br#"{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","param":null,"code":"invalid_api_key"},"id":"chatcmpl-1"}"#;
+    let err = parse(Service::Native, 401, body, false, &[]);
+    assert_eq!(err.request_id(), Some("chatcmpl-1"));
+    assert_eq!(
+        err.api_error().and_then(ApiError::error_type),
+        Some("invalid_request_error")
+    );
+}

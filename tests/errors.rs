@@ -1,0 +1,138 @@
+//! Error responses through the whole client (the generated call, the hooks, the mapping), for
+//! both JSON APIs, including bodies that cannot be parsed.
+
+mod support;
+
+use dashscope_oss::Error;
+use dashscope_oss::api::types;
+use support::{Canned, Server, TEST_KEY, client};
+
+fn chat_request() -> types::ChatCompletionRequest {
+    serde_json::from_str(r#"{"model":"qwen-vl-plus","messages":[{"role":"user","content":"hi"}]}"#)
+        .expect("request")
+}
+
+async fn policy_error(response: Canned) -> Error {
+    let server = Server::start(response).await;
+    client(&server.url)
+        .upload_policy("qwen-vl-plus")
+        .await
+        .expect_err("error response")
+}
+
+async fn chat_error(response: Canned) -> Error {
+    let server = Server::start(response).await;
+    client(&server.url)
+        .chat_completion(&chat_request())
+        .await
+        .expect_err("error response")
+}
+
+#[tokio::test]
+async fn native_throttling_carries_retry_after_and_request_id() {
+    let err = policy_error(
+        Canned::json(429, r#"{"code":"Throttling.RateQuota","message":"Requests rate limit exceeded, please try again later.","request_id":"rq-1"}"#)
+            .header("retry-after", "2"),
+    )
+    .await;
+    assert!(matches!(err, Error::RateLimited(_)), "{err:?}");
+    assert_eq!(err.status(), Some(429));
+    assert_eq!(err.code(), Some("Throttling.RateQuota"));
+    assert_eq!(err.request_id(), Some("rq-1"));
+    assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(2)));
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn missing_key_answer_is_invalid_api_key() {
+    let err = policy_error(Canned::json(
+        401,
+        r#"{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"rq-2"}"#,
+    ))
+    .await;
+    assert!(matches!(err, Error::InvalidApiKey(_)), "{err:?}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn compatible_invalid_url_hints_at_the_header() {
+    let err = chat_error(Canned::json(400, r#"{"error":{"message":"InternalError.Algo.InvalidParameter: The provided URL does not appear to be valid. Ensure it is correctly formatted.","type":"invalid_request_error","param":null,"code":"invalid_parameter_error"},"request_id":"rq-3"}"#)).await;
+    assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
+    assert!(err.to_string().contains("X-DashScope-OssResourceResolve"));
+    assert_eq!(err.request_id(), Some("rq-3"));
+}
+
+#[tokio::test]
+async fn proxy_html_is_a_decode_error_with_status() {
+    let err = chat_error(Canned::raw(
+        502,
+        "text/html",
+        "<html><body><h1>502 Bad Gateway</h1></body></html>",
+    ))
+    .await;
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    assert_eq!(err.status(), Some(502));
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("502 Bad Gateway"));
+}
+
+#[tokio::test]
+async fn truncated_and_empty_bodies() {
+    let err = policy_error(Canned::json(500, r#"{"code":"InternalEr"#)).await;
+    assert!(
+        matches!(err, Error::Decode(_)) && err.status() == Some(500),
+        "{err:?}"
+    );
+    let err = policy_error(Canned::json(503, "")).await;
+    assert!(
+        matches!(err, Error::Decode(_)) && err.status() == Some(503),
+        "{err:?}"
+    );
+    // A success whose body is cut short.
+    let err = policy_error(Canned::json(200, r#"{"request_id":"x","data":{"policy":"#)).await;
+    assert!(
+        matches!(err, Error::Decode(_)) && err.status() == Some(200),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn ten_mib_error_body_is_cut_not_buffered() {
+    let body = vec![b'<'; 10 * 1024 * 1024];
+    let err = chat_error(Canned::raw(500, "text/plain", body)).await;
+    let Error::Decode(decode) = &err else {
+        panic!("expected Decode, got {err:?}");
+    };
+    assert_eq!(decode.status(), Some(500));
+    assert!(
+        decode.reason().contains("larger than"),
+        "{}",
+        decode.reason()
+    );
+    assert!(decode.excerpt().len() <= 600);
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_retryable_transport_error() {
+    // Bind then drop a listener: the port is (almost certainly) closed.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let err = client(&url)
+        .upload_policy("qwen-vl-plus")
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(err.status().is_none());
+}
+
+#[tokio::test]
+async fn echoed_key_never_reaches_the_error() {
+    let body =
+        format!(r#"{{"code":"InvalidApiKey","message":"Invalid API-key provided: {TEST_KEY}"}}"#);
+    let err = policy_error(Canned::json(401, &body)).await;
+    let shown = format!("{err} {err:?} {}", err.message());
+    assert!(!shown.contains(TEST_KEY), "{shown}");
+    assert!(shown.contains("[REDACTED]"));
+}
