@@ -9,10 +9,16 @@
     irrefutable_let_patterns
 )]
 pub mod api;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod client;
 pub mod config;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 pub mod error;
 mod secret;
+#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
+mod timefmt;
 
 pub use client::Client;
 pub use config::{Config, Region};

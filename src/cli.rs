@@ -1,0 +1,153 @@
+//! The `dashscope` command-line tool (feature `cli`).
+//!
+//! Exit codes: 0 success, 2 usage error, 70 an internal failure (the emulator could not start).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::emulator::{Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, Storage};
+
+/// Exit code for a command line that cannot be understood.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a failure of the tool itself (e.g. a port that cannot be bound).
+pub const EXIT_SOFTWARE: u8 = 70;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dashscope",
+    version,
+    about = "DashScope temporary storage and multimodal calls, from the command line"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the offline DashScope + OSS emulator until SIGINT/SIGTERM. Prints
+    /// `DASHSCOPE_BASE_URL=http://127.0.0.1:PORT` as its first line.
+    Emulator(EmulatorArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct EmulatorArgs {
+    /// Address of the API host.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Address of the OSS host.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    oss_listen: SocketAddr,
+    /// An account and its keys, `NAME=KEY[,KEY…]`; repeatable. Without any, one account
+    /// `default` with the key `sk-emulator-default`.
+    #[arg(long = "account", value_name = "NAME=KEY[,KEY…]", value_parser = parse_account)]
+    accounts: Vec<Account>,
+    /// Keep uploaded objects in this directory (default: a temporary directory, removed on exit).
+    #[arg(long, conflicts_with = "memory")]
+    data_dir: Option<PathBuf>,
+    /// Keep uploaded objects in memory.
+    #[arg(long)]
+    memory: bool,
+    /// Lifetime of upload credentials, in seconds.
+    #[arg(long, default_value_t = 300)]
+    policy_lifetime: u64,
+}
+
+fn parse_account(s: &str) -> Result<Account, String> {
+    let (name, keys) = s.split_once('=').ok_or("expected NAME=KEY[,KEY…]")?;
+    let keys: Vec<String> = keys
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if name.trim().is_empty() || keys.is_empty() {
+        return Err("expected NAME=KEY[,KEY…] with a name and at least one key".to_owned());
+    }
+    Ok(Account {
+        name: name.trim().to_owned(),
+        keys,
+        status: AccountStatus::Active,
+    })
+}
+
+/// Runs the tool with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dashscope: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_SOFTWARE);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Emulator(args) => run_emulator(args).await,
+        }
+    })
+}
+
+async fn run_emulator(args: EmulatorArgs) -> ExitCode {
+    let mut config = EmulatorConfig {
+        api_addr: args.listen,
+        oss_addr: args.oss_listen,
+        policy_lifetime: std::time::Duration::from_secs(args.policy_lifetime),
+        ..EmulatorConfig::default()
+    };
+    if !args.accounts.is_empty() {
+        config.accounts = args.accounts;
+    }
+    if args.memory {
+        config.storage = Storage::Memory;
+    } else if let Some(dir) = args.data_dir {
+        config.storage = Storage::Dir(dir);
+    }
+    let default_key = config
+        .accounts
+        .iter()
+        .any(|a| a.keys.iter().any(|k| k == DEFAULT_API_KEY));
+    let emulator = match Emulator::start(config).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("dashscope emulator: {e}");
+            return ExitCode::from(EXIT_SOFTWARE);
+        }
+    };
+    // The first stdout line is for scripts: `eval "$(dashscope emulator | head -n1)"`.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "DASHSCOPE_BASE_URL={}", emulator.base_url());
+    let _ = out.flush();
+    drop(out);
+    eprintln!(
+        "DashScope emulator: API {} , OSS {}",
+        emulator.base_url(),
+        emulator.oss_url()
+    );
+    if default_key {
+        eprintln!("  API key of the default account: {DEFAULT_API_KEY}");
+    }
+    eprintln!(
+        "  stats: GET {}/emulator/v1/stats; stop with Ctrl-C",
+        emulator.base_url()
+    );
+    emulator.run_until_signalled().await;
+    ExitCode::SUCCESS
+}

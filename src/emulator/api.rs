@@ -1,0 +1,849 @@
+//! The API host: upload credentials, the two model endpoints, and the emulator's controls.
+//!
+//! Requests are judged from raw JSON (`serde_json::Value`), never through the client's types, so
+//! a bug in the client's serializers cannot hide behind the same bug here.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::media::{self, sniff};
+use super::oss::sign_policy;
+use super::state::{Credential, FaultKind, State, bump, lock};
+use super::{AccountStatus, MediaKind};
+
+/// Model-call bodies larger than this answer 413 `BadRequest.TooLarge`.
+const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+
+/// Text that makes the emulator answer 400 `DataInspectionFailed`, so that the content-rejected
+/// path can be tested.
+pub const REJECTED_TEXT: &str = "EMULATOR-REJECT-CONTENT";
+
+const INVALID_URL: &str =
+    "The provided URL does not appear to be valid. Ensure it is correctly formatted.";
+const DATA_INSPECTION: &str =
+    "The media format is not supported or incorrect for the data inspection.";
+const INVALID_PARAMETER: &str =
+    "Required parameter(s) missing or invalid, please check the request parameters.";
+const RATE_LIMITED: &str = "Requests rate limit exceeded, please try again later.";
+
+pub(crate) fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/api/v1/uploads", get(get_policy))
+        .route("/compatible-mode/v1/chat/completions", post(compatible))
+        .route(
+            "/api/v1/services/aigc/multimodal-generation/generation",
+            post(native),
+        )
+        .route("/emulator/v1/stats", get(stats))
+        .route("/emulator/v1/clock", post(clock))
+        .route("/emulator/v1/faults", post(faults))
+        .fallback(not_found)
+        // Bodies are bounded by MAX_REQUEST_BYTES below, with the documented 413.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Which error format an endpoint answers in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Native,
+    Compatible,
+}
+
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+fn error(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        code,
+        message: message.into(),
+    }
+}
+
+impl ApiError {
+    fn render(self, api: Api, request_id: &str) -> Response {
+        let body = match api {
+            Api::Native => {
+                json!({"code": self.code, "message": self.message, "request_id": request_id})
+            }
+            Api::Compatible => {
+                let (code, kind) = compatible_code(self.code);
+                json!({
+                    "error": {"message": self.message, "type": kind, "param": null, "code": code},
+                    "request_id": request_id
+                })
+            }
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The compatible mode's (code, type) for a native code. Our reading of the compatible-mode
+/// documentation; the invalid-URL form is the documented one.
+fn compatible_code(native: &str) -> (&'static str, &'static str) {
+    match native {
+        "InvalidApiKey" => ("invalid_api_key", "invalid_request_error"),
+        "InvalidParameter" | "InvalidParameter.DataInspection" => {
+            ("invalid_parameter_error", "invalid_request_error")
+        }
+        "DataInspectionFailed" => ("data_inspection_failed", "data_inspection_failed"),
+        "ModelNotFound" => ("model_not_found", "invalid_request_error"),
+        "Throttling" | "Throttling.RateQuota" => ("limit_requests", "limit_requests"),
+        "Throttling.AllocationQuota" => ("insufficient_quota", "insufficient_quota"),
+        "Arrearage" => ("Arrearage", "Arrearage"),
+        "AccessDenied" | "AccessDenied.Unpurchased" => ("access_denied", "invalid_request_error"),
+        "BadRequest.TooLarge" => ("request_too_large", "invalid_request_error"),
+        _ => ("internal_error", "internal_error"),
+    }
+}
+
+async fn not_found(AxState(state): AxState<Arc<State>>) -> Response {
+    error(
+        404,
+        "NotFound",
+        "The requested path is not served by the DashScope emulator.",
+    )
+    .render(Api::Native, &state.request_id())
+}
+
+/// The account of the request's bearer key.
+fn authenticate(state: &State, headers: &HeaderMap) -> Result<usize, ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let Some(given) = given else {
+        return Err(error(401, "InvalidApiKey", "No API-key provided."));
+    };
+    let key = match given.split_once(' ') {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => key.trim(),
+        _ => given,
+    };
+    let account = state
+        .account_of_key(key)
+        .ok_or_else(|| error(401, "InvalidApiKey", "Invalid API-key provided."))?;
+    match state.config.accounts.get(account).map(|a| a.status) {
+        Some(AccountStatus::InArrears) => Err(error(
+            400,
+            "Arrearage",
+            "Access denied, please make sure your account is in good standing.",
+        )),
+        Some(AccountStatus::Denied) => Err(error(403, "AccessDenied", "Access denied.")),
+        _ => Ok(account),
+    }
+}
+
+async fn get_policy(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    state.faults.delay().await;
+    let request_id = state.request_id();
+    match issue_policy(&state, &headers, &query, &request_id) {
+        Ok(body) => {
+            bump(&state.counters.policy_requests);
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Err(e) => e.render(Api::Native, &request_id),
+    }
+}
+
+fn issue_policy(
+    state: &State,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    request_id: &str,
+) -> Result<Value, ApiError> {
+    let account = authenticate(state, headers)?;
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    if param("action") != Some("getPolicy") {
+        return Err(error(400, "InvalidParameter", INVALID_PARAMETER));
+    }
+    let model = param("model").ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?;
+    let spec = state
+        .config
+        .models
+        .get(model)
+        .ok_or_else(|| error(404, "ModelNotFound", "Model not exist."))?;
+    if spec.restricted {
+        return Err(unpurchased());
+    }
+    if state.faults.take(FaultKind::PolicyError) {
+        return Err(error(
+            500,
+            "InternalError",
+            "An internal error has occured, please try again later.",
+        ));
+    }
+    if state.faults.take(FaultKind::PolicyThrottle) || !state.admit_policy_request(account, model) {
+        bump(&state.counters.policy_throttled);
+        return Err(error(429, "Throttling.RateQuota", RATE_LIMITED));
+    }
+    let now = state.clock.now();
+    let date = crate::timefmt::format_date(now);
+    if !state.capacity_left(account, &date) {
+        return Err(error(
+            429,
+            "Throttling.AllocationQuota",
+            "The daily upload capacity of the temporary storage is used up.",
+        ));
+    }
+    let upload_dir = format!(
+        "dashscope-instant/{}/{}/{}",
+        state.account_hash(account),
+        date,
+        request_id
+    );
+    let lifetime = state.policy_lifetime();
+    let max_bytes = spec.max_file_size_mb.saturating_mul(1024 * 1024);
+    let (policy, signature) = sign_policy(state, &upload_dir, max_bytes, now + lifetime);
+    lock(&state.credentials).insert(
+        upload_dir.clone(),
+        Credential {
+            account,
+            model: model.to_owned(),
+        },
+    );
+    Ok(json!({
+        "data": {
+            "policy": policy,
+            "signature": signature,
+            "upload_dir": upload_dir,
+            "upload_host": state.oss_url,
+            "expire_in_seconds": lifetime.as_secs(),
+            "max_file_size_mb": spec.max_file_size_mb,
+            "capacity_limit_mb": state.config.capacity_limit_mb,
+            "oss_access_key_id": state.access_key_id,
+            "x_oss_object_acl": "private",
+            "x_oss_forbid_overwrite": "true"
+        },
+        "request_id": request_id
+    }))
+}
+
+fn unpurchased() -> ApiError {
+    error(
+        403,
+        "AccessDenied.Unpurchased",
+        "Access to model denied. Please make sure you are eligible for using the model.",
+    )
+}
+
+async fn compatible(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    model_call(&state, Api::Compatible, &headers, &body).await
+}
+
+async fn native(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    model_call(&state, Api::Native, &headers, &body).await
+}
+
+/// A medium named in a request.
+struct MediaRef {
+    url: String,
+}
+
+/// What a request asked about, once every medium is resolved.
+struct Received {
+    model: String,
+    texts: Vec<String>,
+    media: Vec<Described>,
+}
+
+struct Described {
+    summary: String,
+    kind: MediaKind,
+    tokens: u64,
+}
+
+async fn model_call(state: &State, api: Api, headers: &HeaderMap, body: &[u8]) -> Response {
+    state.faults.delay().await;
+    bump(&state.counters.chat_requests);
+    let resolve = headers
+        .get("x-dashscope-ossresourceresolve")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("enable"));
+    if resolve {
+        bump(&state.counters.chat_requests_with_resolve_header);
+    }
+    let request_id = state.request_id();
+    let outcome = judge(state, api, headers, body, resolve);
+    let (received, request) = match outcome {
+        Ok(ok) => ok,
+        Err(e) => return e.render(api, &request_id),
+    };
+    let answer = describe(&received);
+    let input_tokens = received
+        .texts
+        .iter()
+        .map(|t| media::text_tokens(t))
+        .sum::<u64>()
+        + received.media.iter().map(|m| m.tokens).sum::<u64>();
+    let usage = Usage {
+        text_in: received.texts.iter().map(|t| media::text_tokens(t)).sum(),
+        input: input_tokens,
+        output: media::text_tokens(&answer),
+        image: kind_tokens(&received, MediaKind::Image),
+        audio: kind_tokens(&received, MediaKind::Audio),
+        video: kind_tokens(&received, MediaKind::Video),
+    };
+    let stream_error = |state: &State| state.faults.take(FaultKind::StreamError);
+    match api {
+        Api::Compatible if request.get("stream").and_then(Value::as_bool) == Some(true) => {
+            let include_usage = request
+                .pointer("/stream_options/include_usage")
+                .and_then(Value::as_bool)
+                == Some(true);
+            let fail = stream_error(state);
+            sse(compatible_stream(
+                &received.model,
+                &request_id,
+                &answer,
+                &usage,
+                include_usage,
+                fail,
+            ))
+        }
+        Api::Compatible => (
+            StatusCode::OK,
+            axum::Json(compatible_body(
+                &received.model,
+                &request_id,
+                &answer,
+                &usage,
+            )),
+        )
+            .into_response(),
+        Api::Native if wants_sse(headers) => {
+            let incremental = request
+                .pointer("/parameters/incremental_output")
+                .and_then(Value::as_bool)
+                == Some(true);
+            let fail = stream_error(state);
+            sse(native_stream(
+                &request_id,
+                &answer,
+                &usage,
+                incremental,
+                fail,
+            ))
+        }
+        Api::Native => (
+            StatusCode::OK,
+            axum::Json(native_body(
+                &request_id,
+                &answer,
+                &usage,
+                "stop",
+                Some(&answer),
+            )),
+        )
+            .into_response(),
+    }
+}
+
+fn wants_sse(headers: &HeaderMap) -> bool {
+    let header_is = |name: &str, want: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains(want))
+    };
+    header_is("x-dashscope-sse", "enable") || header_is("accept", "text/event-stream")
+}
+
+fn kind_tokens(received: &Received, kind: MediaKind) -> u64 {
+    received
+        .media
+        .iter()
+        .filter(|m| m.kind == kind)
+        .map(|m| m.tokens)
+        .sum()
+}
+
+/// Checks a model call the way the service does, in order: size, key, fault, JSON, model,
+/// content, every medium.
+fn judge(
+    state: &State,
+    api: Api,
+    headers: &HeaderMap,
+    body: &[u8],
+    resolve: bool,
+) -> Result<(Received, Value), ApiError> {
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(error(413, "BadRequest.TooLarge", "Payload Too Large"));
+    }
+    let account = authenticate(state, headers)?;
+    if state.faults.take(FaultKind::ChatError) {
+        return Err(error(
+            500,
+            "InternalError.Algo",
+            "An internal error has occured during execution, please try again later.",
+        ));
+    }
+    if state.faults.take(FaultKind::ChatThrottle) {
+        return Err(error(429, "Throttling", RATE_LIMITED));
+    }
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|_| error(400, "InvalidParameter", INVALID_PARAMETER))?;
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?
+        .to_owned();
+    let spec = state
+        .config
+        .models
+        .get(&model)
+        .ok_or_else(|| error(404, "ModelNotFound", "Model not exist."))?;
+    if spec.restricted {
+        return Err(unpurchased());
+    }
+    let messages = match api {
+        Api::Compatible => request.get("messages"),
+        Api::Native => request.pointer("/input/messages"),
+    }
+    .and_then(Value::as_array)
+    .filter(|m| !m.is_empty())
+    .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?;
+
+    let mut texts = Vec::new();
+    let mut refs = Vec::new();
+    for message in messages {
+        collect(api, message.get("content"), &mut texts, &mut refs)?;
+    }
+    if texts.iter().any(|t| t.contains(REJECTED_TEXT)) {
+        return Err(error(
+            400,
+            "DataInspectionFailed",
+            "Input or output data may contain inappropriate content.",
+        ));
+    }
+    let mut media = Vec::new();
+    for r in refs {
+        media.push(resolve_medium(
+            state,
+            account,
+            &model,
+            &spec.accepts,
+            &r,
+            resolve,
+        )?);
+    }
+    Ok((
+        Received {
+            model,
+            texts,
+            media,
+        },
+        request,
+    ))
+}
+
+/// Gathers the texts and media of one message's content.
+fn collect(
+    api: Api,
+    content: Option<&Value>,
+    texts: &mut Vec<String>,
+    refs: &mut Vec<MediaRef>,
+) -> Result<(), ApiError> {
+    let bad = || error(400, "InvalidParameter", INVALID_PARAMETER);
+    let items = match content {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(s)) => {
+            texts.push(s.clone());
+            return Ok(());
+        }
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(bad()),
+    };
+    let mut push_url = |v: Option<&Value>| -> Result<(), ApiError> {
+        match v {
+            Some(Value::String(url)) => refs.push(MediaRef { url: url.clone() }),
+            Some(Value::Array(frames)) if !frames.is_empty() => {
+                for frame in frames {
+                    let url = frame.as_str().ok_or_else(bad)?;
+                    refs.push(MediaRef {
+                        url: url.to_owned(),
+                    });
+                }
+            }
+            _ => return Err(bad()),
+        }
+        Ok(())
+    };
+    for item in items {
+        match api {
+            Api::Compatible => match item.get("type").and_then(Value::as_str) {
+                Some("text") => texts.push(
+                    item.get("text")
+                        .and_then(Value::as_str)
+                        .ok_or_else(bad)?
+                        .to_owned(),
+                ),
+                Some("image_url") => push_url(item.pointer("/image_url/url"))?,
+                Some("input_audio") => push_url(item.pointer("/input_audio/data"))?,
+                Some("video") => push_url(item.get("video"))?,
+                Some("video_url") => push_url(item.pointer("/video_url/url"))?,
+                _ => return Err(bad()),
+            },
+            Api::Native => {
+                let object = item.as_object().ok_or_else(bad)?;
+                if let Some(text) = object.get("text") {
+                    texts.push(text.as_str().ok_or_else(bad)?.to_owned());
+                } else if let Some(v) = object
+                    .get("image")
+                    .or_else(|| object.get("audio"))
+                    .or_else(|| object.get("video"))
+                {
+                    push_url(Some(v))?;
+                } else {
+                    return Err(bad());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn resolve_medium(
+    state: &State,
+    account: usize,
+    model: &str,
+    accepts: &[MediaKind],
+    r: &MediaRef,
+    resolve: bool,
+) -> Result<Described, ApiError> {
+    let invalid_url = || error(400, "InvalidParameter", INVALID_URL);
+    let inspection = || error(400, "InvalidParameter.DataInspection", DATA_INSPECTION);
+    let accepted = |kind: MediaKind| accepts.contains(&kind);
+    if let Some(key) = r.url.strip_prefix("oss://") {
+        if !resolve {
+            return Err(invalid_url());
+        }
+        let objects = lock(&state.objects);
+        let object = objects.get(key).ok_or_else(invalid_url)?;
+        let age = state
+            .clock
+            .now()
+            .duration_since(object.uploaded_at)
+            .unwrap_or(Duration::ZERO);
+        if age >= state.config.object_lifetime || object.model != model || object.account != account
+        {
+            return Err(invalid_url());
+        }
+        let (kind, mime) = object
+            .kind
+            .filter(|(k, _)| accepted(*k))
+            .ok_or_else(inspection)?;
+        return Ok(Described {
+            summary: format!(
+                "{mime}, {} bytes, sha256 {}…, {}",
+                object.size,
+                &object.sha256[..12],
+                r.url
+            ),
+            kind,
+            tokens: media::tokens(kind, &object.head, object.size),
+        });
+    }
+    if let Some(rest) = r.url.strip_prefix("data:") {
+        let (meta, payload) = rest.split_once(',').ok_or_else(invalid_url)?;
+        if !meta.ends_with(";base64") {
+            return Err(invalid_url());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(payload.trim())
+            .map_err(|_| invalid_url())?;
+        let (kind, mime) = sniff(&bytes)
+            .filter(|(k, _)| accepted(*k))
+            .ok_or_else(inspection)?;
+        return Ok(Described {
+            summary: format!("{mime}, {} bytes, data URI", bytes.len()),
+            kind,
+            tokens: media::tokens(kind, &bytes, bytes.len() as u64),
+        });
+    }
+    if r.url.starts_with("https://") || r.url.starts_with("http://") {
+        // The emulator has no internet: it names the URL and assumes the model's first medium.
+        let kind = accepts.first().copied().ok_or_else(inspection)?;
+        return Ok(Described {
+            summary: format!("{} (not fetched: the emulator is offline)", r.url),
+            kind,
+            tokens: 256,
+        });
+    }
+    Err(invalid_url())
+}
+
+/// The emulator's answer: what it received, stated plainly. It is not a model.
+fn describe(received: &Received) -> String {
+    let mut answer = format!(
+        "[DashScope emulator, no model ran] {} received",
+        received.model
+    );
+    if received.media.is_empty() {
+        answer.push_str(" no media");
+    } else {
+        let n = received.media.len();
+        answer.push_str(&format!(
+            " {n} {}: ",
+            if n == 1 { "medium" } else { "media" }
+        ));
+        let list: Vec<&str> = received.media.iter().map(|m| m.summary.as_str()).collect();
+        answer.push_str(&list.join("; "));
+    }
+    let prompt = received.texts.join(" ");
+    if !prompt.is_empty() {
+        let shown: String = prompt.chars().take(200).collect();
+        answer.push_str(&format!(". Prompt: {shown:?}"));
+    }
+    answer.push('.');
+    answer
+}
+
+struct Usage {
+    text_in: u64,
+    input: u64,
+    output: u64,
+    image: u64,
+    audio: u64,
+    video: u64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn compatible_usage(u: &Usage) -> Value {
+    json!({
+        "prompt_tokens": u.input,
+        "completion_tokens": u.output,
+        "total_tokens": u.input + u.output,
+        "prompt_tokens_details": {"cached_tokens": 0, "text_tokens": u.text_in, "image_tokens": u.image, "audio_tokens": u.audio, "video_tokens": u.video}
+    })
+}
+
+fn compatible_body(model: &str, request_id: &str, answer: &str, usage: &Usage) -> Value {
+    json!({
+        "id": format!("chatcmpl-{request_id}"),
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": model,
+        "system_fingerprint": null,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop", "logprobs": null}],
+        "usage": compatible_usage(usage)
+    })
+}
+
+fn native_usage(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input,
+        "output_tokens": u.output,
+        "total_tokens": u.input + u.output,
+        "image_tokens": u.image,
+        "input_tokens_details": {"text_tokens": u.text_in, "image_tokens": u.image, "audio_tokens": u.audio, "video_tokens": u.video},
+        "output_tokens_details": {"text_tokens": u.output}
+    })
+}
+
+fn native_body(
+    request_id: &str,
+    _answer: &str,
+    usage: &Usage,
+    finish: &str,
+    text: Option<&str>,
+) -> Value {
+    let content = match text {
+        Some(t) => json!([{"text": t}]),
+        None => json!([]),
+    };
+    json!({
+        "output": {"choices": [{"finish_reason": finish, "message": {"role": "assistant", "content": content}}]},
+        "usage": native_usage(usage),
+        "request_id": request_id
+    })
+}
+
+/// The answer cut into a few pieces at word boundaries, as a model would stream it.
+fn pieces(answer: &str) -> Vec<String> {
+    let words: Vec<&str> = answer.split_inclusive(' ').collect();
+    let per = words.len().div_ceil(4).max(1);
+    words.chunks(per).map(|c| c.concat()).collect()
+}
+
+fn compatible_stream(
+    model: &str,
+    request_id: &str,
+    answer: &str,
+    usage: &Usage,
+    include_usage: bool,
+    fail: bool,
+) -> String {
+    let id = format!("chatcmpl-{request_id}");
+    let created = unix_now();
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let mut out = String::new();
+    let mut push = |v: Value| out.push_str(&format!("data: {v}\n\n"));
+    push(chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    ));
+    for (i, piece) in pieces(answer).into_iter().enumerate() {
+        if fail && i == 1 {
+            let (code, kind) = compatible_code("InternalError.Algo");
+            push(
+                json!({"error": {"message": "An internal error has occured during execution, please try again later.", "type": kind, "param": null, "code": code}, "request_id": request_id}),
+            );
+            return out;
+        }
+        push(chunk(json!({"content": piece}), Value::Null));
+    }
+    push(chunk(json!({}), json!("stop")));
+    if include_usage {
+        push(
+            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": [], "usage": compatible_usage(usage)}),
+        );
+    }
+    out.push_str("data: [DONE]\n\n");
+    out
+}
+
+fn native_stream(
+    request_id: &str,
+    answer: &str,
+    usage: &Usage,
+    incremental: bool,
+    fail: bool,
+) -> String {
+    let mut out = String::new();
+    let mut so_far = String::new();
+    let parts = pieces(answer);
+    let last = parts.len().saturating_sub(1);
+    for (i, piece) in parts.iter().enumerate() {
+        let n = i + 1;
+        if fail && i == 1 {
+            let data = json!({"code": "InternalError.Algo", "message": "An internal error has occured during execution, please try again later.", "request_id": request_id});
+            out.push_str(&format!(
+                "id:{n}\nevent:error\n:HTTP_STATUS/500\ndata:{data}\n\n"
+            ));
+            return out;
+        }
+        so_far.push_str(piece);
+        let text = if incremental {
+            piece.as_str()
+        } else {
+            so_far.as_str()
+        };
+        let finish = if i == last { "stop" } else { "null" };
+        let data = native_body(request_id, answer, usage, finish, Some(text));
+        out.push_str(&format!(
+            "id:{n}\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n"
+        ));
+    }
+    out
+}
+
+fn sse(body: String) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream;charset=UTF-8"),
+    );
+    response
+}
+
+async fn stats(AxState(state): AxState<Arc<State>>) -> Response {
+    axum::Json(state.stats()).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ClockRequest {
+    advance_seconds: f64,
+}
+
+async fn clock(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<ClockRequest>(&body) {
+        Ok(req) if req.advance_seconds.is_finite() && req.advance_seconds >= 0.0 => {
+            state
+                .clock
+                .advance(Duration::from_secs_f64(req.advance_seconds));
+            axum::Json(json!({"now": crate::timefmt::format_iso8601(state.clock.now())}))
+                .into_response()
+        }
+        _ => control_error("expected {\"advance_seconds\": <non-negative number>}"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    kind: Option<String>,
+    count: Option<u32>,
+    delay_ms: Option<u64>,
+    policy_lifetime_seconds: Option<u64>,
+}
+
+async fn faults(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<FaultRequest>(&body) else {
+        return control_error(
+            "expected {\"kind\", \"count\"} and/or {\"delay_ms\"} and/or {\"policy_lifetime_seconds\"}",
+        );
+    };
+    if let Some(name) = &req.kind {
+        let Some(kind) = FaultKind::ALL.into_iter().find(|k| k.name() == name) else {
+            let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+            return control_error(&format!(
+                "unknown fault kind; expected one of {}",
+                names.join(", ")
+            ));
+        };
+        state.faults.inject(kind, req.count.unwrap_or(1));
+    }
+    if let Some(ms) = req.delay_ms {
+        state.faults.set_delay(Duration::from_millis(ms));
+    }
+    if let Some(secs) = req.policy_lifetime_seconds {
+        state.set_policy_lifetime(Duration::from_secs(secs));
+    }
+    axum::Json(json!({"ok": true})).into_response()
+}
+
+fn control_error(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"code": "InvalidParameter", "message": message})),
+    )
+        .into_response()
+}

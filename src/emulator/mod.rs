@@ -1,0 +1,325 @@
+//! An offline emulator of DashScope and its temporary OSS storage, for tests, benchmarks and the
+//! quickstart (feature `emulator`).
+//!
+//! Two real HTTP servers on 127.0.0.1: the API host (upload credentials, chat completions,
+//! multimodal generation, and the emulator's own control endpoints under `/emulator/v1/`) and the
+//! OSS host that the credentials point to. It behaves like the documented service
+//! (`shared/reference/protocol.md`), judging requests with its own parsing, never with the
+//! client's types.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use dashscope_oss::emulator::{Emulator, EmulatorConfig, DEFAULT_API_KEY};
+//!
+//! let emulator = Emulator::start(EmulatorConfig::default()).await?;
+//! let client = dashscope_oss::Client::new(
+//!     dashscope_oss::Config::new().api_key(DEFAULT_API_KEY).base_url(emulator.base_url()),
+//! )?;
+//! let policy = client.upload_policy("qwen-vl-plus").await?;
+//! emulator.advance_clock(std::time::Duration::from_secs(600)); // the policy has now expired
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod media;
+mod oss;
+mod server;
+mod state;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use api::REJECTED_TEXT;
+pub use state::{FaultKind, Stats};
+
+use state::State;
+
+/// The API key of the default account, so that the quickstart needs no set-up.
+pub const DEFAULT_API_KEY: &str = "sk-emulator-default";
+
+/// The name of the default account.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// A kind of media a model reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MediaKind {
+    /// PNG, JPEG, GIF, WebP, BMP, TIFF.
+    Image,
+    /// WAV, MP3, FLAC, OGG, AAC/M4A.
+    Audio,
+    /// MP4/MOV, WebM/MKV, AVI.
+    Video,
+}
+
+/// What the emulator knows of a model.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// The largest file a credential for this model admits, in MiB (`max_file_size_mb`).
+    pub max_file_size_mb: u64,
+    /// The media the model reads; anything else fails data inspection.
+    pub accepts: Vec<MediaKind>,
+    /// Whether calls answer 403 `AccessDenied.Unpurchased` (the account may not use it).
+    pub restricted: bool,
+}
+
+/// The standing of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccountStatus {
+    /// Everything works.
+    #[default]
+    Active,
+    /// Every call answers 400 `Arrearage`.
+    InArrears,
+    /// Every call answers 403 `AccessDenied`.
+    Denied,
+}
+
+/// An account and its API keys. Files uploaded with one key resolve for every key of the account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// A name, used for the account hash in `upload_dir`.
+    pub name: String,
+    /// The API keys.
+    pub keys: Vec<String>,
+    /// The account's standing.
+    pub status: AccountStatus,
+}
+
+/// Where uploaded objects are kept.
+#[derive(Debug, Clone, Default)]
+pub enum Storage {
+    /// Files in a temporary directory, removed when the emulator stops (the default).
+    #[default]
+    TempDir,
+    /// Files in this directory (kept when the emulator stops).
+    Dir(PathBuf),
+    /// In memory (every object held whole: only for small files).
+    Memory,
+}
+
+/// How the emulator is set up.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// The accounts; by default one, [`DEFAULT_ACCOUNT`], with the key [`DEFAULT_API_KEY`].
+    pub accounts: Vec<Account>,
+    /// The models and their limits.
+    pub models: BTreeMap<String, ModelSpec>,
+    /// How long a credential is valid: its `expire_in_seconds` and its policy's `expiration`.
+    pub policy_lifetime: Duration,
+    /// How long an uploaded object resolves (48 h).
+    pub object_lifetime: Duration,
+    /// The smallest file a policy admits, in bytes (the lower bound of its
+    /// `content-length-range`; 0 as in the policies the real service issues).
+    pub min_file_size: u64,
+    /// The daily upload capacity per account, in MiB (`capacity_limit_mb`).
+    pub capacity_limit_mb: u64,
+    /// Credential requests allowed per second per account and model.
+    pub policy_qps: u32,
+    /// Where objects are kept.
+    pub storage: Storage,
+    /// The API host's address (port 0: any free port).
+    pub api_addr: SocketAddr,
+    /// The OSS host's address (port 0: any free port).
+    pub oss_addr: SocketAddr,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        use MediaKind::{Audio, Image, Video};
+        let spec = |mb, accepts: &[MediaKind]| ModelSpec {
+            max_file_size_mb: mb,
+            accepts: accepts.to_vec(),
+            restricted: false,
+        };
+        let vl = |mb| spec(mb, &[Image, Video]);
+        let all = |mb| spec(mb, &[Image, Audio, Video]);
+        let audio = |mb| spec(mb, &[Audio]);
+        let models = [
+            ("qwen-vl-plus", vl(1024)),
+            ("qwen-vl-max", vl(1024)),
+            ("qwen2.5-vl-72b-instruct", vl(1024)),
+            ("qwen-vl-ocr", vl(10)),
+            ("qwen-omni-turbo", all(1024)),
+            ("qwen3-omni-flash", all(1024)),
+            ("qwen-audio-turbo", audio(100)),
+            ("qwen2-audio-instruct", audio(100)),
+        ]
+        .into_iter()
+        .map(|(name, spec)| (name.to_owned(), spec))
+        .collect();
+        Self {
+            accounts: vec![Account {
+                name: DEFAULT_ACCOUNT.to_owned(),
+                keys: vec![DEFAULT_API_KEY.to_owned()],
+                status: AccountStatus::Active,
+            }],
+            models,
+            policy_lifetime: Duration::from_secs(300),
+            object_lifetime: Duration::from_secs(48 * 3600),
+            min_file_size: 0,
+            capacity_limit_mb: 999_999_999,
+            policy_qps: 100,
+            storage: Storage::TempDir,
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            oss_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Adds an account with its keys (replacing one of the same name).
+    pub fn account(mut self, name: impl Into<String>, keys: &[&str]) -> Self {
+        let name = name.into();
+        self.accounts.retain(|a| a.name != name);
+        self.accounts.push(Account {
+            name,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            status: AccountStatus::Active,
+        });
+        self
+    }
+
+    /// Adds or replaces a model.
+    pub fn model(mut self, name: impl Into<String>, spec: ModelSpec) -> Self {
+        self.models.insert(name.into(), spec);
+        self
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The storage directory could not be created.
+    #[error("cannot create the storage directory {path}: {source}")]
+    Storage {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is inconsistent (an API key in two accounts, no account, ...).
+    #[error("invalid emulator configuration: {0}")]
+    Config(String),
+}
+
+/// A running emulator. It stops when dropped or [shut down](Emulator::shutdown).
+pub struct Emulator {
+    state: Arc<State>,
+    base_url: String,
+    oss_url: String,
+    servers: Vec<server::Running>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("base_url", &self.base_url)
+            .field("oss_url", &self.oss_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Starts both hosts on their addresses (free ports on 127.0.0.1 by default).
+    pub async fn start(config: EmulatorConfig) -> Result<Self, StartError> {
+        let api_listener = bind(config.api_addr).await?;
+        let oss_listener = bind(config.oss_addr).await?;
+        let oss_url = format!("http://{}", local_addr(&oss_listener, config.oss_addr));
+        let base_url = format!("http://{}", local_addr(&api_listener, config.api_addr));
+        let state = Arc::new(State::new(config, oss_url.clone())?);
+        let servers = vec![
+            server::serve(api_listener, api::router(state.clone())),
+            server::serve(oss_listener, oss::router(state.clone())),
+        ];
+        Ok(Self {
+            state,
+            base_url,
+            oss_url,
+            servers,
+        })
+    }
+
+    /// The API host, e.g. `http://127.0.0.1:41234`: use it as the client's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The OSS host that credentials name as `upload_host`.
+    pub fn oss_url(&self) -> &str {
+        &self.oss_url
+    }
+
+    /// Moves the emulator's clock forward (policy expiry, the 48 h object lifetime) without
+    /// sleeping.
+    pub fn advance_clock(&self, by: Duration) {
+        self.state.clock.advance(by);
+    }
+
+    /// The counters of what it has seen.
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+
+    /// Makes the next `count` requests of a kind fail (see [`FaultKind`]).
+    pub fn inject(&self, kind: FaultKind, count: u32) {
+        self.state.faults.inject(kind, count);
+    }
+
+    /// Delays every response of the API and OSS hosts by this much (zero to stop).
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.faults.set_delay(delay);
+    }
+
+    /// Changes the lifetime of credentials issued from now on.
+    pub fn set_policy_lifetime(&self, lifetime: Duration) {
+        self.state.set_policy_lifetime(lifetime);
+    }
+
+    /// The sha256 (hex) and size of a stored object, by key; `None` if there is none.
+    pub fn object(&self, key: &str) -> Option<(String, u64)> {
+        self.state.object_digest(key)
+    }
+
+    /// The bytes of a stored object, by key (tests compare them with what was sent).
+    pub fn object_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        self.state.object_bytes(key)
+    }
+
+    /// Stops both hosts and waits for their tasks; stored objects in a temporary directory are
+    /// removed.
+    pub async fn shutdown(mut self) {
+        for server in self.servers.drain(..) {
+            server.stop().await;
+        }
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down. For the `dashscope emulator` process.
+    pub async fn run_until_signalled(self) {
+        server::wait_for_signal().await;
+        self.shutdown().await;
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local_addr(listener: &tokio::net::TcpListener, fallback: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(fallback)
+}
