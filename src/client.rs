@@ -292,9 +292,13 @@ fn build_http_client(config: &Config) -> Result<reqwest::Client> {
         .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
 }
 
-/// reqwest is built with `rustls-no-provider` (see Cargo.toml); rustls then needs a process-wide
-/// crypto provider. An application that installed its own keeps it.
-pub(crate) fn install_crypto_provider() {
+/// Installs rustls's `ring` crypto provider for the process, unless one is installed already.
+///
+/// This crate builds reqwest with `rustls-no-provider` (the `ring` backend compiles much faster
+/// than the default `aws-lc-rs`); [`Client::new`] calls this by itself. Call it before building
+/// a `reqwest::Client` of your own (for [`Config::http_client`]) if nothing else in your
+/// program enables reqwest's default TLS: without a provider, reqwest panics when building it.
+pub fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -210,6 +210,7 @@ impl Config {
 
     /// Use this `reqwest::Client` (proxies, certificates, connection pool of your own). The
     /// timeouts and user agent of this `Config` are then not applied; the API key still is.
+    /// Call [`install_crypto_provider`](crate::install_crypto_provider) before building it.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self

@@ -20,7 +20,7 @@ mod secret;
 #[cfg_attr(not(feature = "emulator"), allow(dead_code))]
 mod timefmt;
 
-pub use client::Client;
+pub use client::{Client, install_crypto_provider};
 pub use config::{Config, Region};
 pub use error::{ApiError, DecodeError, Error, Result, Service};
 pub use secret::Secret;

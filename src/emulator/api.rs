@@ -81,8 +81,15 @@ impl ApiError {
             }
             Api::Compatible => {
                 let (code, kind) = compatible_code(self.code);
+                // The documented compatible-mode form of the invalid-URL error carries the
+                // algorithm's code as a prefix.
+                let message = if self.message == INVALID_URL {
+                    format!("InternalError.Algo.InvalidParameter: {INVALID_URL}")
+                } else {
+                    self.message
+                };
                 json!({
-                    "error": {"message": self.message, "type": kind, "param": null, "code": code},
+                    "error": {"message": message, "type": kind, "param": null, "code": code},
                     "request_id": request_id
                 })
             }
@@ -93,7 +100,7 @@ impl ApiError {
 
 /// The compatible mode's (code, type) for a native code. Our reading of the compatible-mode
 /// documentation; the invalid-URL form is the documented one.
-fn compatible_code(native: &str) -> (&'static str, &'static str) {
+fn compatible_code(native: &'static str) -> (&'static str, &'static str) {
     match native {
         "InvalidApiKey" => ("invalid_api_key", "invalid_request_error"),
         "InvalidParameter" | "InvalidParameter.DataInspection" => {
@@ -104,8 +111,10 @@ fn compatible_code(native: &str) -> (&'static str, &'static str) {
         "Throttling" | "Throttling.RateQuota" => ("limit_requests", "limit_requests"),
         "Throttling.AllocationQuota" => ("insufficient_quota", "insufficient_quota"),
         "Arrearage" => ("Arrearage", "Arrearage"),
-        "AccessDenied" | "AccessDenied.Unpurchased" => ("access_denied", "invalid_request_error"),
-        "BadRequest.TooLarge" => ("request_too_large", "invalid_request_error"),
+        // No lower-case form is documented for these: the native code travels in the envelope.
+        "AccessDenied" | "AccessDenied.Unpurchased" | "BadRequest.TooLarge" => {
+            (native, "invalid_request_error")
+        }
         _ => ("internal_error", "internal_error"),
     }
 }

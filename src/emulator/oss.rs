@@ -326,6 +326,8 @@ async fn receive(
             std::future::pending::<()>().await;
         }
     }
+    // multer hands out one field at a time: the file part must be released first.
+    drop(file);
     // OSS ignores fields after the file, but not a second file.
     while let Some(field) = multipart
         .next_field()
