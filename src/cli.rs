@@ -9,7 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::emulator::{Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, Storage};
+use crate::emulator::{
+    Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, MediaKind, ModelSpec,
+    Storage,
+};
 
 /// Exit code for a command line that cannot be understood.
 pub const EXIT_USAGE: u8 = 2;
@@ -52,6 +55,10 @@ struct EmulatorArgs {
     /// Keep uploaded objects in memory.
     #[arg(long)]
     memory: bool,
+    /// A model and the largest file it accepts, `NAME=MAX_MB`; repeatable. Added models read
+    /// images, audio and video; a known model keeps the media it reads.
+    #[arg(long = "model", value_name = "NAME=MAX_MB", value_parser = parse_model)]
+    models: Vec<(String, u64)>,
     /// Lifetime of upload credentials, in seconds.
     #[arg(long, default_value_t = 300)]
     policy_lifetime: u64,
@@ -73,6 +80,18 @@ fn parse_account(s: &str) -> Result<Account, String> {
         keys,
         status: AccountStatus::Active,
     })
+}
+
+fn parse_model(s: &str) -> Result<(String, u64), String> {
+    let (name, mb) = s.split_once('=').ok_or("expected NAME=MAX_MB")?;
+    let mb = mb
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| "MAX_MB must be a whole number of MiB".to_owned())?;
+    if name.trim().is_empty() || mb == 0 {
+        return Err("expected NAME=MAX_MB with a name and a positive size".to_owned());
+    }
+    Ok((name.trim().to_owned(), mb))
 }
 
 /// Runs the tool with the process's arguments.
@@ -114,6 +133,20 @@ async fn run_emulator(args: EmulatorArgs) -> ExitCode {
     };
     if !args.accounts.is_empty() {
         config.accounts = args.accounts;
+    }
+    for (name, max_file_size_mb) in args.models {
+        let accepts = config.models.get(&name).map_or_else(
+            || vec![MediaKind::Image, MediaKind::Audio, MediaKind::Video],
+            |m| m.accepts.clone(),
+        );
+        config.models.insert(
+            name,
+            ModelSpec {
+                max_file_size_mb,
+                accepts,
+                restricted: false,
+            },
+        );
     }
     if args.memory {
         config.storage = Storage::Memory;

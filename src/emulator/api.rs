@@ -578,7 +578,7 @@ fn resolve_medium(
                 r.url
             ),
             kind,
-            tokens: media::tokens(kind, &object.head, object.size),
+            tokens: object.tokens,
         });
     }
     if let Some(rest) = r.url.strip_prefix("data:") {

@@ -167,6 +167,43 @@ async fn post_object(
     }
 }
 
+/// Hands multer one chunk per poll. multer reads its input until it would block, so on a fast
+/// connection and a slower disk it would buffer a whole upload in memory; yielding after each
+/// chunk lets the file writer drain multer's buffer first, which keeps memory flat.
+struct OneChunkPerPoll<S> {
+    inner: S,
+    just_yielded: bool,
+}
+
+impl<S> OneChunkPerPoll<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            just_yielded: false,
+        }
+    }
+}
+
+impl<S: futures_util::Stream + Unpin> futures_util::Stream for OneChunkPerPoll<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.just_yielded {
+            self.just_yielded = false;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        let next = std::pin::Pin::new(&mut self.inner).poll_next(cx);
+        if let std::task::Poll::Ready(Some(_)) = &next {
+            self.just_yielded = true;
+        }
+        next
+    }
+}
+
 /// A file being received: where it goes, and what has been seen of it.
 struct Incoming {
     path: Option<std::path::PathBuf>,
@@ -276,7 +313,8 @@ async fn receive(
         return Err(not_multipart());
     }
     let boundary = multer::parse_boundary(content_type).map_err(|_| OssError::malformed())?;
-    let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
+    let mut multipart =
+        multer::Multipart::new(OneChunkPerPoll::new(body.into_data_stream()), boundary);
 
     // Fields before `file`, by lower-cased name; the first of a name wins.
     let mut fields: HashMap<String, String> = HashMap::new();
@@ -353,6 +391,8 @@ async fn receive(
     let (body, head, size, sha256) = incoming.finish().await?;
     let now = state.clock.now();
     let kind = media::sniff(&head);
+    let tokens = kind.map_or(0, |(k, _)| media::tokens(k, &head, size));
+    drop(head);
     {
         let mut objects = lock(&state.objects);
         if let Some(existing) = objects.get(&form.key) {
@@ -378,8 +418,8 @@ async fn receive(
                 sha256: sha256.clone(),
                 uploaded_at: now,
                 body,
-                head,
                 kind,
+                tokens,
             },
         );
         if let Some(previous) = previous {

@@ -63,7 +63,10 @@ pub(crate) fn serve(listener: TcpListener, router: Router) -> Running {
                         router.clone().layer(axum::Extension(switch.clone())),
                     );
                     connections.spawn(async move {
+                        // A 64 KiB read buffer (hyper's default grows to ~400 KiB) bounds what each
+                        // of hundreds of concurrent uploads holds in memory.
                         let conn = hyper::server::conn::http1::Builder::new()
+                            .max_buf_size(64 * 1024)
                             .serve_connection(TokioIo::new(stream), service);
                         tokio::select! {
                             _ = conn => {}

@@ -169,9 +169,10 @@ pub(crate) struct Object {
     pub sha256: String,
     pub uploaded_at: SystemTime,
     pub body: Body,
-    /// The first bytes, for sniffing the media type.
-    pub head: Vec<u8>,
+    /// The media type sniffed from the first bytes, and the tokens a model would count for it
+    /// (computed at upload so that only a few bytes per object stay in memory).
     pub kind: Option<(MediaKind, &'static str)>,
+    pub tokens: u64,
 }
 
 pub(crate) struct State {
