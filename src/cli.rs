@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::emulator::{
-    Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, MediaKind, ModelSpec,
-    Storage,
+    Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind, MediaKind,
+    ModelSpec, Storage,
 };
 
 /// Exit code for a command line that cannot be understood.
@@ -59,6 +59,14 @@ struct EmulatorArgs {
     /// images, audio and video; a known model keeps the media it reads.
     #[arg(long = "model", value_name = "NAME=MAX_MB", value_parser = parse_model)]
     models: Vec<(String, u64)>,
+    /// A fault to inject from the start, `KIND=N` (the next N requests of the kind fail);
+    /// repeatable. Kinds: policy_error, policy_throttle, upload_error, upload_drop, chat_error,
+    /// chat_throttle, stream_error. `POST /emulator/v1/faults` changes them while running.
+    #[arg(long = "fault", value_name = "KIND=N", value_parser = parse_fault)]
+    faults: Vec<(FaultKind, u32)>,
+    /// Delay every answer by this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
     /// Lifetime of upload credentials, in seconds.
     #[arg(long, default_value_t = 300)]
     policy_lifetime: u64,
@@ -92,6 +100,22 @@ fn parse_model(s: &str) -> Result<(String, u64), String> {
         return Err("expected NAME=MAX_MB with a name and a positive size".to_owned());
     }
     Ok((name.trim().to_owned(), mb))
+}
+
+fn parse_fault(s: &str) -> Result<(FaultKind, u32), String> {
+    let (kind, n) = s.split_once('=').unwrap_or((s, "1"));
+    let kind = FaultKind::ALL
+        .into_iter()
+        .find(|k| k.name() == kind.trim())
+        .ok_or_else(|| {
+            let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown fault kind; expected one of {}", names.join(", "))
+        })?;
+    let n = n
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| "N must be a whole number".to_owned())?;
+    Ok((kind, n))
 }
 
 /// Runs the tool with the process's arguments.
@@ -164,6 +188,10 @@ async fn run_emulator(args: EmulatorArgs) -> ExitCode {
             return ExitCode::from(EXIT_SOFTWARE);
         }
     };
+    for (kind, count) in args.faults {
+        emulator.inject(kind, count);
+    }
+    emulator.set_delay(std::time::Duration::from_millis(args.delay_ms));
     // The first stdout line is for scripts: `eval "$(dashscope emulator | head -n1)"`.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "DASHSCOPE_BASE_URL={}", emulator.base_url());

@@ -27,7 +27,13 @@ fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
 #[tokio::test]
 async fn prints_its_base_url_first_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dashscope"))
-        .args(["emulator", "--account", "team=sk-team-1,sk-team-2"])
+        .args([
+            "emulator",
+            "--account",
+            "team=sk-team-1,sk-team-2",
+            "--fault",
+            "policy_throttle=1",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -60,6 +66,8 @@ async fn prints_its_base_url_first_and_stops_on_sigterm() {
         .bearer_auth(key)
         .send()
     };
+    // The fault given at start is spent on the first credential request.
+    assert_eq!(policy("sk-team-2").await.expect("answer").status(), 429);
     assert_eq!(policy("sk-team-2").await.expect("answer").status(), 200);
     // --account replaces the default account.
     assert_eq!(
@@ -82,7 +90,7 @@ fn bad_flags_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=KEY"));
     let out = Command::new(env!("CARGO_BIN_EXE_dashscope"))
-        .args(["emulator", "--listen", "10.0.0.1:99999"])
+        .args(["emulator", "--fault", "no_such_fault=1"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
