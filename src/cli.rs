@@ -60,7 +60,7 @@ struct EmulatorArgs {
     #[arg(long = "model", value_name = "NAME=MAX_MB", value_parser = parse_model)]
     models: Vec<(String, u64)>,
     /// A fault to inject from the start, `KIND=N` (the next N requests of the kind fail);
-    /// repeatable. Kinds: policy_error, policy_throttle, upload_error, upload_drop, chat_error,
+    /// repeatable. Kinds: policy_error, policy_throttle, upload_error, upload_drop, upload_lose_answer, chat_error,
     /// chat_throttle, stream_error. `POST /emulator/v1/faults` changes them while running.
     #[arg(long = "fault", value_name = "KIND=N", value_parser = parse_fault)]
     faults: Vec<(FaultKind, u32)>,

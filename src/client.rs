@@ -34,6 +34,7 @@ pub struct Inner {
 #[derive(Clone, Debug)]
 pub struct Client {
     api: Arc<api::Client>,
+    pub(crate) uploads: Arc<crate::upload::Uploads>,
 }
 
 impl Client {
@@ -58,8 +59,16 @@ impl Client {
             None => build_http_client(&config)?,
         };
         let inner = Inner { key, authorization };
+        let uploads = crate::upload::Uploads::new(crate::upload::UploadSettings {
+            retry: config.retry,
+            concurrency: config.upload_concurrency,
+            credential_rate: config.credential_rate,
+            credential_margin: config.credential_margin,
+            allow_insecure_http: config.allow_insecure_http,
+        });
         Ok(Self {
             api: Arc::new(api::Client::new_with_client(&base_url, http, inner)),
+            uploads: Arc::new(uploads),
         })
     }
 
@@ -77,6 +86,11 @@ impl Client {
     /// authenticated, but errors come back as progenitor's `Error<E>`, not as [`Error`].
     pub fn api(&self) -> &api::Client {
         &self.api
+    }
+
+    /// The HTTP client, shared with the upload path (which never sends the API key to OSS).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        self.api.client()
     }
 
     /// Gets an upload credential for `model` (`GET /api/v1/uploads?action=getPolicy`).

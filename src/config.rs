@@ -104,6 +104,10 @@ pub struct Config {
     pub(crate) user_agent: String,
     pub(crate) http_client: Option<reqwest::Client>,
     pub(crate) allow_insecure_http: bool,
+    pub(crate) retry: crate::RetryPolicy,
+    pub(crate) upload_concurrency: usize,
+    pub(crate) credential_rate: u32,
+    pub(crate) credential_margin: Duration,
 }
 
 impl Default for Config {
@@ -123,6 +127,10 @@ impl fmt::Debug for Config {
             .field("user_agent", &self.user_agent)
             .field("own_http_client", &self.http_client.is_some())
             .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("retry", &self.retry)
+            .field("upload_concurrency", &self.upload_concurrency)
+            .field("credential_rate", &self.credential_rate)
+            .field("credential_margin", &self.credential_margin)
             .finish()
     }
 }
@@ -141,6 +149,10 @@ impl Config {
             user_agent: concat!("dashscope-oss/", env!("CARGO_PKG_VERSION")).to_owned(),
             http_client: None,
             allow_insecure_http: false,
+            retry: crate::RetryPolicy::default(),
+            upload_concurrency: default_concurrency(),
+            credential_rate: 100,
+            credential_margin: Duration::from_secs(30),
         }
     }
 
@@ -225,6 +237,41 @@ impl Config {
     }
 }
 
+impl Config {
+    /// How failed requests (credentials, uploads) are retried. Default: 5 tries, exponential
+    /// backoff from 200 ms with jitter, `Retry-After` honoured.
+    pub fn retry(mut self, policy: crate::RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// How many files of a batch upload at once. Default: 4 per CPU, between 4 and 32 (uploads
+    /// wait on the network, not the CPU).
+    pub fn upload_concurrency(mut self, n: usize) -> Self {
+        self.upload_concurrency = n.max(1);
+        self
+    }
+
+    /// The most credential requests per second per model (the service allows 100 per account
+    /// and model). Default 100.
+    pub fn credential_rate(mut self, per_second: u32) -> Self {
+        self.credential_rate = per_second.max(1);
+        self
+    }
+
+    /// How long before its expiry a cached credential is replaced (at most a fifth of its
+    /// lifetime). Default 30 s: an upload started just before expiry still has time to finish.
+    pub fn credential_margin(mut self, margin: Duration) -> Self {
+        self.credential_margin = margin;
+        self
+    }
+}
+
+fn default_concurrency() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cpus * 4).clamp(4, 32)
+}
+
 /// Checks a base URL and cuts it back to the root that the spec's paths hang from.
 pub(crate) fn normalize_base_url(raw: &str, allow_insecure_http: bool) -> Result<String> {
     let trimmed = raw.trim();
@@ -273,7 +320,7 @@ pub(crate) fn normalize_base_url(raw: &str, allow_insecure_http: bool) -> Result
     Ok(root)
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

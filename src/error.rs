@@ -260,6 +260,35 @@ pub enum Error {
     /// A connect, read or total timeout elapsed.
     #[error("timed out: {0}")]
     Timeout(#[source] reqwest::Error),
+    /// A file is larger than the model's `max_file_size_mb`; nothing was sent.
+    #[error("{name} is {size} bytes, over the model's limit of {limit} bytes; nothing was sent")]
+    FileTooLarge {
+        /// The name it would have been uploaded under.
+        name: String,
+        /// The file, for a path source.
+        path: Option<PathBuf>,
+        /// Its size.
+        size: u64,
+        /// The credential's limit.
+        limit: u64,
+    },
+    /// An empty file. OSS would store it, but a model refuses it with
+    /// `InvalidParameter.DataInspection`, so it is refused before any request.
+    #[error(
+        "{name} is empty: a model would refuse it (InvalidParameter.DataInspection); nothing was sent"
+    )]
+    EmptyFile {
+        /// The name it would have been uploaded under.
+        name: String,
+        /// The file, for a path source.
+        path: Option<PathBuf>,
+    },
+    /// A path that is not a regular file (a directory, a FIFO, a device).
+    #[error("{}: not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// A local file could not be read.
     #[error("{}: {source}", path.as_ref().map_or("I/O error".into(), |p| p.display().to_string()))]
     Io {
@@ -303,7 +332,10 @@ impl Error {
             | InvalidRequest(_)
             | Transport(_)
             | Timeout(_)
-            | Io { .. } => None,
+            | Io { .. }
+            | FileTooLarge { .. }
+            | EmptyFile { .. }
+            | NotAFile { .. } => None,
         }
     }
 

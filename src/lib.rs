@@ -16,11 +16,14 @@ pub mod config;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
+mod retry;
 mod secret;
-#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
 mod timefmt;
+pub mod upload;
 
 pub use client::{Client, install_crypto_provider};
 pub use config::{Config, Region};
 pub use error::{ApiError, DecodeError, Error, Result, Service};
+pub use retry::RetryPolicy;
 pub use secret::Secret;
+pub use upload::{Progress, UploadSource, UploadedFile};

@@ -42,6 +42,9 @@ pub enum FaultKind {
     UploadError,
     /// The next OSS uploads lose their connection half-way through the body, with no answer.
     UploadDrop,
+    /// The next OSS uploads are stored, then their connection closes before the answer: the
+    /// object landed but the client cannot know.
+    UploadLoseAnswer,
     /// The next model calls answer 500.
     ChatError,
     /// The next model calls answer 429 `Throttling`.
@@ -58,6 +61,7 @@ impl FaultKind {
             FaultKind::PolicyThrottle => "policy_throttle",
             FaultKind::UploadError => "upload_error",
             FaultKind::UploadDrop => "upload_drop",
+            FaultKind::UploadLoseAnswer => "upload_lose_answer",
             FaultKind::ChatError => "chat_error",
             FaultKind::ChatThrottle => "chat_throttle",
             FaultKind::StreamError => "stream_error",
@@ -65,11 +69,12 @@ impl FaultKind {
     }
 
     /// Every kind.
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::PolicyError,
         FaultKind::PolicyThrottle,
         FaultKind::UploadError,
         FaultKind::UploadDrop,
+        FaultKind::UploadLoseAnswer,
         FaultKind::ChatError,
         FaultKind::ChatThrottle,
         FaultKind::StreamError,

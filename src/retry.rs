@@ -1,0 +1,148 @@
+//! How failed requests are tried again: bounded attempts, exponential backoff with full jitter,
+//! `Retry-After` honoured; and the client-side limit on credential requests.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (1 = never retry).
+    pub max_attempts: u32,
+    /// The backoff ceiling before the first retry; it doubles each time.
+    pub initial_backoff: Duration,
+    /// The largest backoff ceiling.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 tries, backoff ceilings 200 ms, 400 ms, 800 ms, 1.6 s (capped at 10 s).
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Never retry.
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// The wait before retry number `retry` (1-based): a random point below the doubled ceiling
+    /// ("full jitter", so that many clients throttled at once do not retry in step), but never
+    /// shorter than the server's `Retry-After`.
+    pub(crate) fn backoff(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self
+            .initial_backoff
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
+            .min(self.max_backoff);
+        let jittered = ceiling.mul_f64(jitter());
+        retry_after.map_or(jittered, |after| after.max(jittered))
+    }
+}
+
+/// A number in [0.5, 1): enough randomness to spread retries, kept away from zero so that a
+/// retry storm still backs off.
+fn jitter() -> f64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let seed = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    let mut z = seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    0.5 + (z >> 11) as f64 / (1u64 << 53) as f64 / 2.0
+}
+
+/// At most `per_second` credential requests in any one-second window, per model.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    per_second: u32,
+    windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(per_second: u32) -> Self {
+        Self {
+            per_second: per_second.max(1),
+            windows: Mutex::default(),
+        }
+    }
+
+    /// Waits until a request for `model` fits in the window, and takes the slot.
+    pub(crate) async fn acquire(&self, model: &str) {
+        loop {
+            let wait = {
+                let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+                let window = windows.entry(model.to_owned()).or_default();
+                let now = Instant::now();
+                while window
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+                {
+                    window.pop_front();
+                }
+                if window.len() < self.per_second as usize {
+                    window.push_back(now);
+                    return;
+                }
+                window.front().map_or(Duration::ZERO, |first| {
+                    Duration::from_secs(1).saturating_sub(now.duration_since(*first))
+                })
+            };
+            tokio::time::sleep(wait + Duration::from_millis(1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_honours_retry_after() {
+        let p = RetryPolicy::default();
+        for retry in 1..=10 {
+            let ceiling = Duration::from_millis(200 * (1 << (retry - 1))).min(p.max_backoff);
+            let b = p.backoff(retry, None);
+            assert!(
+                b >= ceiling / 2 && b < ceiling,
+                "retry {retry}: {b:?} vs {ceiling:?}"
+            );
+        }
+        assert_eq!(
+            p.backoff(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[tokio::test]
+    async fn limiter_spreads_requests_over_seconds() {
+        let limiter = RateLimiter::new(5);
+        let start = Instant::now();
+        for _ in 0..6 {
+            limiter.acquire("m").await;
+        }
+        // The sixth request at 5 per second waits for the first window to pass.
+        assert!(
+            start.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+        // Another model has its own window.
+        let t = Instant::now();
+        limiter.acquire("other").await;
+        assert!(t.elapsed() < Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,921 @@
+//! Uploading local files to DashScope's temporary storage and getting their `oss://` URLs.
+//!
+//! One upload is: a credential for the model (cached and shared until shortly before it
+//! expires), then a multipart form POST to the credential's `upload_host` with the fields in the
+//! documented order and `file` last. The body is streamed from the source with its length
+//! computed up front, so a file of any size travels in constant memory.
+//!
+//! # Retries, and an object that landed although its answer was lost
+//!
+//! Throttling (429), server errors (5xx), timeouts and broken connections are retried with
+//! backoff, an expired credential is replaced, and the form is rebuilt from the source each time.
+//! Every upload writes to a key no other upload of this client uses (see [`UploadSource`]); a
+//! retry after an ambiguous failure (the body may have been received) reuses the same key with
+//! the same credential. If OSS then answers 409 `FileAlreadyExists`, the earlier attempt did
+//! land: PostObject stores an object whole or not at all, and nobody else writes that key, so
+//! the upload is reported as done. If the credential had to be replaced in between, the retry
+//! goes to a new key and only the new object is reported. So a success is reported only for an
+//! object that OSS confirmed, and a failure only after the last attempt failed.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::AsyncReadExt;
+use tracing::Instrument;
+
+use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
+use crate::retry::{RateLimiter, RetryPolicy};
+use crate::{Client, Error, Result, Secret};
+
+/// How long an uploaded file stays readable by the model.
+pub const OBJECT_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+
+/// The chunk size of file reads.
+const CHUNK: usize = 256 * 1024;
+
+/// What to upload.
+pub struct UploadSource {
+    name: String,
+    kind: SourceKind,
+}
+
+enum SourceKind {
+    Path(PathBuf),
+    Bytes(Bytes),
+    Reader {
+        len: u64,
+        open: Arc<dyn Fn() -> ReaderFuture + Send + Sync>,
+    },
+}
+
+type BoxReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+type ReaderFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<BoxReader>> + Send>>;
+
+impl std::fmt::Debug for UploadSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            SourceKind::Path(p) => format!("path {}", p.display()),
+            SourceKind::Bytes(b) => format!("{} bytes in memory", b.len()),
+            SourceKind::Reader { len, .. } => format!("reader of {len} bytes"),
+        };
+        f.debug_struct("UploadSource")
+            .field("name", &self.name)
+            .field("kind", &kind)
+            .finish()
+    }
+}
+
+impl UploadSource {
+    /// A local file; its name becomes the object's name.
+    pub fn path(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self {
+            name,
+            kind: SourceKind::Path(path),
+        }
+    }
+
+    /// Bytes in memory, uploaded under `name` (keep the extension: models read the type from it).
+    pub fn bytes(name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
+        Self {
+            name: name.into(),
+            kind: SourceKind::Bytes(bytes.into()),
+        }
+    }
+
+    /// `len` bytes read from a reader that `open` makes; it is called again for each retry.
+    pub fn reader<F, Fut, R>(name: impl Into<String>, len: u64, open: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = std::io::Result<R>> + Send + 'static,
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    {
+        let open = Arc::new(move || -> ReaderFuture {
+            let fut = open();
+            Box::pin(async move { fut.await.map(|r| Box::new(r) as BoxReader) })
+        });
+        Self {
+            name: name.into(),
+            kind: SourceKind::Reader { len, open },
+        }
+    }
+
+    /// The name it is uploaded under (before it is made safe and unique).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn path_buf(&self) -> Option<PathBuf> {
+        match &self.kind {
+            SourceKind::Path(p) => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    /// Checks what can be checked before any request: the file exists, is a regular file,
+    /// can be opened. Returns the size.
+    async fn size(&self) -> Result<u64> {
+        match &self.kind {
+            SourceKind::Bytes(b) => Ok(b.len() as u64),
+            SourceKind::Reader { len, .. } => Ok(*len),
+            SourceKind::Path(path) => {
+                let io = |source| Error::Io {
+                    path: Some(path.clone()),
+                    source,
+                };
+                let meta = tokio::fs::metadata(path).await.map_err(io)?;
+                if !meta.is_file() {
+                    return Err(Error::NotAFile { path: path.clone() });
+                }
+                // Opening proves it is readable now, not only that it exists.
+                drop(tokio::fs::File::open(path).await.map_err(io)?);
+                Ok(meta.len())
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<BoxReader> {
+        match &self.kind {
+            SourceKind::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b.clone()))),
+            SourceKind::Path(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|source| Error::Io {
+                        path: Some(path.clone()),
+                        source,
+                    })?;
+                Ok(Box::new(file))
+            }
+            SourceKind::Reader { open, .. } => open()
+                .await
+                .map_err(|source| Error::Io { path: None, source }),
+        }
+    }
+}
+
+impl From<&Path> for UploadSource {
+    fn from(path: &Path) -> Self {
+        Self::path(path)
+    }
+}
+
+impl From<PathBuf> for UploadSource {
+    fn from(path: PathBuf) -> Self {
+        Self::path(path)
+    }
+}
+
+impl From<&str> for UploadSource {
+    /// A path.
+    fn from(path: &str) -> Self {
+        Self::path(path)
+    }
+}
+
+/// A file in the temporary storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UploadedFile {
+    /// `oss://` + key: what a model call takes.
+    pub url: String,
+    /// The object key, `upload_dir/<name>`.
+    pub key: String,
+    /// The model it was uploaded for; only that model can read it.
+    pub model: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When the upload was confirmed.
+    pub uploaded_at: SystemTime,
+    /// When it stops resolving: 48 hours after the upload.
+    pub expires_at: SystemTime,
+    /// OSS's request id of the upload that stored it.
+    pub request_id: Option<String>,
+    /// Form POSTs made (1 without retries).
+    pub attempts: u32,
+}
+
+/// Progress of a batch, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Which source, by its position in the batch.
+    pub index: usize,
+    /// Bytes of this file sent in the current attempt.
+    pub file_sent: u64,
+    /// The file's size.
+    pub file_size: u64,
+    /// Bytes sent for the whole batch (a retried file counts its current attempt only).
+    pub total_sent: u64,
+    /// The size of every file of the batch that has been checked so far.
+    pub total_size: u64,
+}
+
+/// Called from the upload tasks as bytes go out.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// A credential, ready for form POSTs.
+struct Credential {
+    policy: Secret,
+    signature: Secret,
+    access_key_id: Secret,
+    upload_dir: String,
+    upload_host: reqwest::Url,
+    acl: String,
+    forbid_overwrite: String,
+    max_file_size: u64,
+    usable_until: Instant,
+    /// Names already given out under `upload_dir`, so that no two uploads share a key.
+    names: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("upload_dir", &self.upload_dir)
+            .field("upload_host", &self.upload_host.as_str())
+            .field("max_file_size", &self.max_file_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credential {
+    fn usable(&self) -> bool {
+        Instant::now() < self.usable_until
+    }
+
+    /// A key under `upload_dir` for `name`, distinct from every key handed out before.
+    fn claim_key(&self, name: &str) -> String {
+        let safe = safe_name(name, 1023 - self.upload_dir.len().min(900) - 1);
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let (stem, ext) = split_ext(&safe);
+        let mut candidate = safe.clone();
+        let mut n = 1u64;
+        while !names.insert(candidate.clone()) {
+            n += 1;
+            candidate = format!("{stem}-{n}{ext}");
+        }
+        format!("{}/{candidate}", self.upload_dir)
+    }
+}
+
+/// Settings of the upload path, from [`Config`](crate::Config).
+#[derive(Debug, Clone)]
+pub(crate) struct UploadSettings {
+    pub retry: RetryPolicy,
+    pub concurrency: usize,
+    pub credential_rate: u32,
+    pub credential_margin: Duration,
+    pub allow_insecure_http: bool,
+}
+
+/// The credential of one model. The async lock is held while a new one is fetched, so that
+/// concurrent uploads wait for that one request instead of each making their own.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Credential>>>>;
+
+/// The client's upload state: a credential slot per model, and the rate limiter.
+#[derive(Debug)]
+pub(crate) struct Uploads {
+    settings: UploadSettings,
+    slots: Mutex<std::collections::HashMap<String, Slot>>,
+    limiter: RateLimiter,
+}
+
+impl Uploads {
+    pub(crate) fn new(settings: UploadSettings) -> Self {
+        Self {
+            limiter: RateLimiter::new(settings.credential_rate),
+            settings,
+            slots: Mutex::default(),
+        }
+    }
+
+    fn slot(&self, model: &str) -> Slot {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(model.to_owned())
+            .or_default()
+            .clone()
+    }
+}
+
+impl Client {
+    /// Uploads one file for `model` and returns its `oss://` URL and expiry.
+    ///
+    /// ```no_run
+    /// # async fn run(client: dashscope_oss::Client) -> dashscope_oss::Result<()> {
+    /// let file = client.upload("qwen-vl-plus", "cat.png").await?;
+    /// println!("{} (until {:?})", file.url, file.expires_at);
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload(
+        &self,
+        model: &str,
+        source: impl Into<UploadSource>,
+    ) -> Result<UploadedFile> {
+        let source = source.into();
+        let size = source.size().await?;
+        self.upload_checked(model, &source, size, 0, None).await
+    }
+
+    /// Uploads many files for `model`, a few at a time ([`Config::upload_concurrency`]).
+    /// Returns one outcome per source, in input order; a failure loses none of the others.
+    ///
+    /// [`Config::upload_concurrency`]: crate::Config::upload_concurrency
+    pub async fn upload_many<I, S>(&self, model: &str, sources: I) -> Vec<Result<UploadedFile>>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<UploadSource>,
+    {
+        self.upload_many_with_progress(model, sources, None).await
+    }
+
+    /// [`Client::upload_many`], calling `progress` as bytes go out.
+    pub async fn upload_many_with_progress<I, S>(
+        &self,
+        model: &str,
+        sources: I,
+        progress: Option<ProgressFn>,
+    ) -> Vec<Result<UploadedFile>>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<UploadSource>,
+    {
+        let sources: Vec<UploadSource> = sources.into_iter().map(Into::into).collect();
+        let tally = Arc::new(Tally::new(sources.len(), progress));
+        let concurrency = self.uploads.settings.concurrency.max(1);
+        futures_util::stream::iter(sources.into_iter().enumerate())
+            .map(|(index, source)| {
+                let tally = tally.clone();
+                async move {
+                    let size = source.size().await?;
+                    tally.add_size(size);
+                    self.upload_checked(model, &source, size, index, Some(tally))
+                        .await
+                }
+            })
+            .buffered(concurrency)
+            .collect()
+            .await
+    }
+
+    async fn upload_checked(
+        &self,
+        model: &str,
+        source: &UploadSource,
+        size: u64,
+        index: usize,
+        tally: Option<Arc<Tally>>,
+    ) -> Result<UploadedFile> {
+        if model.trim().is_empty() {
+            return Err(Error::InvalidRequest("the model name is empty".to_owned()));
+        }
+        if size == 0 {
+            // OSS would store it, and the model would then refuse it with
+            // InvalidParameter.DataInspection: say so now, before any request.
+            return Err(Error::EmptyFile {
+                name: source.name.clone(),
+                path: source.path_buf(),
+            });
+        }
+        let settings = &self.uploads.settings;
+        let span =
+            tracing::info_span!("dashscope.upload", model, size, key = tracing::field::Empty);
+        async move {
+            let mut attempts = 0u32;
+            // Set after an attempt whose body may have arrived: the next one reuses its key.
+            let mut pending: Option<(Arc<Credential>, String)> = None;
+            loop {
+                attempts += 1;
+                let mut same_key_again = false;
+                let (credential, key) = match pending.take() {
+                    Some((c, key)) if c.usable() => {
+                        same_key_again = true;
+                        (c, key)
+                    }
+                    _ => {
+                        let c = self.credential(model).await?;
+                        if size > c.max_file_size {
+                            return Err(Error::FileTooLarge {
+                                name: source.name.clone(),
+                                path: source.path_buf(),
+                                size,
+                                limit: c.max_file_size,
+                            });
+                        }
+                        let key = c.claim_key(&source.name);
+                        (c, key)
+                    }
+                };
+                tracing::Span::current().record("key", key.as_str());
+                let outcome = self
+                    .post_form(&credential, &key, source, size, index, tally.as_ref())
+                    .await;
+                let error = match outcome {
+                    Ok(request_id) => return Ok(done(model, key, size, request_id, attempts)),
+                    // Our key, written by nobody else: an earlier attempt landed.
+                    Err(Error::FileAlreadyExists(e)) if same_key_again => {
+                        tracing::info!(request_id = e.request_id(), "an earlier attempt had landed");
+                        return Ok(done(model, key, size, None, attempts));
+                    }
+                    Err(e) => e,
+                };
+                if attempts >= settings.retry.max_attempts {
+                    return Err(error);
+                }
+                match &error {
+                    Error::PolicyExpired(_) | Error::SignatureMismatch(_) | Error::InvalidAccessKeyId(_) => {
+                        self.forget_credential(model, &credential).await;
+                    }
+                    e if e.is_retryable() => {
+                        // The body may have arrived: try the same key again.
+                        pending = Some((credential, key));
+                        let wait = settings.retry.backoff(attempts, e.retry_after());
+                        tracing::warn!(error = %e, attempt = attempts, ?wait, "upload failed, retrying");
+                        tokio::time::sleep(wait).await;
+                    }
+                    _ => return Err(error),
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// A usable credential for `model`: the cached one, or one fetched by the first caller
+    /// while the others wait for it (no stampede).
+    async fn credential(&self, model: &str) -> Result<Arc<Credential>> {
+        let slot = self.uploads.slot(model);
+        let mut cached = slot.lock().await;
+        if let Some(c) = cached.as_ref().filter(|c| c.usable()) {
+            return Ok(c.clone());
+        }
+        let fresh = Arc::new(self.fetch_credential(model).await?);
+        *cached = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    async fn forget_credential(&self, model: &str, used: &Arc<Credential>) {
+        let slot = self.uploads.slot(model);
+        let mut cached = slot.lock().await;
+        if cached.as_ref().is_some_and(|c| Arc::ptr_eq(c, used)) {
+            *cached = None;
+        }
+    }
+
+    async fn fetch_credential(&self, model: &str) -> Result<Credential> {
+        let settings = &self.uploads.settings;
+        let span = tracing::info_span!(
+            "dashscope.credential",
+            model,
+            request_id = tracing::field::Empty
+        );
+        async move {
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                self.uploads.limiter.acquire(model).await;
+                let obtained = Instant::now();
+                match self.upload_policy(model).await {
+                    Ok(response) => {
+                        tracing::Span::current().record("request_id", response.request_id.as_str());
+                        return credential_from(response.data, obtained, settings);
+                    }
+                    Err(e) if e.is_retryable() && attempt < settings.retry.max_attempts => {
+                        let wait = settings.retry.backoff(attempt, e.retry_after());
+                        tracing::warn!(error = %e, attempt, ?wait, "credential request failed, retrying");
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One form POST; returns OSS's request id.
+    async fn post_form(
+        &self,
+        credential: &Credential,
+        key: &str,
+        source: &UploadSource,
+        size: u64,
+        index: usize,
+        tally: Option<&Arc<Tally>>,
+    ) -> Result<Option<String>> {
+        let content_type = content_type(&source.name);
+        let fields: [(&str, &str); 8] = [
+            ("OSSAccessKeyId", credential.access_key_id.expose()),
+            ("Signature", credential.signature.expose()),
+            ("policy", credential.policy.expose()),
+            ("key", key),
+            ("x-oss-object-acl", &credential.acl),
+            ("x-oss-forbid-overwrite", &credential.forbid_overwrite),
+            ("success_action_status", "200"),
+            ("x-oss-content-type", content_type),
+        ];
+        let boundary = boundary();
+        let file_name = key.rsplit('/').next().unwrap_or(key);
+        let head = form_head(&boundary, &fields, file_name, content_type);
+        let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+        let length = head.len() as u64 + size + tail.len() as u64;
+
+        let reader = source.open().await?;
+        if let Some(t) = tally {
+            t.restart(index);
+        }
+        let body = file_stream(reader, size, index, tally.cloned())
+            .map(|chunk| chunk.map_err(std::io::Error::other));
+        let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(head) })
+            .chain(body)
+            .chain(futures_util::stream::once(async move { Ok(tail) }));
+        let response = self
+            .http()
+            .post(credential.upload_host.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(|e| source_error(e, source))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let request_id = headers
+            .get("x-oss-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status.is_success() {
+            tracing::debug!(status = status.as_u16(), request_id, "uploaded");
+            return Ok(request_id);
+        }
+        let (body, truncated) = crate::client::read_limited(response, ERROR_BODY_LIMIT)
+            .await
+            .map_err(Error::from_reqwest)?;
+        let error = from_response(
+            Service::Oss,
+            status.as_u16(),
+            &headers,
+            &body,
+            truncated,
+            None,
+        );
+        tracing::debug!(
+            status = status.as_u16(),
+            code = error.code(),
+            request_id = error.request_id(),
+            "upload refused"
+        );
+        Err(error)
+    }
+}
+
+/// A transport error, unless it was the source that failed to read.
+fn source_error(e: reqwest::Error, source: &UploadSource) -> Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.is::<SourceError>())
+        {
+            return Error::Io {
+                path: source.path_buf(),
+                source: std::io::Error::new(io.kind(), io.to_string()),
+            };
+        }
+        cause = c.source();
+    }
+    Error::from_reqwest(e)
+}
+
+/// The source ended early or failed while its bytes were being sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SourceError(String);
+
+fn done(
+    model: &str,
+    key: String,
+    size: u64,
+    request_id: Option<String>,
+    attempts: u32,
+) -> UploadedFile {
+    let uploaded_at = SystemTime::now();
+    UploadedFile {
+        url: format!("oss://{key}"),
+        key,
+        model: model.to_owned(),
+        size,
+        uploaded_at,
+        expires_at: uploaded_at + OBJECT_LIFETIME,
+        request_id,
+        attempts,
+    }
+}
+
+/// Turns a credential answer into a [`Credential`], checking what a form POST will need.
+fn credential_from(
+    data: crate::api::types::UploadPolicy,
+    obtained: Instant,
+    settings: &UploadSettings,
+) -> Result<Credential> {
+    let bad = |reason: String| Error::decode(Some(200), reason, &[], None);
+    let upload_host = reqwest::Url::parse(data.upload_host.trim()).map_err(|e| {
+        bad(format!(
+            "credential upload_host {:?} is not a URL: {e}",
+            data.upload_host
+        ))
+    })?;
+    match upload_host.scheme() {
+        "https" => {}
+        "http" if settings.allow_insecure_http || crate::config::is_loopback(&upload_host) => {}
+        other => {
+            return Err(bad(format!(
+                "credential upload_host has scheme {other:?}; the policy and signature must not travel in clear text"
+            )));
+        }
+    }
+    if data.upload_dir.is_empty() || data.upload_dir.len() > 900 || data.upload_dir.starts_with('/')
+    {
+        return Err(bad(format!(
+            "credential upload_dir {:?} cannot hold keys",
+            data.upload_dir
+        )));
+    }
+    let max_mb = data
+        .max_file_size_mb
+        .as_u64()
+        .ok_or_else(|| bad("credential max_file_size_mb is not a number".to_owned()))?;
+    let lifetime = data
+        .expire_in_seconds
+        .as_u64()
+        .map(Duration::from_secs)
+        .ok_or_else(|| bad("credential expire_in_seconds is not a number".to_owned()))?;
+    // The policy's own expiration may come sooner than expire_in_seconds (or later: protocol.md
+    // saw 23 minutes against 300 s); plan with the earlier of the two.
+    let lifetime = match policy_expiration(data.policy.expose()) {
+        Some(expires) => lifetime.min(
+            expires
+                .duration_since(SystemTime::now())
+                .unwrap_or_default(),
+        ),
+        None => lifetime,
+    };
+    let margin = settings.credential_margin.min(lifetime / 5);
+    Ok(Credential {
+        policy: data.policy,
+        signature: data.signature,
+        access_key_id: data.oss_access_key_id,
+        upload_dir: data.upload_dir.trim_end_matches('/').to_owned(),
+        upload_host,
+        acl: data.x_oss_object_acl,
+        forbid_overwrite: data.x_oss_forbid_overwrite,
+        max_file_size: max_mb.saturating_mul(1024 * 1024),
+        usable_until: obtained + lifetime.saturating_sub(margin),
+        names: Mutex::default(),
+    })
+}
+
+/// The `expiration` of a base64 policy document, if it can be read.
+fn policy_expiration(policy: &str) -> Option<SystemTime> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(policy.trim())
+        .ok()?;
+    let document: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    crate::timefmt::parse_iso8601(document.get("expiration")?.as_str()?)
+}
+
+/// A random-enough multipart boundary (it only has to be absent from the form's text fields:
+/// the file part is delimited by length on our side and by this string on OSS's).
+fn boundary() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!("dashscope-oss-{t:016x}{n:08x}")
+}
+
+fn form_head(
+    boundary: &str,
+    fields: &[(&str, &str)],
+    file_name: &str,
+    content_type: &str,
+) -> Bytes {
+    let mut head = String::with_capacity(4096);
+    for (name, value) in fields {
+        head.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    head.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: {content_type}\r\n\r\n",
+        file_name.replace(['"', '\r', '\n'], "_")
+    ));
+    Bytes::from(head)
+}
+
+/// The file's bytes, exactly `size` of them, read in chunks as the connection takes them.
+fn file_stream(
+    reader: BoxReader,
+    size: u64,
+    index: usize,
+    progress: Option<Arc<Tally>>,
+) -> impl futures_util::Stream<Item = std::result::Result<Bytes, SourceError>> + Send {
+    futures_util::stream::try_unfold(
+        (reader, 0u64, progress),
+        move |(mut reader, sent, progress)| async move {
+            if sent == size {
+                // A source longer than announced would corrupt the form: refuse it.
+                let mut probe = [0u8; 1];
+                return match reader.read(&mut probe).await {
+                    Ok(0) => Ok(None),
+                    Ok(_) => Err(SourceError(format!(
+                        "the source is longer than its {size} bytes"
+                    ))),
+                    Err(e) => Err(SourceError(e.to_string())),
+                };
+            }
+            let want = CHUNK.min((size - sent) as usize);
+            let mut buf = vec![0u8; want];
+            let n = reader
+                .read(&mut buf)
+                .await
+                .map_err(|e| SourceError(e.to_string()))?;
+            if n == 0 {
+                return Err(SourceError(format!(
+                    "the source ended after {sent} of {size} bytes"
+                )));
+            }
+            buf.truncate(n);
+            let sent = sent + n as u64;
+            if let Some(p) = &progress {
+                p.report(index, sent, size);
+            }
+            Ok(Some((Bytes::from(buf), (reader, sent, progress))))
+        },
+    )
+}
+
+/// Bytes sent per file of a batch, for [`Progress`].
+struct Tally {
+    sent: Vec<AtomicU64>,
+    total_size: AtomicU64,
+    callback: Option<ProgressFn>,
+}
+
+impl Tally {
+    fn new(files: usize, callback: Option<ProgressFn>) -> Self {
+        Self {
+            sent: (0..files).map(|_| AtomicU64::new(0)).collect(),
+            total_size: AtomicU64::new(0),
+            callback,
+        }
+    }
+
+    fn add_size(&self, size: u64) {
+        self.total_size.fetch_add(size, Ordering::Relaxed);
+    }
+
+    fn restart(&self, index: usize) {
+        if let Some(s) = self.sent.get(index) {
+            s.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn report(&self, index: usize, file_sent: u64, file_size: u64) {
+        if let Some(s) = self.sent.get(index) {
+            s.store(file_sent, Ordering::Relaxed);
+        }
+        if let Some(callback) = &self.callback {
+            let total_sent = self.sent.iter().map(|s| s.load(Ordering::Relaxed)).sum();
+            callback(Progress {
+                index,
+                file_sent,
+                file_size,
+                total_sent,
+                total_size: self.total_size.load(Ordering::Relaxed),
+            });
+        }
+    }
+}
+
+/// An object name made safe: the last path component only; letters, digits, `.`, `-`, `_`
+/// kept (any script), everything else `_`; no leading dots; the extension kept; at most
+/// `max_bytes` bytes.
+pub(crate) fn safe_name(name: &str, max_bytes: usize) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.').to_owned();
+    let (stem, ext) = match split_ext(&cleaned) {
+        (stem, ext) if ext.len() <= 16 => (stem, ext),
+        _ => (cleaned.as_str(), ""),
+    };
+    let stem = if stem.is_empty() { "file" } else { stem };
+    let room = max_bytes.saturating_sub(ext.len()).max(1);
+    let mut cut = stem.len().min(room);
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{ext}", &stem[..cut])
+}
+
+/// (`cat`, `.png`) for `cat.png`; (`archive.tar`, `.gz`) for `archive.tar.gz`; no extension → "".
+fn split_ext(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i) if i > 0 && i + 1 < name.len() => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    }
+}
+
+/// The MIME type for a file name's extension.
+pub(crate) fn content_type(name: &str) -> &'static str {
+    let ext = split_ext(name)
+        .1
+        .trim_start_matches('.')
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" | "jpe" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "bmp" => "image/bmp",
+        "tif" | "tiff" => "image/tiff",
+        "heic" => "image/heic",
+        "mp3" => "audio/mpeg",
+        "wav" => "audio/wav",
+        "flac" => "audio/flac",
+        "ogg" | "oga" => "audio/ogg",
+        "m4a" => "audio/mp4",
+        "aac" => "audio/aac",
+        "amr" => "audio/amr",
+        "opus" => "audio/opus",
+        "mp4" | "m4v" => "video/mp4",
+        "mov" => "video/quicktime",
+        "avi" => "video/x-msvideo",
+        "mkv" => "video/x-matroska",
+        "webm" => "video/webm",
+        "flv" => "video/x-flv",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_made_safe_and_keep_their_extension() {
+        for (raw, want) in [
+            ("cat.png", "cat.png"),
+            ("my cat (1).PNG", "my_cat__1_.PNG"),
+            ("../../etc/passwd", "passwd"),
+            ("C:\\Users\\me\\photo.jpg", "photo.jpg"),
+            ("😺.png", "_.png"),
+            ("图片.jpg", "图片.jpg"),
+            (".hidden", "hidden"),
+            ("..", "file"),
+            ("", "file"),
+            (
+                "a.verylongextensionthatisnotone",
+                "a.verylongextensionthatisnotone",
+            ),
+        ] {
+            assert_eq!(safe_name(raw, 200), want, "{raw:?}");
+        }
+        let long = format!("{}.png", "é".repeat(600));
+        let safe = safe_name(&long, 100);
+        assert!(safe.len() <= 100 && safe.ends_with(".png"), "{safe}");
+    }
+
+    #[test]
+    fn content_types_by_extension() {
+        assert_eq!(content_type("a.PNG"), "image/png");
+        assert_eq!(content_type("clip.mp4"), "video/mp4");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+}

@@ -1,0 +1,102 @@
+//! The exact form POST the client sends to OSS, against canned servers: field order, headers,
+//! `Content-Length` (never chunked), the file part; and what it does with a credential whose
+//! `upload_host` is not usable.
+
+mod support;
+
+use dashscope_oss::{Error, UploadSource};
+use support::{Canned, Server, TEST_KEY, client};
+
+fn policy_json(upload_host: &str) -> String {
+    serde_json::json!({
+        "request_id": "b744f4f8-1a9c-9c6b-950d-0d327e331f2f",
+        "data": {
+            // {"expiration":"2099-01-01T00:00:00.000Z","conditions":[]}
+            "policy": "eyJleHBpcmF0aW9uIjoiMjA5OS0wMS0wMVQwMDowMDowMC4wMDBaIiwiY29uZGl0aW9ucyI6W119",
+            "signature": "c2lnbmF0dXJlLXNlY3JldA==",
+            "upload_dir": "dashscope-instant/52afe077fb4825c6d74411758cb1ab98/2025-07-12/b744f4f8-1a9c-9c6b-950d-0d327e331f2f",
+            "upload_host": upload_host,
+            "expire_in_seconds": 300,
+            "max_file_size_mb": 1024,
+            "capacity_limit_mb": 999999999,
+            "oss_access_key_id": "LTAI5tSecretAccessKeyId",
+            "x_oss_object_acl": "private",
+            "x_oss_forbid_overwrite": "true"
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn the_form_post_as_sent() {
+    let oss =
+        Server::start(Canned::raw(200, "text/plain", "").header("x-oss-request-id", "OSSREQ1"))
+            .await;
+    let api = Server::start(Canned::json(200, &policy_json(&oss.url))).await;
+    let file = client(&api.url)
+        .upload(
+            "qwen-vl-plus",
+            UploadSource::bytes("my cat.png", b"\x89PNG-pretend-image-bytes".to_vec()),
+        )
+        .await
+        .expect("upload");
+    assert_eq!(file.request_id.as_deref(), Some("OSSREQ1"));
+
+    let sent = oss.only_request();
+    // OSS must never see the API key.
+    assert!(sent.header("authorization").is_none());
+    assert!(!String::from_utf8_lossy(&sent.body).contains(TEST_KEY));
+    let length: usize = sent
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .expect("Content-Length");
+    assert_eq!(length, sent.body.len());
+    assert!(sent.header("transfer-encoding").is_none(), "never chunked");
+    let content_type = sent.header("content-type").unwrap_or_default().to_owned();
+    let boundary = content_type
+        .split("boundary=")
+        .nth(1)
+        .expect("boundary")
+        .to_owned();
+    let body = String::from_utf8_lossy(&sent.body).replace(&boundary, "<BOUNDARY>");
+    let headers: Vec<String> = sent
+        .headers
+        .iter()
+        .filter(|(n, _)| n != "host")
+        .map(|(n, v)| format!("{n}: {}", v.replace(&boundary, "<BOUNDARY>")))
+        .collect();
+    insta::assert_snapshot!(format!(
+        "{} {}\n{}\n\n{}",
+        sent.method,
+        sent.target,
+        headers.join("\n"),
+        body
+    ));
+}
+
+#[tokio::test]
+async fn unusable_upload_hosts_are_typed_errors() {
+    for host in ["not a url", "ftp://oss.example/", "http://oss.example.com"] {
+        let api = Server::start(Canned::json(200, &policy_json(host))).await;
+        let err = client(&api.url)
+            .upload("qwen-vl-plus", UploadSource::bytes("a.png", b"x".to_vec()))
+            .await
+            .expect_err(host);
+        assert!(matches!(err, Error::Decode(_)), "{host}: {err:?}");
+        assert!(err.to_string().contains("upload_host"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn oss_errors_arrive_typed() {
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>EntityTooLarge</Code><Message>Your proposed upload exceeds the maximum allowed size.</Message><RequestId>5F1</RequestId><HostId>h</HostId><EC>0006-00000212</EC></Error>";
+    let oss = Server::start(Canned::raw(400, "application/xml", xml)).await;
+    let api = Server::start(Canned::json(200, &policy_json(&oss.url))).await;
+    let err = client(&api.url)
+        .upload("qwen-vl-plus", UploadSource::bytes("a.png", b"x".to_vec()))
+        .await
+        .expect_err("400");
+    assert!(matches!(err, Error::EntityTooLarge(_)), "{err:?}");
+    assert_eq!(err.request_id(), Some("5F1"));
+    assert_eq!(oss.requests().len(), 1, "a 400 is not retried");
+}
