@@ -88,6 +88,16 @@ impl Client {
         &self.api
     }
 
+    /// The `Authorization` header (marked sensitive), for the hand-written streaming calls.
+    pub(crate) fn authorization(&self) -> HeaderValue {
+        self.api.inner().authorization.clone()
+    }
+
+    /// The API key, to scrub it from error messages.
+    pub(crate) fn key(&self) -> &Secret {
+        &self.api.inner().key
+    }
+
     /// The HTTP client, shared with the upload path (which never sends the API key to OSS).
     pub(crate) fn http(&self) -> &reqwest::Client {
         self.api.client()
@@ -211,12 +221,25 @@ impl ClientHooks<Inner> for api::Client {
     async fn pre<E>(
         &self,
         request: &mut reqwest::Request,
-        _info: &OperationInfo,
+        info: &OperationInfo,
     ) -> std::result::Result<(), progenitor_client::Error<E>> {
+        // The service reads oss:// URLs only when told to; sent exactly when the body has one.
+        let oss = crate::chat::Api::of_operation(info.operation_id).is_some_and(|api| {
+            request
+                .body()
+                .and_then(reqwest::Body::as_bytes)
+                .is_some_and(|body| crate::chat::carries_oss_url(api, body))
+        });
         let headers = request.headers_mut();
         // progenitor sends the spec's `info.version` as `api-version`; DashScope has no such header.
         headers.remove("api-version");
         headers.insert(AUTHORIZATION, self.inner().authorization.clone());
+        if oss {
+            headers.insert(
+                crate::chat::OSS_RESOLVE_HEADER,
+                HeaderValue::from_static("enable"),
+            );
+        }
         Ok(())
     }
 

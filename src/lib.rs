@@ -9,6 +9,7 @@
     irrefutable_let_patterns
 )]
 pub mod api;
+pub mod chat;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;
@@ -18,6 +19,7 @@ pub mod emulator;
 pub mod error;
 mod retry;
 mod secret;
+mod sse;
 mod timefmt;
 pub mod upload;
 

@@ -125,7 +125,7 @@ impl UploadSource {
 
     /// Checks what can be checked before any request: the file exists, is a regular file,
     /// can be opened. Returns the size.
-    async fn size(&self) -> Result<u64> {
+    pub(crate) async fn size(&self) -> Result<u64> {
         match &self.kind {
             SourceKind::Bytes(b) => Ok(b.len() as u64),
             SourceKind::Reader { len, .. } => Ok(*len),
@@ -298,6 +298,10 @@ impl Uploads {
             settings,
             slots: Mutex::default(),
         }
+    }
+
+    pub(crate) fn settings(&self) -> &UploadSettings {
+        &self.settings
     }
 
     fn slot(&self, model: &str) -> Slot {

@@ -1,0 +1,357 @@
+//! Model calls against the emulator: the `X-DashScope-OssResourceResolve` header exactly when a
+//! request carries an `oss://` URL, local files uploaded on the fly, streaming on both APIs,
+//! errors and retries.
+#![cfg(feature = "emulator")]
+
+mod support;
+
+use std::time::Duration;
+
+use dashscope_oss::chat::{ChatRequest, Message};
+use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind};
+use dashscope_oss::{Client, Config, Error, RetryPolicy, UploadSource};
+use futures_util::StreamExt;
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\xc0\0\0\x01\x18\x08\x02\0\0\0";
+
+async fn setup() -> (Emulator, Client) {
+    let emulator = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let client = Client::new(
+        Config::new()
+            .api_key(DEFAULT_API_KEY)
+            .base_url(emulator.base_url())
+            .retry(RetryPolicy {
+                initial_backoff: Duration::from_millis(5),
+                ..RetryPolicy::default()
+            }),
+    )
+    .expect("client");
+    (emulator, client)
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dashscope-oss-chat-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+fn header_count(emulator: &Emulator) -> (u64, u64) {
+    let s = emulator.stats();
+    (s.chat_requests, s.chat_requests_with_resolve_header)
+}
+
+#[tokio::test]
+async fn header_exactly_when_an_oss_url_is_in_a_media_position() {
+    let (emulator, client) = setup().await;
+    let url = client
+        .upload("qwen-vl-plus", UploadSource::bytes("cat.png", PNG.to_vec()))
+        .await
+        .expect("upload")
+        .url;
+
+    // No oss:// URL: no header, on both APIs.
+    let https = ChatRequest::new("qwen-vl-plus").message(
+        Message::user()
+            .image("https://example.com/cat.png")
+            .text("hi"),
+    );
+    client.chat(https.clone()).await.expect("compatible");
+    client.generate(https).await.expect("native");
+    // An oss:// URL in text is text: no header (and nothing to resolve).
+    let text =
+        ChatRequest::new("qwen-vl-plus").message(Message::user().text(format!("what is {url}?")));
+    client.chat(text.clone()).await.expect("compatible");
+    client.generate(text).await.expect("native");
+    assert_eq!(header_count(&emulator), (4, 0));
+
+    // An oss:// URL deep in the conversation: the header, on both APIs, streamed or not.
+    let deep = ChatRequest::new("qwen-vl-plus")
+        .message(Message::system("You are terse."))
+        .message(Message::user().text("first"))
+        .message(Message::assistant("ok"))
+        .message(
+            Message::user()
+                .text("and this?")
+                .video_frames(["https://example.com/1.jpg", url.as_str()]),
+        );
+    client.chat(deep.clone()).await.expect("compatible");
+    client.generate(deep.clone()).await.expect("native");
+    drain(client.chat_stream(deep.clone()).await.expect("stream"))
+        .await
+        .expect("chunks");
+    drain(client.generate_stream(deep).await.expect("stream"))
+        .await
+        .expect("chunks");
+    assert_eq!(header_count(&emulator), (8, 4));
+
+    // The generated client's own calls get the header too.
+    let raw: dashscope_oss::api::types::ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+        "model": "qwen-vl-plus",
+        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]
+    }))
+    .expect("request");
+    client.chat_completion(&raw).await.expect("raw call");
+    assert_eq!(header_count(&emulator), (9, 5));
+}
+
+async fn drain<T: std::fmt::Debug>(
+    mut stream: dashscope_oss::chat::ChunkStream<T>,
+) -> Result<Vec<T>, Error> {
+    let mut chunks = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        chunks.push(chunk?);
+    }
+    Ok(chunks)
+}
+
+#[tokio::test]
+async fn local_files_are_uploaded_for_the_requests_model() {
+    let (emulator, client) = setup().await;
+    let path = temp_file("local-cat.png", PNG);
+    let uri = format!("file://{}", path.display());
+    let request = ChatRequest::new("qwen-vl-plus").message(
+        Message::user()
+            .image(path.as_path())
+            .image(uri.as_str())
+            .text("Two pictures?"),
+    );
+    let answer = client.chat(request).await.expect("answer");
+    let text = answer.choices[0]
+        .message
+        .content
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        text.contains("2 media") && text.contains("image/png") && text.contains("local-cat.png"),
+        "{text}"
+    );
+    let stats = emulator.stats();
+    // The same file named twice is uploaded once.
+    assert_eq!(
+        (
+            stats.policy_requests,
+            stats.uploads_ok,
+            stats.chat_requests_with_resolve_header
+        ),
+        (1, 1, 1)
+    );
+
+    let native =
+        ChatRequest::new("qwen-vl-plus").message(Message::user().image(path.as_path()).text("?"));
+    let answer = client.generate(native).await.expect("native answer");
+    let text = answer.output.choices[0].message.content[0]
+        .text
+        .clone()
+        .unwrap_or_default();
+    assert!(text.contains("image/png"), "{text}");
+}
+
+#[tokio::test]
+async fn text_naming_a_file_is_never_uploaded() {
+    let (emulator, client) = setup().await;
+    let path = temp_file("secret-notes.png", PNG);
+    let request =
+        ChatRequest::new("qwen-vl-plus").message(Message::user().text(path.display().to_string()));
+    client.chat(request.clone()).await.expect("compatible");
+    client.generate(request).await.expect("native");
+    assert_eq!(emulator.stats().uploads_ok, 0);
+}
+
+#[tokio::test]
+async fn a_missing_file_fails_before_anything_is_sent() {
+    let (emulator, client) = setup().await;
+    let present = temp_file("present.png", PNG);
+    let request = ChatRequest::new("qwen-vl-plus").message(
+        Message::user()
+            .image(present.as_path())
+            .image("/no/such/dir/missing.png")
+            .text("?"),
+    );
+    let err = client.chat(request).await.expect_err("missing file");
+    assert!(
+        matches!(&err, Error::Io { path: Some(p), .. } if p.ends_with("missing.png")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("missing.png"), "{err}");
+    let stats = emulator.stats();
+    assert_eq!(
+        (stats.policy_requests, stats.uploads_ok, stats.chat_requests),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn urls_the_service_refuses_are_typed() {
+    let (emulator, client) = setup().await;
+    let other_model = client
+        .upload("qwen-vl-max", UploadSource::bytes("cat.png", PNG.to_vec()))
+        .await
+        .expect("upload")
+        .url;
+    let err = client
+        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(other_model.as_str())))
+        .await
+        .expect_err("other model");
+    assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
+
+    let url = client
+        .upload("qwen-vl-plus", UploadSource::bytes("old.png", PNG.to_vec()))
+        .await
+        .expect("upload")
+        .url;
+    emulator.advance_clock(Duration::from_secs(48 * 3600));
+    let err = client
+        .generate(ChatRequest::new("qwen-vl-plus").message(Message::user().image(url.as_str())))
+        .await
+        .expect_err("expired");
+    assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
+
+    let not_an_image = client
+        .upload(
+            "qwen-vl-plus",
+            UploadSource::bytes("fake.png", b"plain text".to_vec()),
+        )
+        .await
+        .expect("upload")
+        .url;
+    for api in ["compatible", "native"] {
+        let request =
+            ChatRequest::new("qwen-vl-plus").message(Message::user().image(not_an_image.as_str()));
+        let err = if api == "native" {
+            client.generate(request).await.map(|_| ())
+        } else {
+            client.chat(request).await.map(|_| ())
+        }
+        .expect_err("not media");
+        assert!(matches!(err, Error::DataInspection(_)), "{api}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn streams_on_both_apis() {
+    let (emulator, client) = setup().await;
+    // One upload for every call, so that the answers name the same key.
+    let url = client
+        .upload("qwen-vl-plus", temp_file("stream-cat.png", PNG).as_path())
+        .await
+        .expect("upload")
+        .url;
+    let request = ChatRequest::new("qwen-vl-plus")
+        .message(Message::user().image(url.as_str()).text("Describe it."));
+
+    let chunks = drain(client.chat_stream(request.clone()).await.expect("stream"))
+        .await
+        .expect("chunks");
+    let text: String = chunks
+        .iter()
+        .flat_map(|c| c.choices.iter())
+        .filter_map(|c| c.delta.content.clone())
+        .collect();
+    assert!(text.contains("image/png"), "{text}");
+    let last = chunks.last().expect("chunks");
+    assert!(
+        last.choices.is_empty() && last.usage.as_ref().and_then(|u| u.total_tokens).is_some(),
+        "{last:?}"
+    );
+
+    // Cumulative (the default): the last event has the whole text.
+    let chunks = drain(
+        client
+            .generate_stream(request.clone())
+            .await
+            .expect("stream"),
+    )
+    .await
+    .expect("chunks");
+    let last = chunks.last().expect("chunks");
+    assert_eq!(
+        last.output.choices[0].finish_reason.as_deref(),
+        Some("stop")
+    );
+    let whole = last.output.choices[0].message.content[0]
+        .text
+        .clone()
+        .unwrap_or_default();
+    assert!(whole.contains("image/png"));
+    // Incremental: the pieces add up to the same text.
+    let chunks = drain(
+        client
+            .generate_stream(request.clone().parameter("incremental_output", true))
+            .await
+            .expect("stream"),
+    )
+    .await
+    .expect("chunks");
+    let joined: String = chunks
+        .iter()
+        .filter_map(|c| {
+            c.output.choices[0]
+                .message
+                .content
+                .first()
+                .and_then(|i| i.text.clone())
+        })
+        .collect();
+    assert_eq!(joined, whole);
+
+    // A mid-stream error (HTTP 200, event:error) ends the stream with the typed error.
+    for api in ["compatible", "native"] {
+        emulator.inject(FaultKind::StreamError, 1);
+        let result = if api == "native" {
+            drain(
+                client
+                    .generate_stream(request.clone())
+                    .await
+                    .expect("stream"),
+            )
+            .await
+            .map(|c| c.len())
+        } else {
+            drain(client.chat_stream(request.clone()).await.expect("stream"))
+                .await
+                .map(|c| c.len())
+        };
+        let err = result.expect_err("mid-stream error");
+        assert!(matches!(err, Error::ServerError(_)), "{api}: {err:?}");
+        assert_eq!(
+            err.code(),
+            Some(if api == "native" {
+                "InternalError.Algo"
+            } else {
+                "internal_error"
+            })
+        );
+    }
+}
+
+#[tokio::test]
+async fn throttled_and_failing_calls_are_retried_before_streaming() {
+    let (emulator, client) = setup().await;
+    let request = ChatRequest::new("qwen-vl-plus").message(Message::user().text("hi"));
+    emulator.inject(FaultKind::ChatThrottle, 2);
+    client.chat(request.clone()).await.expect("after two 429s");
+    emulator.inject(FaultKind::ChatError, 1);
+    client.generate(request.clone()).await.expect("after a 500");
+    emulator.inject(FaultKind::ChatThrottle, 1);
+    drain(
+        client
+            .chat_stream(request.clone())
+            .await
+            .expect("stream after a 429"),
+    )
+    .await
+    .expect("chunks");
+    assert_eq!(emulator.stats().chat_requests, 7);
+    // Not retried: a refusal that retrying cannot cure.
+    let err = client
+        .chat(ChatRequest::new("qwen-nope").message(Message::user().text("hi")))
+        .await
+        .expect_err("404");
+    assert!(matches!(err, Error::ModelNotFound(_)), "{err:?}");
+    assert_eq!(emulator.stats().chat_requests, 8);
+}
