@@ -1,43 +1,152 @@
-//! The `dashscope` command-line tool (feature `cli`).
+//! The `dashscope` command-line tool (feature `cli`). Everything it does is the library's; this
+//! module only reads arguments and prints.
 //!
-//! Exit codes: 0 success, 2 usage error, 70 an internal failure (the emulator could not start).
+//! Exit codes:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | everything succeeded |
+//! | 1 | a batch partly failed (some files uploaded, some not) |
+//! | 2 | usage error (bad flags, no files, empty model) |
+//! | 3 | authentication or permission (no key, invalid key, access denied, arrears) |
+//! | 4 | rate limit or quota |
+//! | 5 | a local file: missing, unreadable, not a file, empty, too large |
+//! | 6 | network: connection, timeout |
+//! | 7 | the service refused the request or answered something unreadable |
+//! | 70 | internal failure (the emulator could not start) |
 
-use std::io::Write;
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
+use crate::chat::{ChatRequest, Message};
 use crate::emulator::{
     Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind, MediaKind,
     ModelSpec, Storage,
 };
+use crate::{Client, Config, Error, Progress, Region, UploadSource, UploadedFile};
 
-/// Exit code for a command line that cannot be understood.
+/// Everything succeeded.
+pub const EXIT_OK: u8 = 0;
+/// A batch partly failed.
+pub const EXIT_PARTIAL: u8 = 1;
+/// A command line that cannot be understood.
 pub const EXIT_USAGE: u8 = 2;
-/// Exit code for a failure of the tool itself (e.g. a port that cannot be bound).
+/// Authentication or permission.
+pub const EXIT_AUTH: u8 = 3;
+/// Rate limit or quota.
+pub const EXIT_RATE: u8 = 4;
+/// A local file.
+pub const EXIT_FILE: u8 = 5;
+/// Network.
+pub const EXIT_NETWORK: u8 = 6;
+/// The service refused or answered nonsense.
+pub const EXIT_SERVICE: u8 = 7;
+/// A failure of the tool itself.
 pub const EXIT_SOFTWARE: u8 = 70;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "dashscope",
     version,
-    about = "DashScope temporary storage and multimodal calls, from the command line"
+    about = "DashScope temporary storage and multimodal calls, from the command line",
+    after_help = "Exit codes: 0 ok, 1 partial batch failure, 2 usage, 3 auth, 4 rate/quota, 5 file, 6 network, 7 service, 70 internal."
 )]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args, Debug, Clone)]
+struct Global {
+    /// API key (default: DASHSCOPE_API_KEY). Prefer the variable: flags end up in shell history.
+    #[arg(long = "api-key", alias = "api_key", global = true, value_name = "KEY")]
+    api_key: Option<String>,
+    /// Base URL (default: DASHSCOPE_BASE_URL, DASHSCOPE_HTTP_BASE_URL, or the region's).
+    #[arg(
+        long = "base-url",
+        global = true,
+        value_name = "URL",
+        conflicts_with = "region"
+    )]
+    base_url: Option<String>,
+    /// Region: beijing, singapore, us, hongkong.
+    #[arg(long, global = true, value_name = "NAME")]
+    region: Option<String>,
+    /// Run against an emulator started inside this process: offline, no API key needed.
+    #[arg(long, global = true)]
+    emulator: bool,
+    /// No summary or progress on stderr (errors are still printed).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Upload files to the temporary storage; prints one oss:// URL per file (the official
+    /// CLI's spelling).
+    #[command(name = "oss.upload")]
+    OssUploadDotted(UploadArgs),
+    /// Temporary storage.
+    Oss {
+        #[command(subcommand)]
+        command: OssCommand,
+    },
+    /// Ask a model about files: uploads them, then streams the answer to stdout.
+    Chat(ChatArgs),
     /// Run the offline DashScope + OSS emulator until SIGINT/SIGTERM. Prints
     /// `DASHSCOPE_BASE_URL=http://127.0.0.1:PORT` as its first line.
     Emulator(EmulatorArgs),
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(Subcommand, Debug)]
+enum OssCommand {
+    /// Upload files; prints one oss:// URL per file.
+    Upload(UploadArgs),
+}
+
+#[derive(Args, Debug)]
+struct UploadArgs {
+    /// The model that will read the files; only it can use the URLs.
+    #[arg(short, long)]
+    model: String,
+    /// A file to upload; repeatable.
+    #[arg(short, long = "file", value_name = "PATH")]
+    files: Vec<PathBuf>,
+    /// Read more paths from LIST, one per line (`-` for stdin).
+    #[arg(long = "from-file", value_name = "LIST")]
+    from_file: Option<PathBuf>,
+    /// Files uploaded at once.
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+    /// One JSON object per file on stdout instead of bare URLs.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ChatArgs {
+    /// The model, e.g. qwen-vl-plus.
+    #[arg(short, long)]
+    model: String,
+    /// A file to ask about (image, audio or video, by extension); repeatable.
+    #[arg(short, long = "file", value_name = "PATH")]
+    files: Vec<PathBuf>,
+    /// Use the native multimodal-generation API instead of the OpenAI-compatible one.
+    #[arg(long)]
+    native: bool,
+    /// The question.
+    prompt: String,
+}
+
+#[derive(Args, Debug)]
 struct EmulatorArgs {
     /// Address of the API host.
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -49,19 +158,19 @@ struct EmulatorArgs {
     /// `default` with the key `sk-emulator-default`.
     #[arg(long = "account", value_name = "NAME=KEY[,KEY…]", value_parser = parse_account)]
     accounts: Vec<Account>,
+    /// A model and the largest file it accepts, `NAME=MAX_MB`; repeatable. Added models read
+    /// images, audio and video; a known model keeps the media it reads.
+    #[arg(long = "model", value_name = "NAME=MAX_MB", value_parser = parse_model)]
+    models: Vec<(String, u64)>,
     /// Keep uploaded objects in this directory (default: a temporary directory, removed on exit).
     #[arg(long, conflicts_with = "memory")]
     data_dir: Option<PathBuf>,
     /// Keep uploaded objects in memory.
     #[arg(long)]
     memory: bool,
-    /// A model and the largest file it accepts, `NAME=MAX_MB`; repeatable. Added models read
-    /// images, audio and video; a known model keeps the media it reads.
-    #[arg(long = "model", value_name = "NAME=MAX_MB", value_parser = parse_model)]
-    models: Vec<(String, u64)>,
     /// A fault to inject from the start, `KIND=N` (the next N requests of the kind fail);
-    /// repeatable. Kinds: policy_error, policy_throttle, upload_error, upload_drop, upload_lose_answer, chat_error,
-    /// chat_throttle, stream_error. `POST /emulator/v1/faults` changes them while running.
+    /// repeatable. Kinds: policy_error, policy_throttle, upload_error, upload_drop,
+    /// upload_lose_answer, chat_error, chat_throttle, stream_error.
     #[arg(long = "fault", value_name = "KIND=N", value_parser = parse_fault)]
     faults: Vec<(FaultKind, u32)>,
     /// Delay every answer by this many milliseconds.
@@ -141,18 +250,424 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_SOFTWARE);
         }
     };
-    runtime.block_on(async {
-        match cli.command {
-            Command::Emulator(args) => run_emulator(args).await,
+    ExitCode::from(runtime.block_on(run(cli)))
+}
+
+async fn run(cli: Cli) -> u8 {
+    let global = cli.global;
+    match cli.command {
+        Command::Emulator(args) => run_emulator(args).await,
+        Command::OssUploadDotted(args)
+        | Command::Oss {
+            command: OssCommand::Upload(args),
+        } => {
+            // Arguments first: a usage error must not wait for (or fail on) the connection.
+            let paths = match upload_paths(&args) {
+                Ok(paths) => paths,
+                Err(code) => return code,
+            };
+            match connect(&global, args.concurrency).await {
+                Ok((client, _emulator)) => upload(&client, &global, &args, paths).await,
+                Err(code) => code,
+            }
+        }
+        Command::Chat(args) => match connect(&global, None).await {
+            Ok((client, _emulator)) => chat(&client, &global, args).await,
+            Err(code) => code,
+        },
+    }
+}
+
+/// The client the global flags describe, and the in-process emulator if `--emulator`.
+async fn connect(
+    global: &Global,
+    concurrency: Option<usize>,
+) -> Result<(Client, Option<Emulator>), u8> {
+    let mut config = Config::from_env();
+    if let Some(n) = concurrency {
+        config = config.upload_concurrency(n);
+    }
+    let mut emulator = None;
+    if global.emulator {
+        let started = Emulator::start(EmulatorConfig::default())
+            .await
+            .map_err(|e| {
+                eprintln!("dashscope: cannot start the built-in emulator: {e}");
+                EXIT_SOFTWARE
+            })?;
+        if !global.quiet {
+            eprintln!(
+                "dashscope: using the built-in emulator at {} (offline; nothing leaves this machine)",
+                started.base_url()
+            );
+        }
+        config = config.api_key(DEFAULT_API_KEY).base_url(started.base_url());
+        emulator = Some(started);
+    } else {
+        if let Some(region) = &global.region {
+            match region.parse::<Region>() {
+                Ok(r) => config = config.region(r),
+                Err(e) => {
+                    eprintln!("dashscope: {e}");
+                    return Err(EXIT_USAGE);
+                }
+            }
+        }
+        if let Some(url) = &global.base_url {
+            config = config.base_url(url.clone());
+        }
+    }
+    if let Some(key) = &global.api_key
+        && !global.emulator
+    {
+        config = config.api_key(key.clone());
+    }
+    match Client::new(config) {
+        Ok(client) => Ok((client, emulator)),
+        Err(e) => {
+            report(&e, None);
+            Err(exit_code(&e))
+        }
+    }
+}
+
+/// The exit code of an error's class.
+pub fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::InvalidApiKey(_)
+        | Error::MissingApiKey
+        | Error::AccessDenied(_)
+        | Error::Arrearage(_) => EXIT_AUTH,
+        Error::RateLimited(_) | Error::QuotaExhausted(_) => EXIT_RATE,
+        Error::Io { .. }
+        | Error::NotAFile { .. }
+        | Error::EmptyFile { .. }
+        | Error::FileTooLarge { .. } => EXIT_FILE,
+        Error::Transport(_) | Error::Timeout(_) => EXIT_NETWORK,
+        Error::Config(_) | Error::InvalidRequest(_) => EXIT_USAGE,
+        _ => EXIT_SERVICE,
+    }
+}
+
+/// What to do about an error, in a few words.
+fn hint(e: &Error) -> Option<&'static str> {
+    Some(match e {
+        Error::MissingApiKey => "set DASHSCOPE_API_KEY (or try --emulator)",
+        Error::InvalidApiKey(_) => {
+            "check DASHSCOPE_API_KEY; keys work only in their own region (--region)"
+        }
+        Error::RateLimited(_) => {
+            "wait and retry; credentials are limited to 100 requests per second per model"
+        }
+        Error::QuotaExhausted(_) => "a quota is used up; waiting will not help",
+        Error::FileTooLarge { .. } => "this model does not take files this large",
+        Error::ModelNotFound(_) => "check the model name",
+        Error::Transport(_) | Error::Timeout(_) => {
+            "check the network and the base URL (--base-url, --region)"
+        }
+        Error::InvalidUrl(_) => "upload the file again for this model and account",
+        _ => return None,
+    })
+}
+
+/// Prints an error on stderr: what, the code and request id, and a hint.
+fn report(e: &Error, path: Option<&str>) {
+    let mut line = String::from("dashscope: ");
+    let message = e.to_string();
+    if let Some(p) = path.filter(|p| !message.starts_with(p)) {
+        line.push_str(&format!("{p}: "));
+    }
+    line.push_str(&message);
+    if let Some(code) = e.code()
+        && !line.contains(code)
+    {
+        line.push_str(&format!(" [code {code}]"));
+    }
+    if let Some(id) = e.request_id()
+        && !line.contains(id)
+    {
+        line.push_str(&format!(" [request id {id}]"));
+    }
+    if let Some(h) = hint(e) {
+        line.push_str(&format!("\n  hint: {h}"));
+    }
+    eprintln!("{line}");
+}
+
+fn read_list(list: &PathBuf) -> std::io::Result<Vec<PathBuf>> {
+    let reader: Box<dyn BufRead> = if list.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(list)?))
+    };
+    let mut paths = Vec::new();
+    for line in reader.lines() {
+        let line = line?;
+        let line = line.trim_end_matches('\r');
+        if !line.trim().is_empty() {
+            paths.push(PathBuf::from(line));
+        }
+    }
+    Ok(paths)
+}
+
+/// The files of an upload command, from `--file` and `--from-file`.
+fn upload_paths(args: &UploadArgs) -> Result<Vec<PathBuf>, u8> {
+    let mut paths = args.files.clone();
+    if let Some(list) = &args.from_file {
+        match read_list(list) {
+            Ok(more) => paths.extend(more),
+            Err(e) => {
+                eprintln!("dashscope: cannot read the list {}: {e}", list.display());
+                return Err(EXIT_FILE);
+            }
+        }
+    }
+    if paths.is_empty() {
+        eprintln!("dashscope: no files: give --file PATH (repeatable) or --from-file LIST");
+        return Err(EXIT_USAGE);
+    }
+    if args.model.trim().is_empty() {
+        eprintln!("dashscope: --model is empty");
+        return Err(EXIT_USAGE);
+    }
+    Ok(paths)
+}
+
+async fn upload(client: &Client, global: &Global, args: &UploadArgs, paths: Vec<PathBuf>) -> u8 {
+    let show = !global.quiet && std::io::stderr().is_terminal();
+    let bars = show.then(|| Bars::new(&paths));
+    let progress = bars.as_ref().map(|b| b.callback());
+    let sources = paths.iter().map(|p| UploadSource::path(p.clone()));
+    let results = client
+        .upload_many_with_progress(&args.model, sources, progress)
+        .await;
+    if let Some(b) = bars {
+        b.finish();
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    let mut failures = Vec::new();
+    for (path, result) in paths.iter().zip(&results) {
+        let shown = path.display().to_string();
+        let line = match (result, args.json) {
+            (Ok(file), false) => file.url.clone(),
+            (Ok(file), true) => json_ok(&shown, file).to_string(),
+            (Err(e), true) => json_err(&shown, e).to_string(),
+            (Err(_), false) => String::new(),
+        };
+        if !line.is_empty() {
+            let _ = writeln!(stdout, "{line}");
+        }
+        match result {
+            Ok(file) if !global.quiet => eprintln!("{}", summary(&shown, file)),
+            Ok(_) => {}
+            Err(e) => {
+                report(e, Some(&shown));
+                failures.push(exit_code(e));
+            }
+        }
+    }
+    let _ = stdout.flush();
+    match (failures.len(), results.len()) {
+        (0, _) => EXIT_OK,
+        (f, n) if f < n => EXIT_PARTIAL,
+        _ => failures.first().copied().unwrap_or(EXIT_SERVICE),
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn json_ok(path: &str, file: &UploadedFile) -> serde_json::Value {
+    serde_json::json!({
+        "path": path, "url": file.url, "key": file.key, "model": file.model,
+        "size": file.size, "expires_at": rfc3339(file.expires_at)
+    })
+}
+
+fn json_err(path: &str, e: &Error) -> serde_json::Value {
+    serde_json::json!({
+        "path": path,
+        "error": {
+            "message": e.to_string(), "code": e.code(), "status": e.status(),
+            "request_id": e.request_id(), "exit_code": exit_code(e)
         }
     })
 }
 
-async fn run_emulator(args: EmulatorArgs) -> ExitCode {
+/// `cat.png: 367 B, expires 2026-11-27 18:54:55 +08:00 (2026-11-27T10:54:55Z)`.
+fn summary(path: &str, file: &UploadedFile) -> String {
+    let local = chrono::DateTime::<chrono::Local>::from(file.expires_at);
+    format!(
+        "{path}: {}, expires {} ({})",
+        human_size(file.size),
+        local.format("%Y-%m-%d %H:%M:%S %:z"),
+        rfc3339(file.expires_at)
+    )
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Progress bars on a terminal: one for the batch, one per file being sent.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    total: indicatif::ProgressBar,
+    files: Vec<indicatif::ProgressBar>,
+}
+
+impl Bars {
+    fn new(paths: &[PathBuf]) -> Self {
+        let multi = indicatif::MultiProgress::new();
+        let style = indicatif::ProgressStyle::with_template(
+            "{msg:30!} {bar:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let total = multi.add(indicatif::ProgressBar::new(0).with_style(style.clone()));
+        total.set_message(format!("{} files", paths.len()));
+        let files = paths
+            .iter()
+            .map(|p| {
+                let bar = indicatif::ProgressBar::hidden().with_style(style.clone());
+                bar.set_message(
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
+                bar
+            })
+            .collect();
+        Self {
+            multi,
+            total,
+            files,
+        }
+    }
+
+    fn callback(&self) -> crate::upload::ProgressFn {
+        let multi = self.multi.clone();
+        let total = self.total.clone();
+        let files = self.files.clone();
+        Arc::new(move |p: Progress| {
+            total.set_length(p.total_size);
+            total.set_position(p.total_sent);
+            if let Some(bar) = files.get(p.index) {
+                if bar.is_hidden() && p.file_sent < p.file_size {
+                    multi.add(bar.clone());
+                }
+                bar.set_length(p.file_size);
+                bar.set_position(p.file_sent);
+                if p.file_sent >= p.file_size {
+                    bar.finish_and_clear();
+                }
+            }
+        })
+    }
+
+    fn finish(self) {
+        for bar in &self.files {
+            bar.finish_and_clear();
+        }
+        self.total.finish_and_clear();
+    }
+}
+
+/// `url` as an image, audio or video part, by the file's extension (image when unknown).
+fn attach(message: Message, path: &std::path::Path, url: &str) -> Message {
+    let mime = crate::upload::content_type(&path.to_string_lossy());
+    match mime.split('/').next() {
+        Some("audio") => message.audio(url),
+        Some("video") => message.video(url),
+        _ => message.image(url),
+    }
+}
+
+async fn chat(client: &Client, global: &Global, args: ChatArgs) -> u8 {
+    // Upload first, here rather than inside the call, so that the URLs can be shown.
+    let sources = args.files.iter().map(|p| UploadSource::path(p.clone()));
+    let mut message = Message::user();
+    for (path, result) in args
+        .files
+        .iter()
+        .zip(client.upload_many(&args.model, sources).await)
+    {
+        match result {
+            Ok(file) => {
+                if !global.quiet {
+                    eprintln!(
+                        "{} -> {}",
+                        summary(&path.display().to_string(), &file),
+                        file.url
+                    );
+                }
+                message = attach(message, path, &file.url);
+            }
+            Err(e) => {
+                report(&e, Some(&path.display().to_string()));
+                return exit_code(&e);
+            }
+        }
+    }
+    let request = ChatRequest::new(&args.model).message(message.text(args.prompt));
+    let mut stdout = std::io::stdout().lock();
+    let result: Result<(), Error> = async {
+        use futures_util::StreamExt;
+        if args.native {
+            let mut stream = client
+                .generate_stream(request.parameter("incremental_output", true))
+                .await?;
+            while let Some(chunk) = stream.next().await {
+                for choice in &chunk?.output.choices {
+                    for item in &choice.message.content {
+                        if let Some(text) = &item.text {
+                            let _ = write!(stdout, "{text}");
+                            let _ = stdout.flush();
+                        }
+                    }
+                }
+            }
+        } else {
+            let mut stream = client.chat_stream(request).await?;
+            while let Some(chunk) = stream.next().await {
+                for choice in &chunk?.choices {
+                    if let Some(text) = &choice.delta.content {
+                        let _ = write!(stdout, "{text}");
+                        let _ = stdout.flush();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = writeln!(stdout);
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            report(&e, None);
+            exit_code(&e)
+        }
+    }
+}
+
+async fn run_emulator(args: EmulatorArgs) -> u8 {
     let mut config = EmulatorConfig {
         api_addr: args.listen,
         oss_addr: args.oss_listen,
-        policy_lifetime: std::time::Duration::from_secs(args.policy_lifetime),
+        policy_lifetime: Duration::from_secs(args.policy_lifetime),
         ..EmulatorConfig::default()
     };
     if !args.accounts.is_empty() {
@@ -185,13 +700,13 @@ async fn run_emulator(args: EmulatorArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => {
             eprintln!("dashscope emulator: {e}");
-            return ExitCode::from(EXIT_SOFTWARE);
+            return EXIT_SOFTWARE;
         }
     };
     for (kind, count) in args.faults {
         emulator.inject(kind, count);
     }
-    emulator.set_delay(std::time::Duration::from_millis(args.delay_ms));
+    emulator.set_delay(Duration::from_millis(args.delay_ms));
     // The first stdout line is for scripts: `eval "$(dashscope emulator | head -n1)"`.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "DASHSCOPE_BASE_URL={}", emulator.base_url());
@@ -210,5 +725,17 @@ async fn run_emulator(args: EmulatorArgs) -> ExitCode {
         emulator.base_url()
     );
     emulator.run_until_signalled().await;
-    ExitCode::SUCCESS
+    EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_size(367), "367 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
 }

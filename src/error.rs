@@ -246,7 +246,7 @@ pub enum Error {
     #[error("unreadable response: {0}")]
     Decode(DecodeError),
     /// No API key was configured (`DASHSCOPE_API_KEY` or `Config::api_key`).
-    #[error("no API key: set DASHSCOPE_API_KEY or pass one to Config::api_key")]
+    #[error("no API key: set DASHSCOPE_API_KEY (or Config::api_key, or --api-key)")]
     MissingApiKey,
     /// The configuration is invalid (a malformed base URL, a key with a control character, ...).
     #[error("invalid configuration: {0}")]

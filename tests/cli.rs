@@ -1,0 +1,434 @@
+//! The `dashscope` binary as a process, against an emulator: stdout, stderr and exit codes for
+//! success, `--json`, and each error class.
+#![cfg(feature = "cli")]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind};
+
+const CAT: &str = "tests/fixtures/cat.png";
+
+fn dashscope(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dashscope"))
+        .args(args)
+        .env_remove("DASHSCOPE_API_KEY")
+        .env_remove("DASHSCOPE_BASE_URL")
+        .env_remove("DASHSCOPE_HTTP_BASE_URL")
+        .env("TZ", "UTC")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dashscope");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.unwrap_or("").as_bytes());
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Replaces what changes from run to run: upload dirs, times, ports, request ids.
+fn redact(text: &str, emulator: Option<&Emulator>) -> String {
+    let mut out = redact_uuids(text);
+    if let Some(e) = emulator {
+        out = out
+            .replace(e.base_url(), "http://[EMULATOR]")
+            .replace(e.oss_url(), "http://[OSS]");
+    }
+    let mut result = String::new();
+    for token in out.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == ',') {
+        let (word, sep) = token.split_at(
+            token
+                .trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == ',')
+                .len(),
+        );
+        let replaced = if let Some(rest) = word.strip_prefix("oss://dashscope-instant/") {
+            format!(
+                "oss://dashscope-instant/[DIR]/{}",
+                rest.rsplit('/').next().unwrap_or_default()
+            )
+        } else if let Some(rest) = word.strip_prefix("dashscope-instant/") {
+            format!(
+                "dashscope-instant/[DIR]/{}",
+                rest.rsplit('/').next().unwrap_or_default()
+            )
+        } else if word.len() >= 19
+            && word.as_bytes().get(4) == Some(&b'-')
+            && word
+                .as_bytes()
+                .get(10)
+                .is_some_and(|b| *b == b'T' || *b == b' ')
+        {
+            "[TIME]".to_owned()
+        } else if word.len() == 10
+            && word.as_bytes().get(4) == Some(&b'-')
+            && word.as_bytes().get(7) == Some(&b'-')
+        {
+            "[DATE]".to_owned()
+        } else if word.len() == 8
+            && word.as_bytes().get(2) == Some(&b':')
+            && word.as_bytes().get(5) == Some(&b':')
+        {
+            "[CLOCK]".to_owned()
+        } else if word.starts_with("(20") && word.ends_with("Z)") {
+            "([TIME])".to_owned()
+        } else if word.starts_with("http://127.0.0.1:") {
+            "http://127.0.0.1:[PORT]".to_owned()
+        } else {
+            word.to_owned()
+        };
+        result.push_str(&replaced);
+        result.push_str(sep);
+    }
+    result
+}
+
+/// Request ids look like `ceacb018-d212-725b-d227-73c3b9194e2c`.
+fn redact_uuids(text: &str) -> String {
+    let shape = [8, 4, 4, 4, 12];
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    'scan: while i < chars.len() {
+        let mut j = i;
+        for (n, len) in shape.iter().enumerate() {
+            let part = chars.get(j..j + len);
+            if !part.is_some_and(|p| p.iter().all(|c| c.is_ascii_hexdigit())) {
+                out.push(chars[i]);
+                i += 1;
+                continue 'scan;
+            }
+            j += len;
+            if n < 4 {
+                if chars.get(j) != Some(&'-') {
+                    out.push(chars[i]);
+                    i += 1;
+                    continue 'scan;
+                }
+                j += 1;
+            }
+        }
+        out.push_str("[REQUEST-ID]");
+        i = j;
+    }
+    out
+}
+
+fn show(out: &Output, emulator: Option<&Emulator>) -> String {
+    format!(
+        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        redact(&String::from_utf8_lossy(&out.stdout), emulator),
+        redact(&String::from_utf8_lossy(&out.stderr), emulator)
+    )
+}
+
+async fn emulator() -> Emulator {
+    Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_spelling_prints_only_the_url() {
+    let emulator = emulator().await;
+    let out = dashscope(
+        &[
+            "oss.upload",
+            "--model",
+            "qwen-vl-plus",
+            "--file",
+            CAT,
+            "--api_key",
+            DEFAULT_API_KEY,
+            "--base-url",
+            emulator.base_url(),
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        show(&out, Some(&emulator))
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].starts_with("oss://dashscope-instant/") && lines[0].ends_with("/cat.png"));
+    let key = lines[0].trim_start_matches("oss://");
+    assert_eq!(emulator.object_bytes(key), std::fs::read(CAT).ok());
+    insta::assert_snapshot!(show(&out, Some(&emulator)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_form_json_and_a_list_from_stdin() {
+    let emulator = emulator().await;
+    let out = dashscope(
+        &[
+            "oss",
+            "upload",
+            "-m",
+            "qwen-vl-plus",
+            "-f",
+            CAT,
+            "--from-file",
+            "-",
+            "--json",
+            "--api-key",
+            DEFAULT_API_KEY,
+            "--base-url",
+            emulator.base_url(),
+        ],
+        Some("tests/fixtures/cat.png\n\n/no/such/file.png\n"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "partial failure: {}",
+        show(&out, Some(&emulator))
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let objects: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(objects.len(), 3, "one object per file, in input order");
+    assert!(objects[0]["url"].is_string() && objects[1]["url"].is_string());
+    assert_ne!(
+        objects[0]["url"], objects[1]["url"],
+        "the same file twice gets two keys"
+    );
+    assert_eq!(objects[2]["error"]["exit_code"], 5);
+    insta::assert_snapshot!(show(&out, Some(&emulator)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_error_class_has_its_exit_code() {
+    let emulator = emulator().await;
+    let base = emulator.base_url().to_owned();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let mut shown = String::new();
+    let mut case = |name: &str, args: Vec<&str>, code: i32, emulator: Option<&Emulator>| {
+        let out = dashscope(&args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{name}: {}",
+            show(&out, emulator)
+        );
+        assert!(out.stdout.is_empty(), "{name}: stdout must stay clean");
+        shown.push_str(&format!("=== {name}\n{}\n", show(&out, emulator)));
+    };
+    case(
+        "usage: no files",
+        vec!["oss.upload", "--model", "qwen-vl-plus"],
+        2,
+        None,
+    );
+    case(
+        "usage: unknown flag",
+        vec!["oss.upload", "--modle", "x"],
+        2,
+        None,
+    );
+    case(
+        "usage: unknown region",
+        vec![
+            "--region",
+            "mars",
+            "oss.upload",
+            "-m",
+            "m",
+            "-f",
+            CAT,
+            "--api-key",
+            "k",
+        ],
+        2,
+        None,
+    );
+    case(
+        "auth: no key",
+        vec![
+            "oss.upload",
+            "-m",
+            "qwen-vl-plus",
+            "-f",
+            CAT,
+            "--base-url",
+            &base,
+        ],
+        3,
+        Some(&emulator),
+    );
+    case(
+        "auth: wrong key",
+        vec![
+            "oss.upload",
+            "-m",
+            "qwen-vl-plus",
+            "-f",
+            CAT,
+            "--base-url",
+            &base,
+            "--api-key",
+            "sk-wrong",
+        ],
+        3,
+        Some(&emulator),
+    );
+    case(
+        "file: missing",
+        vec![
+            "oss.upload",
+            "-m",
+            "qwen-vl-plus",
+            "-f",
+            "/no/such.png",
+            "--base-url",
+            &base,
+            "--api-key",
+            DEFAULT_API_KEY,
+        ],
+        5,
+        Some(&emulator),
+    );
+    case(
+        "file: a directory",
+        vec![
+            "oss.upload",
+            "-m",
+            "qwen-vl-plus",
+            "-f",
+            "tests",
+            "--base-url",
+            &base,
+            "--api-key",
+            DEFAULT_API_KEY,
+        ],
+        5,
+        Some(&emulator),
+    );
+    case(
+        "network: nothing listening",
+        vec![
+            "oss.upload",
+            "-m",
+            "qwen-vl-plus",
+            "-f",
+            CAT,
+            "--base-url",
+            &closed,
+            "--api-key",
+            DEFAULT_API_KEY,
+        ],
+        6,
+        None,
+    );
+    case(
+        "service: unknown model",
+        vec![
+            "oss.upload",
+            "-m",
+            "qwen-nope",
+            "-f",
+            CAT,
+            "--base-url",
+            &base,
+            "--api-key",
+            DEFAULT_API_KEY,
+        ],
+        7,
+        Some(&emulator),
+    );
+    emulator.inject(FaultKind::PolicyThrottle, 100);
+    case(
+        "rate: throttled past the retries",
+        vec![
+            "oss.upload",
+            "-m",
+            "qwen-vl-plus",
+            "-f",
+            CAT,
+            "--base-url",
+            &base,
+            "--api-key",
+            DEFAULT_API_KEY,
+        ],
+        4,
+        Some(&emulator),
+    );
+    let shown = shown.replace(&closed, "http://127.0.0.1:[CLOSED]");
+    insta::assert_snapshot!(shown);
+}
+
+#[test]
+fn chat_on_the_built_in_emulator() {
+    let out = dashscope(
+        &[
+            "--emulator",
+            "chat",
+            "--model",
+            "qwen-vl-plus",
+            "--file",
+            CAT,
+            "What is in this picture?",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out, None));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("image/png") && stdout.contains("What is in this picture?"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("built-in emulator") && stderr.contains("-> oss://"),
+        "{stderr}"
+    );
+    insta::assert_snapshot!(show(&out, None));
+
+    let native = dashscope(
+        &[
+            "--emulator",
+            "-q",
+            "chat",
+            "--native",
+            "-m",
+            "qwen-vl-plus",
+            "-f",
+            CAT,
+            "?",
+        ],
+        None,
+    );
+    assert_eq!(native.status.code(), Some(0));
+    assert!(
+        native.stderr.is_empty(),
+        "-q: {}",
+        String::from_utf8_lossy(&native.stderr)
+    );
+    assert!(String::from_utf8_lossy(&native.stdout).contains("image/png"));
+}
+
+#[test]
+fn help_lists_the_commands_and_exit_codes() {
+    let out = dashscope(&["--help"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "oss.upload",
+        "oss",
+        "chat",
+        "emulator",
+        "--emulator",
+        "Exit codes",
+    ] {
+        assert!(help.contains(word), "{word} missing from --help");
+    }
+}
