@@ -175,6 +175,9 @@ async fn newer_form_json_and_a_list_from_stdin() {
             "--from-file",
             "-",
             "--json",
+            // One at a time, so that the two uploads of cat.png claim their names in input order.
+            "--concurrency",
+            "1",
             "--api-key",
             DEFAULT_API_KEY,
             "--base-url",
