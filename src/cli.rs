@@ -227,8 +227,26 @@ fn parse_fault(s: &str) -> Result<(FaultKind, u32), String> {
     Ok((kind, n))
 }
 
+/// Logs to stderr at the level `RUST_LOG` names (`trace`, `debug`, `info`, `warn`, `error`;
+/// in `target=level` form the last level counts). Nothing is logged without it.
+fn init_logging() {
+    let Ok(value) = std::env::var("RUST_LOG") else {
+        return;
+    };
+    let level = value.rsplit(['=', ',']).next().unwrap_or("").trim();
+    let Ok(level) = level.parse::<tracing::level_filters::LevelFilter>() else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Runs the tool with the process's arguments.
 pub fn main() -> ExitCode {
+    init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

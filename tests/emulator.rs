@@ -208,8 +208,20 @@ async fn credential_requests_are_limited_per_account_and_model() {
         .status,
         200
     );
-    // A second later (emulator time) the window is open again.
-    emulator.advance_clock(Duration::from_millis(1001));
+    // A second later the window is open again (real time: the limit is about how fast a
+    // client sends, whatever the emulator's clock says).
+    emulator.advance_clock(Duration::from_secs(3600));
+    assert_eq!(
+        get_policy_raw(
+            &emulator,
+            "action=getPolicy&model=qwen-vl-plus",
+            Some(DEFAULT_API_KEY)
+        )
+        .await
+        .status,
+        429
+    );
+    tokio::time::sleep(Duration::from_millis(1001)).await;
     assert_eq!(
         get_policy_raw(
             &emulator,
@@ -221,7 +233,7 @@ async fn credential_requests_are_limited_per_account_and_model() {
         200
     );
     let stats = emulator.stats();
-    assert_eq!(stats.policy_throttled, 4);
+    assert_eq!(stats.policy_throttled, 5);
     assert_eq!(stats.policy_requests, 8);
 }
 

@@ -820,6 +820,7 @@ async fn clock(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
 struct FaultRequest {
     kind: Option<String>,
     count: Option<u32>,
+    rate_per_million: Option<u32>,
     delay_ms: Option<u64>,
     policy_lifetime_seconds: Option<u64>,
 }
@@ -838,7 +839,10 @@ async fn faults(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
                 names.join(", ")
             ));
         };
-        state.faults.inject(kind, req.count.unwrap_or(1));
+        match req.rate_per_million {
+            Some(rate) => state.faults.set_rate(kind, rate),
+            None => state.faults.inject(kind, req.count.unwrap_or(1)),
+        }
     }
     if let Some(ms) = req.delay_ms {
         state.faults.set_delay(Duration::from_millis(ms));

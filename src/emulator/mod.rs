@@ -279,6 +279,12 @@ impl Emulator {
         self.state.faults.inject(kind, count);
     }
 
+    /// Makes a share of the requests of a kind fail, in parts per million (10,000 = 1 %), from
+    /// a fixed pseudo-random sequence.
+    pub fn set_fault_rate(&self, kind: FaultKind, per_million: u32) {
+        self.state.faults.set_rate(kind, per_million);
+    }
+
     /// Delays every response of the API and OSS hosts by this much (zero to stop).
     pub fn set_delay(&self, delay: Duration) {
         self.state.faults.set_delay(delay);

@@ -84,6 +84,9 @@ impl FaultKind {
 #[derive(Default)]
 pub(crate) struct Faults {
     pending: Mutex<HashMap<FaultKind, u32>>,
+    /// Per kind, the share of requests that fail, in millionths, drawn from `draws`.
+    rates: Mutex<HashMap<FaultKind, u32>>,
+    draws: AtomicU64,
     delay_ms: AtomicU64,
 }
 
@@ -92,16 +95,27 @@ impl Faults {
         lock(&self.pending).insert(kind, count);
     }
 
-    /// Takes one pending fault of this kind, if any.
+    pub(crate) fn set_rate(&self, kind: FaultKind, per_million: u32) {
+        lock(&self.rates).insert(kind, per_million.min(1_000_000));
+    }
+
+    /// Takes one pending fault of this kind, if any; otherwise fails at the kind's rate.
     pub(crate) fn take(&self, kind: FaultKind) -> bool {
-        let mut pending = lock(&self.pending);
-        match pending.get_mut(&kind) {
-            Some(n) if *n > 0 => {
+        {
+            let mut pending = lock(&self.pending);
+            if let Some(n) = pending.get_mut(&kind).filter(|n| **n > 0) {
                 *n -= 1;
-                true
+                return true;
             }
-            _ => false,
         }
+        let rate = lock(&self.rates).get(&kind).copied().unwrap_or(0);
+        if rate == 0 {
+            return false;
+        }
+        // A fixed sequence (splitmix64 over a counter): the same run of requests meets the
+        // same faults, so a failing run can be replayed.
+        let draw = mix(self.draws.fetch_add(1, Ordering::Relaxed)) % 1_000_000;
+        draw < u64::from(rate)
     }
 
     pub(crate) fn set_delay(&self, delay: Duration) {
@@ -194,7 +208,7 @@ pub(crate) struct State {
     /// `upload_dir` → who it was issued to.
     pub credentials: Mutex<HashMap<String, Credential>>,
     pub objects: Mutex<HashMap<String, Object>>,
-    rate: Mutex<HashMap<(usize, String), VecDeque<SystemTime>>>,
+    rate: Mutex<HashMap<(usize, String), VecDeque<std::time::Instant>>>,
     /// (account, date) → bytes uploaded that day.
     capacity: Mutex<HashMap<(usize, String), u64>>,
     storage_dir: Option<PathBuf>,
@@ -305,14 +319,16 @@ impl State {
     }
 
     /// Records a credential request; false when (account, model) is over its per-second limit.
+    /// The window is real time, not the emulator's clock: the limit is about how fast a
+    /// client really sends, and tests move the clock forward by minutes at a time.
     pub(crate) fn admit_policy_request(&self, account: usize, model: &str) -> bool {
-        let now = self.clock.now();
+        let now = std::time::Instant::now();
         let window = Duration::from_secs(1);
         let mut rate = lock(&self.rate);
         let times = rate.entry((account, model.to_owned())).or_default();
         while times
             .front()
-            .is_some_and(|t| now.duration_since(*t).unwrap_or_default() >= window)
+            .is_some_and(|t| now.duration_since(*t) >= window)
         {
             times.pop_front();
         }
