@@ -817,11 +817,11 @@ impl Tally {
     }
 }
 
-/// An object name made safe: the last path component only; letters, digits, `.`, `-`, `_`
-/// kept (any script), everything else `_`; no leading dots; the extension kept; at most
-/// `max_bytes` bytes.
+/// An object name made safe: what follows the last `/` only; letters, digits, `.`, `-`, `_`
+/// kept (any script), everything else (a backslash too: on Unix it is part of a file's name)
+/// `_`; no leading dots; the extension kept; at most `max_bytes` bytes.
 pub(crate) fn safe_name(name: &str, max_bytes: usize) -> String {
-    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let last = name.rsplit('/').next().unwrap_or("");
     let cleaned: String = last
         .chars()
         .map(|c| {
@@ -898,7 +898,7 @@ mod tests {
             ("cat.png", "cat.png"),
             ("my cat (1).PNG", "my_cat__1_.PNG"),
             ("../../etc/passwd", "passwd"),
-            ("C:\\Users\\me\\photo.jpg", "photo.jpg"),
+            ("C:\\Users\\me\\photo.jpg", "C__Users_me_photo.jpg"),
             ("😺.png", "_.png"),
             ("图片.jpg", "图片.jpg"),
             (".hidden", "hidden"),
