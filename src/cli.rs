@@ -258,8 +258,11 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    // File I/O runs on tokio's blocking pool; its default of 512 threads would let hundreds of
+    // concurrent uploads each grow a thread (and its allocator arena) in the emulator.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(32)
         .build()
     {
         Ok(rt) => rt,

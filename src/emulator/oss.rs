@@ -253,7 +253,11 @@ impl Incoming {
                 file.flush().await.map_err(internal)?;
                 ObjectBody::File(path)
             }
-            _ => ObjectBody::Memory(std::mem::take(&mut self.memory)),
+            _ => {
+                // Growth by doubling leaves up to twice the object's size allocated.
+                self.memory.shrink_to_fit();
+                ObjectBody::Memory(std::mem::take(&mut self.memory))
+            }
         };
         let digest = state::hex(self.digest.clone().finish().as_ref());
         Ok((body, std::mem::take(&mut self.head), self.size, digest))
