@@ -693,6 +693,21 @@ fn credential_from(
     })
 }
 
+/// [`credential_from`] with default settings, for the fuzz target.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn check_credential(data: crate::api::types::UploadPolicy) -> Result<()> {
+    let settings = UploadSettings {
+        retry: RetryPolicy::default(),
+        concurrency: 1,
+        credential_rate: 100,
+        credential_margin: Duration::from_secs(30),
+        allow_insecure_http: false,
+    };
+    let credential = credential_from(data, Instant::now(), &settings)?;
+    let _ = credential.claim_key("fuzz.png");
+    Ok(())
+}
+
 /// The `expiration` of a base64 policy document, if it can be read.
 fn policy_expiration(policy: &str) -> Option<SystemTime> {
     let bytes = base64::engine::general_purpose::STANDARD
