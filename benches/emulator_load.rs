@@ -5,29 +5,16 @@
 //!
 //! `cargo bench --features cli --bench emulator_load` (`EMULATOR_LOAD_GIB=0` skips the big file).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+#[path = "../tests/process_support/mod.rs"]
+mod process_support;
+
 use std::time::Instant;
+
+use process_support::EmulatorProcess;
 
 use futures_util::StreamExt;
 
 const BOUNDARY: &str = "----emulator-load-boundary";
-
-fn proc_status(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
 
 fn head(fields: &[(String, String)], file_name: &str) -> Vec<u8> {
     let mut body = Vec::new();
@@ -71,44 +58,13 @@ fn fields(data: &serde_json::Value, name: &str) -> Vec<(String, String)> {
     ]
 }
 
-/// Stops the emulator process however `main` ends, a failed assertion included.
-struct Stop(std::process::Child);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::main]
 async fn main() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dashscope"))
-        .args([
-            "emulator",
-            "--policy-lifetime",
-            "3600",
-            "--model",
-            "qwen-vl-plus=4096",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the emulator");
-    let pid = child.id();
-    let stdout = child.stdout.take().expect("stdout");
-    let _stop = Stop(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("first line");
-    let base = line
-        .trim()
-        .trim_start_matches("DASHSCOPE_BASE_URL=")
-        .to_owned();
+    let emulator = EmulatorProcess::spawn(
+        env!("CARGO_BIN_EXE_dashscope"),
+        &["--policy-lifetime", "3600", "--model", "qwen-vl-plus=4096"],
+    );
+    let (pid, base) = (emulator.pid, emulator.base.clone());
     dashscope_oss::install_crypto_provider();
     let http = reqwest::Client::new();
     let data = credential(&http, &base).await;
@@ -117,8 +73,8 @@ async fn main() {
 
     println!(
         "emulator pid {pid}; start: RSS {} KiB, {} fds",
-        proc_status(pid, "VmRSS:"),
-        open_fds(pid)
+        emulator.status("VmRSS:"),
+        emulator.fds()
     );
     // Allocators keep what they once used: growth is judged after three warm-up rounds.
     let mut warm = (0, 0);
@@ -139,18 +95,18 @@ async fn main() {
         });
         let statuses = futures_util::future::join_all(uploads).await;
         let ok = statuses.iter().filter(|s| matches!(s, Ok(200))).count();
-        let (rss, fds) = (proc_status(pid, "VmRSS:"), open_fds(pid));
+        let (rss, fds) = (emulator.status("VmRSS:"), emulator.fds());
         println!(
             "round {round}: 200 concurrent 1 MiB uploads, {ok} ok, {:.2} s; RSS {rss} KiB, {fds} fds, {} threads",
             started.elapsed().as_secs_f64(),
-            proc_status(pid, "Threads:")
+            emulator.status("Threads:")
         );
         assert_eq!(ok, 200, "uploads lost: {statuses:?}");
         if round == 3 {
             warm = (rss, fds);
         }
     }
-    let (rss, fds) = (proc_status(pid, "VmRSS:"), open_fds(pid));
+    let (rss, fds) = (emulator.status("VmRSS:"), emulator.fds());
     assert!(
         rss < warm.0 + 32 * 1024,
         "RSS grew from {} to {rss} KiB",
@@ -175,7 +131,7 @@ async fn main() {
                 .chain(std::iter::once(bytes::Bytes::from(tail))),
         )
         .map(Ok::<_, std::io::Error>);
-        let before = proc_status(pid, "VmHWM:");
+        let before = emulator.status("VmHWM:");
         let started = Instant::now();
         let status = http
             .post(&oss)
@@ -189,7 +145,7 @@ async fn main() {
             .await
             .map(|r| r.status().as_u16());
         let secs = started.elapsed().as_secs_f64();
-        let peak = proc_status(pid, "VmHWM:");
+        let peak = emulator.status("VmHWM:");
         println!(
             "one {gib} GiB upload: {status:?} in {secs:.1} s ({:.0} MiB/s); emulator peak RSS {before} KiB before, {peak} KiB after",
             size as f64 / 1048576.0 / secs

@@ -9,10 +9,14 @@
 //! `cargo bench --features cli --bench upload` (`UPLOAD_BENCH_ROUNDS`, default 3;
 //! `UPLOAD_BENCH_MIB`, default 1024).
 
-use std::io::{BufRead, BufReader};
+#[path = "../tests/process_support/mod.rs"]
+mod process_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
+
+use process_support::EmulatorProcess;
 
 use dashscope_oss::{Client, Config, UploadSource};
 
@@ -40,19 +44,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Stops the emulator however `main` ends.
-struct Stop(std::process::Child);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // Child modes: `upload BASE FILE` and `many BASE DIR`.
@@ -70,28 +61,16 @@ fn main() {
     let big = dir.join("big.bin");
     write_file(&big, mib * 1024 * 1024);
 
-    let mut emulator = Command::new(env!("CARGO_BIN_EXE_dashscope"))
-        .args([
-            "emulator",
+    let emulator = EmulatorProcess::spawn(
+        env!("CARGO_BIN_EXE_dashscope"),
+        &[
             "--policy-lifetime",
             "3600",
             "--model",
             &format!("{MODEL}=4096"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the emulator");
-    let stdout = emulator.stdout.take().expect("stdout");
-    let _stop = Stop(emulator);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("first line");
-    let base = line
-        .trim()
-        .trim_start_matches("DASHSCOPE_BASE_URL=")
-        .to_owned();
+        ],
+    );
+    let base = emulator.base.clone();
     let me = std::env::current_exe().expect("current exe");
 
     println!("{mib} MiB upload to the emulator over loopback, {rounds} rounds, alternating:");

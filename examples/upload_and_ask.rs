@@ -10,11 +10,7 @@ use dashscope_oss::chat::{ChatRequest, Message};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let image = args
-        .next()
-        .unwrap_or_else(|| "tests/fixtures/cat.png".to_owned());
-    let model = args.next().unwrap_or_else(|| "qwen-vl-plus".to_owned());
+    let (image, model) = common::image_and_model();
     let (client, _emulator) = common::client().await?;
 
     // 1. Upload it: the oss:// URL is valid for 48 hours, for this model only.

@@ -14,6 +14,31 @@ use serde_json::json;
 
 // ------------------------------------------------------------------ credentials
 
+/// Accounts in arrears (`sk-arrears`) and denied (`sk-denied`), another active one
+/// (`sk-other`), and a model the accounts may not use.
+fn troubled_config() -> EmulatorConfig {
+    let mut config = EmulatorConfig::default()
+        .account("other", &["sk-other"])
+        .account("arrears", &["sk-arrears"])
+        .account("denied", &["sk-denied"])
+        .model(
+            "qwen-vl-locked",
+            ModelSpec {
+                max_file_size_mb: 10,
+                accepts: vec![MediaKind::Image],
+                restricted: true,
+            },
+        );
+    for account in &mut config.accounts {
+        account.status = match account.name.as_str() {
+            "arrears" => AccountStatus::InArrears,
+            "denied" => AccountStatus::Denied,
+            _ => AccountStatus::Active,
+        };
+    }
+    config
+}
+
 #[tokio::test]
 async fn credential_has_every_documented_field_and_a_real_policy() {
     let emulator = start().await;
@@ -79,24 +104,7 @@ async fn credential_has_every_documented_field_and_a_real_policy() {
 
 #[tokio::test]
 async fn credential_errors() {
-    let mut config = EmulatorConfig::default()
-        .account("arrears", &["sk-arrears"])
-        .account("denied", &["sk-denied"])
-        .model(
-            "qwen-vl-locked",
-            ModelSpec {
-                max_file_size_mb: 10,
-                accepts: vec![MediaKind::Image],
-                restricted: true,
-            },
-        );
-    for account in &mut config.accounts {
-        account.status = match account.name.as_str() {
-            "arrears" => AccountStatus::InArrears,
-            "denied" => AccountStatus::Denied,
-            _ => AccountStatus::Active,
-        };
-    }
+    let config = troubled_config();
     let emulator = start_with(config).await;
     let cases: Vec<(&str, &str, Option<&str>)> = vec![
         ("no key", "action=getPolicy&model=qwen-vl-plus", None),
@@ -722,25 +730,7 @@ async fn native_call_resolves_oss_urls_with_the_header() {
 /// Each DashScope error row a model call can produce, on both APIs.
 #[tokio::test]
 async fn every_model_call_error_row() {
-    let mut config = EmulatorConfig::default()
-        .account("other", &["sk-other"])
-        .account("arrears", &["sk-arrears"])
-        .account("denied", &["sk-denied"])
-        .model(
-            "qwen-vl-locked",
-            ModelSpec {
-                max_file_size_mb: 10,
-                accepts: vec![MediaKind::Image],
-                restricted: true,
-            },
-        );
-    for account in &mut config.accounts {
-        account.status = match account.name.as_str() {
-            "arrears" => AccountStatus::InArrears,
-            "denied" => AccountStatus::Denied,
-            _ => AccountStatus::Active,
-        };
-    }
+    let config = troubled_config();
     let emulator = start_with(config).await;
     let png = upload(&emulator, "qwen-vl-plus", DEFAULT_API_KEY, "cat.png", PNG).await;
     let text = upload(

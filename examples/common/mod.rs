@@ -4,6 +4,16 @@
 use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig};
 use dashscope_oss::{Client, Config};
 
+/// The image and model from the command line: `[IMAGE [MODEL]]`.
+pub fn image_and_model() -> (String, String) {
+    let mut args = std::env::args().skip(1);
+    let image = args
+        .next()
+        .unwrap_or_else(|| "tests/fixtures/cat.png".to_owned());
+    let model = args.next().unwrap_or_else(|| "qwen-vl-plus".to_owned());
+    (image, model)
+}
+
 /// The client, and the emulator it talks to (kept alive by the caller) if there is one.
 pub async fn client() -> Result<(Client, Option<Emulator>), Box<dyn std::error::Error>> {
     if std::env::var("DASHSCOPE_API_KEY").is_ok_and(|k| !k.trim().is_empty()) {
