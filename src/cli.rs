@@ -456,7 +456,17 @@ fn upload_paths(args: &UploadArgs) -> Result<Vec<PathBuf>, u8> {
 }
 
 async fn upload(client: &Client, global: &Global, args: &UploadArgs, paths: Vec<PathBuf>) -> u8 {
-    let show = !global.quiet && std::io::stderr().is_terminal();
+    // Bars only where someone watches, and only when there is something to watch: several
+    // files, or one large enough to take a while.
+    let large = || {
+        paths
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum::<u64>()
+            > 8 * 1024 * 1024
+    };
+    let show = !global.quiet && std::io::stderr().is_terminal() && (paths.len() > 1 || large());
     let bars = show.then(|| Bars::new(&paths));
     let progress = bars.as_ref().map(|b| b.callback());
     let sources = paths.iter().map(|p| UploadSource::path(p.clone()));

@@ -217,7 +217,7 @@ pub struct Progress {
     pub file_size: u64,
     /// Bytes sent for the whole batch (a retried file counts its current attempt only).
     pub total_sent: u64,
-    /// The size of every file of the batch that has been checked so far.
+    /// The size of every file of the batch (those that could be read).
     pub total_size: u64,
 }
 
@@ -358,14 +358,22 @@ impl Client {
     {
         let sources: Vec<UploadSource> = sources.into_iter().map(Into::into).collect();
         let tally = Arc::new(Tally::new(sources.len(), progress));
+        // Every source is checked first (a stat, no request), so that the batch's total size is
+        // known from the start and a bad path costs nothing but its own error.
+        let mut checked = Vec::with_capacity(sources.len());
+        for source in sources {
+            let size = source.size().await;
+            if let Ok(size) = &size {
+                tally.add_size(*size);
+            }
+            checked.push((source, size));
+        }
         let concurrency = self.uploads.settings.concurrency.max(1);
-        futures_util::stream::iter(sources.into_iter().enumerate())
-            .map(|(index, source)| {
+        futures_util::stream::iter(checked.into_iter().enumerate())
+            .map(|(index, (source, size))| {
                 let tally = tally.clone();
                 async move {
-                    let size = source.size().await?;
-                    tally.add_size(size);
-                    self.upload_checked(model, &source, size, index, Some(tally))
+                    self.upload_checked(model, &source, size?, index, Some(tally))
                         .await
                 }
             })
