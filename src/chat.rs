@@ -157,6 +157,24 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The `format` of an `input_audio` part, from the file or URL's extension.
+fn audio_format(location: &str) -> Option<&'static str> {
+    let path = location.split(['?', '#']).next().unwrap_or(location);
+    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "mp3" => "mp3",
+        "wav" => "wav",
+        "m4a" => "m4a",
+        "aac" => "aac",
+        "amr" => "amr",
+        "flac" => "flac",
+        "ogg" | "oga" => "ogg",
+        "opus" => "opus",
+        "pcm" => "pcm",
+        _ => return None,
+    })
+}
+
 /// One part of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -274,7 +292,13 @@ impl Message {
             .map(|p| match p {
                 Part::Text(t) => json!({"type": "text", "text": t}),
                 Part::Image(m) => json!({"type": "image_url", "image_url": {"url": m.as_str()}}),
-                Part::Audio(m) => json!({"type": "input_audio", "input_audio": {"data": m.as_str()}}),
+                Part::Audio(m) => {
+                    let mut audio = json!({"data": m.as_str()});
+                    if let Some(format) = audio_format(&m.as_str()) {
+                        audio["format"] = json!(format);
+                    }
+                    json!({"type": "input_audio", "input_audio": audio})
+                }
                 Part::Video(m) => json!({"type": "video_url", "video_url": {"url": m.as_str()}}),
                 Part::VideoFrames(f) => {
                     json!({"type": "video", "video": f.iter().map(Media::as_str).collect::<Vec<_>>()})
@@ -571,6 +595,26 @@ impl Client {
                 ))
             })
             .await?;
+        // A 200 that is not an event stream (a proxy's page, a non-streamed answer) would
+        // otherwise read as a stream with no chunks.
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !content_type.starts_with("text/event-stream") {
+            let status = response.status().as_u16();
+            let (body, _) = crate::client::read_limited(response, ERROR_BODY_LIMIT)
+                .await
+                .map_err(Error::from_reqwest)?;
+            return Err(Error::decode(
+                Some(status),
+                format!("expected an event stream, got {content_type:?}"),
+                &body,
+                None,
+            ));
+        }
         // From here on nothing is retried: chunks may already be in the caller's hands.
         Ok(Box::pin(sse_chunks::<T>(api, response, self.key().clone())))
     }
@@ -600,12 +644,14 @@ where
         body: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
         parser: crate::sse::Parser,
         queue: std::collections::VecDeque<crate::sse::Event>,
+        eof: bool,
         done: bool,
     }
     let state = State {
         body: Box::pin(response.bytes_stream()),
         parser: crate::sse::Parser::default(),
         queue: Default::default(),
+        eof: false,
         done: false,
     };
     futures_util::stream::unfold(state, move |mut st| {
@@ -625,6 +671,21 @@ where
                     }
                 }
                 if st.done {
+                    return None;
+                }
+                if st.eof {
+                    st.done = true;
+                    // A compatible-mode stream ends with `data: [DONE]` (which returns above);
+                    // one that just stops was cut short, and its text is incomplete.
+                    if api == Api::Compatible {
+                        let cut = Error::decode(
+                            Some(200),
+                            "the event stream ended before [DONE]",
+                            &[],
+                            None,
+                        );
+                        return Some((Err(cut), st));
+                    }
                     return None;
                 }
                 match st.body.next().await {
@@ -648,7 +709,7 @@ where
                         return Some((Err(Error::from_reqwest(e)), st));
                     }
                     None => {
-                        st.done = true;
+                        st.eof = true;
                         st.queue.extend(st.parser.finish());
                     }
                 }

@@ -627,6 +627,10 @@ fn attach(message: Message, path: &std::path::Path, url: &str) -> Message {
 }
 
 async fn chat(client: &Client, global: &Global, args: ChatArgs) -> u8 {
+    if args.model.trim().is_empty() {
+        eprintln!("dashscope: --model is empty");
+        return EXIT_USAGE;
+    }
     // Upload first, here rather than inside the call, so that the URLs can be shown.
     let sources = args.files.iter().map(|p| UploadSource::path(p.clone()));
     let mut message = Message::user();

@@ -111,7 +111,17 @@ impl Client {
         let call = self
             .api
             .get_upload_policy(types::UploadAction::GetPolicy, model);
-        self.run(Service::Native, call).await
+        // A credential body holds the policy, its signature and the access key id: if it cannot
+        // be decoded, say why but never quote it.
+        self.run(Service::Native, call).await.map_err(|e| match e {
+            Error::Decode(d) => Error::decode(
+                d.status(),
+                d.reason(),
+                b"[withheld: a credential]",
+                d.request_id().map(str::to_owned),
+            ),
+            other => other,
+        })
     }
 
     /// An OpenAI-compatible chat completion (not streamed).
@@ -317,7 +327,10 @@ pub(crate) async fn read_limited(
 
 fn build_http_client(config: &Config) -> Result<reqwest::Client> {
     install_crypto_provider();
+    // No redirects: a proxy or portal answering 302 to a form POST would turn it into a GET
+    // that "succeeds" without storing anything.
     let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(config.user_agent.clone())
         .connect_timeout(config.connect_timeout)
         .read_timeout(config.read_timeout);

@@ -274,9 +274,21 @@ fn default_concurrency() -> usize {
 
 /// Checks a base URL and cuts it back to the root that the spec's paths hang from.
 pub(crate) fn normalize_base_url(raw: &str, allow_insecure_http: bool) -> Result<String> {
-    let trimmed = raw.trim();
-    let url = reqwest::Url::parse(trimmed)
-        .map_err(|e| Error::Config(format!("base URL {trimmed:?} is not a URL: {e}")))?;
+    let raw = raw.trim();
+    let url = reqwest::Url::parse(raw)
+        // Not echoed: whatever was pasted here (a key, by mistake?) stays out of messages.
+        .map_err(|e| {
+            Error::Config(format!(
+                "the base URL is not a URL ({e}); expected https://host[/prefix]"
+            ))
+        })?;
+    // Messages show the URL without user info, query or fragment: people paste keys there.
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let trimmed = shown.as_str().trim_end_matches('/');
     match url.scheme() {
         "https" => {}
         "http" if allow_insecure_http || is_loopback(&url) => {}

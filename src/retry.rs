@@ -46,7 +46,10 @@ impl RetryPolicy {
             .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
             .min(self.max_backoff);
         let jittered = ceiling.mul_f64(jitter());
-        retry_after.map_or(jittered, |after| after.max(jittered))
+        // A server's wish is honoured up to a minute (or max_backoff, if longer): a huge
+        // Retry-After from a broken proxy must not park a batch for a day.
+        let cap = self.max_backoff.max(Duration::from_secs(60));
+        retry_after.map_or(jittered, |after| after.min(cap).max(jittered))
     }
 }
 

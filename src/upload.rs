@@ -235,6 +235,7 @@ struct Credential {
     forbid_overwrite: String,
     max_file_size: u64,
     usable_until: Instant,
+    expires: Instant,
     /// Names already given out under `upload_dir`, so that no two uploads share a key.
     names: Mutex<HashSet<String>>,
 }
@@ -250,13 +251,20 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
+    /// Whether new uploads may start with it (its expiry less the safety margin).
     fn usable(&self) -> bool {
         Instant::now() < self.usable_until
     }
 
+    /// Whether OSS should still accept it (its expiry, without the margin).
+    fn valid_at_oss(&self) -> bool {
+        Instant::now() < self.expires
+    }
+
     /// A key under `upload_dir` for `name`, distinct from every key handed out before.
     fn claim_key(&self, name: &str) -> String {
-        let safe = safe_name(name, 1023 - self.upload_dir.len().min(900) - 1);
+        // Room for the directory, the slash, and a `-N` suffix should the name be taken.
+        let safe = safe_name(name, 1023 - self.upload_dir.len().min(900) - 1 - 21);
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         let (stem, ext) = split_ext(&safe);
         let mut candidate = safe.clone();
@@ -369,17 +377,28 @@ impl Client {
             checked.push((source, size));
         }
         let concurrency = self.uploads.settings.concurrency.max(1);
-        futures_util::stream::iter(checked.into_iter().enumerate())
-            .map(|(index, (source, size))| {
-                let tally = tally.clone();
-                async move {
-                    self.upload_checked(model, &source, size?, index, Some(tally))
-                        .await
-                }
-            })
-            .buffered(concurrency)
-            .collect()
-            .await
+        // Unordered, so that one slow file does not hold the other slots; put back in input
+        // order at the end.
+        let mut done: Vec<(usize, Result<UploadedFile>)> =
+            futures_util::stream::iter(checked.into_iter().enumerate())
+                .map(|(index, (source, size))| {
+                    let tally = tally.clone();
+                    async move {
+                        let result = match size {
+                            Ok(size) => {
+                                self.upload_checked(model, &source, size, index, Some(tally))
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        };
+                        (index, result)
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+        done.sort_by_key(|(index, _)| *index);
+        done.into_iter().map(|(_, result)| result).collect()
     }
 
     async fn upload_checked(
@@ -402,17 +421,28 @@ impl Client {
             });
         }
         let settings = &self.uploads.settings;
-        let span =
-            tracing::info_span!("dashscope.upload", model, size, key = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "dashscope.upload",
+            model,
+            size,
+            key = tracing::field::Empty,
+            request_id = tracing::field::Empty
+        );
         async move {
             let mut attempts = 0u32;
             // Set after an attempt whose body may have arrived: the next one reuses its key.
             let mut pending: Option<(Arc<Credential>, String)> = None;
+            // Set when the retry budget ran out on such an attempt: one more POST of the same
+            // key only to learn whether it landed (409), so that a success is not reported as
+            // a failure. It is not a retry of a refused upload.
+            let mut verifying = false;
             loop {
                 attempts += 1;
                 let mut same_key_again = false;
                 let (credential, key) = match pending.take() {
-                    Some((c, key)) if c.usable() => {
+                    // The margin is for starting new uploads; a same-key retry may use the
+                    // credential until OSS itself says it expired.
+                    Some((c, key)) if c.valid_at_oss() => {
                         same_key_again = true;
                         (c, key)
                     }
@@ -435,7 +465,12 @@ impl Client {
                     .post_form(&credential, &key, source, size, index, tally.as_ref())
                     .await;
                 let error = match outcome {
-                    Ok(request_id) => return Ok(done(model, key, size, request_id, attempts)),
+                    Ok(request_id) => {
+                        if let Some(id) = &request_id {
+                            tracing::Span::current().record("request_id", id.as_str());
+                        }
+                        return Ok(done(model, key, size, request_id, attempts));
+                    }
                     // Our key, written by nobody else: an earlier attempt landed.
                     Err(Error::FileAlreadyExists(e)) if same_key_again => {
                         tracing::info!(request_id = e.request_id(), "an earlier attempt had landed");
@@ -443,7 +478,13 @@ impl Client {
                     }
                     Err(e) => e,
                 };
+                let ambiguous = error.is_retryable() && !error.is_rate_limited();
                 if attempts >= settings.retry.max_attempts {
+                    if ambiguous && !verifying && credential.valid_at_oss() {
+                        verifying = true;
+                        pending = Some((credential, key));
+                        continue;
+                    }
                     return Err(error);
                 }
                 match &error {
@@ -565,6 +606,15 @@ impl Client {
             .send()
             .await
             .map_err(|e| source_error(e, source))?;
+        if response.url() != &credential.upload_host {
+            // A caller's own HTTP client may follow redirects; a followed POST is not an upload.
+            return Err(Error::decode(
+                Some(response.status().as_u16()),
+                "the upload was redirected: nothing can be known to have been stored",
+                &[],
+                None,
+            ));
+        }
         let status = response.status();
         let headers = response.headers().clone();
         let request_id = headers
@@ -686,6 +736,9 @@ fn credential_from(
         ),
         None => lifetime,
     };
+    // A lifetime beyond a day is not believable (a broken or hostile answer), and would
+    // overflow `Instant` arithmetic if huge.
+    let lifetime = lifetime.min(Duration::from_secs(24 * 3600));
     let margin = settings.credential_margin.min(lifetime / 5);
     Ok(Credential {
         policy: data.policy,
@@ -697,6 +750,7 @@ fn credential_from(
         forbid_overwrite: data.x_oss_forbid_overwrite,
         max_file_size: max_mb.saturating_mul(1024 * 1024),
         usable_until: obtained + lifetime.saturating_sub(margin),
+        expires: obtained + lifetime,
         names: Mutex::default(),
     })
 }

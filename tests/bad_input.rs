@@ -397,7 +397,7 @@ async fn server_answers_that_make_no_sense() {
         ),
         (
             "a credential with a missing field",
-            Canned::json(200, &policy("https://oss.example.com", Some("signature"))),
+            Canned::json(200, &policy("https://127.0.0.1:9", Some("signature"))),
             "Decode",
         ),
         (
@@ -409,7 +409,7 @@ async fn server_answers_that_make_no_sense() {
             "a numeric field that is not a number",
             Canned::json(
                 200,
-                &policy("https://oss.example.com", None)
+                &policy("https://127.0.0.1:9", None)
                     .replace("\"max_file_size_mb\":100", "\"max_file_size_mb\":\"lots\""),
             ),
             "Decode",

@@ -111,3 +111,30 @@ async fn a_refused_stream_is_a_typed_error_before_any_chunk() {
         .expect("refused");
     assert!(matches!(err, Error::InvalidApiKey(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_stream_cut_short_or_not_a_stream_is_an_error() {
+    let cut = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"A c\"},\"finish_reason\":null}]}\n\n";
+    let server = Server::start(Canned::raw(200, "text/event-stream", cut)).await;
+    let items: Vec<_> = client(&server.url)
+        .chat_stream(request())
+        .await
+        .expect("stream")
+        .collect()
+        .await;
+    assert_eq!(items.len(), 2);
+    assert!(items[0].is_ok());
+    assert!(
+        matches!(&items[1], Err(Error::Decode(d)) if d.reason().contains("[DONE]")),
+        "{:?}",
+        items[1]
+    );
+
+    let server = Server::start(Canned::json(200, COMPLETION)).await;
+    let err = client(&server.url)
+        .chat_stream(request())
+        .await
+        .err()
+        .expect("not a stream");
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+}

@@ -277,6 +277,25 @@ async fn an_answer_lost_after_the_object_landed_is_still_a_success() {
 }
 
 #[tokio::test]
+async fn an_answer_lost_on_the_last_try_is_verified_not_reported_failed() {
+    let emulator = emulator(EmulatorConfig::default()).await;
+    let client = Client::new(
+        Config::new()
+            .api_key(DEFAULT_API_KEY)
+            .base_url(emulator.base_url())
+            .retry(RetryPolicy::none()),
+    )
+    .expect("client");
+    emulator.inject(FaultKind::UploadLoseAnswer, 1);
+    let file = client
+        .upload("qwen-vl-plus", UploadSource::bytes("v.png", PNG.to_vec()))
+        .await
+        .expect("the object landed");
+    assert_eq!(file.attempts, 2);
+    assert_eq!(emulator.stats().objects, 1);
+}
+
+#[tokio::test]
 async fn retries_are_bounded() {
     let emulator = emulator(EmulatorConfig::default()).await;
     emulator.inject(FaultKind::UploadError, 50);
@@ -285,7 +304,8 @@ async fn retries_are_bounded() {
         .await
         .expect_err("500s");
     assert!(matches!(err, Error::ServerError(_)), "{err:?}");
-    assert_eq!(emulator.stats().uploads_rejected, 5);
+    // Five tries, then one POST of the same key that only asks whether the last one landed.
+    assert_eq!(emulator.stats().uploads_rejected, 6);
     assert_eq!(emulator.stats().objects, 0, "no false success");
 }
 
@@ -417,4 +437,35 @@ async fn reader_sources_are_reopened_for_retries() {
         .await
         .expect_err("short");
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_earlier_of_expire_in_seconds_and_the_policy_expiration_counts() {
+    // As seen from the service, but the other way round: expire_in_seconds says 300 s while the
+    // policy document itself expires after 2 s.
+    let emulator = emulator(EmulatorConfig {
+        policy_expiration: Some(Duration::from_secs(2)),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = client_for(&emulator);
+    client
+        .upload("qwen-vl-plus", UploadSource::bytes("a.png", PNG.to_vec()))
+        .await
+        .expect("first");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let file = client
+        .upload("qwen-vl-plus", UploadSource::bytes("b.png", PNG.to_vec()))
+        .await
+        .expect("second");
+    assert_eq!(
+        file.attempts, 1,
+        "the client planned with the policy's own expiration"
+    );
+    let stats = emulator.stats();
+    assert_eq!(
+        (stats.policy_requests, stats.uploads_rejected),
+        (2, 0),
+        "{stats:?}"
+    );
 }

@@ -100,3 +100,61 @@ async fn oss_errors_arrive_typed() {
     assert_eq!(err.request_id(), Some("5F1"));
     assert_eq!(oss.requests().len(), 1, "a 400 is not retried");
 }
+
+#[tokio::test]
+async fn a_redirect_is_never_an_upload() {
+    let oss = Server::start(
+        Canned::raw(302, "text/html", "").header("location", "http://127.0.0.1:9/portal"),
+    )
+    .await;
+    let api = Server::start(Canned::json(200, &policy_json(&oss.url))).await;
+    let err = client(&api.url)
+        .upload("qwen-vl-plus", UploadSource::bytes("a.png", b"x".to_vec()))
+        .await
+        .expect_err("a 302 stores nothing");
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    assert_eq!(err.status(), Some(302));
+}
+
+#[tokio::test]
+async fn a_credential_that_cannot_be_decoded_is_not_quoted() {
+    // The upload host is never reached (the answer fails first), and is loopback anyway.
+    let mut value: serde_json::Value =
+        serde_json::from_str(&policy_json("https://127.0.0.1:9")).expect("json");
+    if let Some(data) = value["data"].as_object_mut() {
+        data.remove("x_oss_object_acl");
+    }
+    let body = value.to_string();
+    let api = Server::start(Canned::json(200, &body)).await;
+    let err = client(&api.url)
+        .upload("qwen-vl-plus", UploadSource::bytes("a.png", b"x".to_vec()))
+        .await
+        .expect_err("missing field");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("x_oss_object_acl"), "{shown}");
+    for secret in [
+        "eyJleHBpcmF0aW9u",
+        "c2lnbmF0dXJlLXNlY3JldA",
+        "LTAI5tSecretAccessKeyId",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+}
+
+#[tokio::test]
+async fn an_absurd_lifetime_does_not_crash_the_client() {
+    let body = policy_json(&Server::start(Canned::raw(200, "text/plain", "")).await.url)
+        .replace(
+            "\"expire_in_seconds\":300",
+            "\"expire_in_seconds\":\"18446744073709551615\"",
+        )
+        .replace(
+            "eyJleHBpcmF0aW9uIjoiMjA5OS0wMS0wMVQwMDowMDowMC4wMDBaIiwiY29uZGl0aW9ucyI6W119",
+            "bm90IGpzb24=",
+        );
+    let api = Server::start(Canned::json(200, &body)).await;
+    client(&api.url)
+        .upload("qwen-vl-plus", UploadSource::bytes("a.png", b"x".to_vec()))
+        .await
+        .expect("uploads, planning with at most a day");
+}

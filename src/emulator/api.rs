@@ -138,9 +138,11 @@ fn authenticate(state: &State, headers: &HeaderMap) -> Result<usize, ApiError> {
     let Some(given) = given else {
         return Err(error(401, "InvalidApiKey", "No API-key provided."));
     };
+    // The documented form is `Bearer <key>`; a bare key is refused, so a client that drops
+    // the scheme fails here as it would against the service.
     let key = match given.split_once(' ') {
         Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => key.trim(),
-        _ => given,
+        _ => return Err(error(401, "InvalidApiKey", "Invalid API-key provided.")),
     };
     let account = state
         .account_of_key(key)
@@ -226,7 +228,8 @@ fn issue_policy(
     );
     let lifetime = state.policy_lifetime();
     let max_bytes = spec.max_file_size_mb.saturating_mul(1024 * 1024);
-    let (policy, signature) = sign_policy(state, &upload_dir, max_bytes, now + lifetime);
+    let expires = now + state.config.policy_expiration.unwrap_or(lifetime);
+    let (policy, signature) = sign_policy(state, &upload_dir, max_bytes, expires);
     lock(&state.credentials).insert(
         upload_dir.clone(),
         Credential {
@@ -382,7 +385,9 @@ fn wants_sse(headers: &HeaderMap) -> bool {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains(want))
     };
-    header_is("x-dashscope-sse", "enable") || header_is("accept", "text/event-stream")
+    // protocol.md: `X-DashScope-SSE: enable` (with `Accept: text/event-stream`) turns a native
+    // call into a stream; `Accept` alone does not.
+    header_is("x-dashscope-sse", "enable")
 }
 
 fn kind_tokens(received: &Received, kind: MediaKind) -> u64 {
@@ -516,7 +521,13 @@ fn collect(
                         .to_owned(),
                 ),
                 Some("image_url") => push_url(item.pointer("/image_url/url"))?,
-                Some("input_audio") => push_url(item.pointer("/input_audio/data"))?,
+                Some("input_audio") => {
+                    // The documented part is `{data, format}`.
+                    item.pointer("/input_audio/format")
+                        .and_then(Value::as_str)
+                        .ok_or_else(bad)?;
+                    push_url(item.pointer("/input_audio/data"))?
+                }
                 Some("video") => push_url(item.get("video"))?,
                 Some("video_url") => push_url(item.pointer("/video_url/url"))?,
                 _ => return Err(bad()),
@@ -803,15 +814,17 @@ struct ClockRequest {
 }
 
 async fn clock(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<ClockRequest>(&body) {
-        Ok(req) if req.advance_seconds.is_finite() && req.advance_seconds >= 0.0 => {
-            state
-                .clock
-                .advance(Duration::from_secs_f64(req.advance_seconds));
+    // try_from_secs_f64 refuses negative, NaN and too-large values instead of panicking.
+    let by = serde_json::from_slice::<ClockRequest>(&body)
+        .ok()
+        .and_then(|req| Duration::try_from_secs_f64(req.advance_seconds).ok());
+    match by {
+        Some(by) => {
+            state.clock.advance(by);
             axum::Json(json!({"now": crate::timefmt::format_iso8601(state.clock.now())}))
                 .into_response()
         }
-        _ => control_error("expected {\"advance_seconds\": <non-negative number>}"),
+        None => control_error("expected {\"advance_seconds\": <non-negative number>}"),
     }
 }
 

@@ -109,6 +109,10 @@ pub struct EmulatorConfig {
     pub models: BTreeMap<String, ModelSpec>,
     /// How long a credential is valid: its `expire_in_seconds` and its policy's `expiration`.
     pub policy_lifetime: Duration,
+    /// When the policy document itself expires, if not with `policy_lifetime`: the service was
+    /// seen sending `expire_in_seconds: 300` with a policy valid for 23 minutes, so a client
+    /// must plan with the earlier of the two.
+    pub policy_expiration: Option<Duration>,
     /// How long an uploaded object resolves (48 h).
     pub object_lifetime: Duration,
     /// The smallest file a policy admits, in bytes (the lower bound of its
@@ -158,6 +162,7 @@ impl Default for EmulatorConfig {
             }],
             models,
             policy_lifetime: Duration::from_secs(300),
+            policy_expiration: None,
             object_lifetime: Duration::from_secs(48 * 3600),
             min_file_size: 0,
             capacity_limit_mb: 999_999_999,
