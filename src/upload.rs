@@ -478,9 +478,8 @@ impl Client {
                     }
                     Err(e) => e,
                 };
-                let ambiguous = error.is_retryable() && !error.is_rate_limited();
                 if attempts >= settings.retry.max_attempts {
-                    if ambiguous && !verifying && credential.valid_at_oss() {
+                    if may_have_landed(&error) && !verifying && credential.valid_at_oss() {
                         verifying = true;
                         pending = Some((credential, key));
                         continue;
@@ -492,7 +491,7 @@ impl Client {
                         self.forget_credential(model, &credential).await;
                     }
                     e if e.is_retryable() => {
-                        // The body may have arrived: try the same key again.
+                        // Same key again: if the body arrived after all, the retry finds it (409).
                         pending = Some((credential, key));
                         let wait = settings.retry.backoff(attempts, e.retry_after());
                         tracing::warn!(error = %e, attempt = attempts, ?wait, "upload failed, retrying");
@@ -643,6 +642,17 @@ impl Client {
             "upload refused"
         );
         Err(error)
+    }
+}
+
+/// Whether a failed POST may still have stored its object: the answer was lost (a broken
+/// connection, a timeout) or was a server error. A refusal (403, 400, 429) stored nothing.
+fn may_have_landed(error: &Error) -> bool {
+    match error {
+        Error::Transport(_) | Error::Timeout(_) | Error::ServerError(_) => true,
+        Error::Decode(d) => d.status().is_none_or(|s| s >= 500),
+        Error::Api(e) => e.status() >= 500,
+        _ => false,
     }
 }
 
