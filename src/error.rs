@@ -3,7 +3,7 @@
 //! DashScope answers errors in three wire formats: the native JSON `{code, message, request_id}`,
 //! the OpenAI-compatible JSON `{error: {message, type, param, code}}`, and OSS XML
 //! `<Error><Code>…</Code>…</Error>`. All three are parsed into an [`ApiError`] and classified by
-//! [`RULES`] into a variant of [`Error`] that callers `match` on. The raw status, code, message
+//! `RULES` (one table, in this file) into a variant of [`Error`] that callers `match` on. The raw status, code, message
 //! and request id stay reachable on every variant.
 
 use std::borrow::Cow;
