@@ -3,8 +3,8 @@
 //! DashScope answers errors in three wire formats: the native JSON `{code, message, request_id}`,
 //! the OpenAI-compatible JSON `{error: {message, type, param, code}}`, and OSS XML
 //! `<Error><Code>…</Code>…</Error>`. All three are parsed into an [`ApiError`] and classified by
-//! `RULES` (one table, in this file) into a variant of [`Error`] that callers `match` on. The raw status, code, message
-//! and request id stay reachable on every variant.
+//! one table (`RULES`, below) into a variant of [`Error`] that callers `match` on. The raw
+//! status, code, message and request id stay reachable on every variant.
 
 use std::borrow::Cow;
 use std::fmt;
