@@ -179,6 +179,10 @@ struct EmulatorArgs {
     /// Lifetime of upload credentials, in seconds.
     #[arg(long, default_value_t = 300)]
     policy_lifetime: u64,
+    /// Credential requests admitted per second for each account and model (the service's
+    /// documented limit is 100).
+    #[arg(long, default_value_t = 100)]
+    policy_qps: u32,
 }
 
 fn parse_account(s: &str) -> Result<Account, String> {
@@ -703,6 +707,7 @@ async fn run_emulator(args: EmulatorArgs) -> u8 {
         api_addr: args.listen,
         oss_addr: args.oss_listen,
         policy_lifetime: Duration::from_secs(args.policy_lifetime),
+        policy_qps: args.policy_qps,
         ..EmulatorConfig::default()
     };
     if !args.accounts.is_empty() {

@@ -306,6 +306,35 @@ async fn documented_form_post_stores_the_object() {
 }
 
 #[tokio::test]
+async fn expired_objects_and_credentials_are_forgotten() {
+    let emulator = start().await;
+    let data = default_policy(&emulator).await;
+    let fields = form_fields(&data, "old.png");
+    let r = post_form(&emulator, multipart(&fields, Some(("old.png", PNG)), &[])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let old_key = fields[3].1.clone();
+    let stats = emulator.stats();
+    assert_eq!((stats.objects, stats.credentials), (1, 1));
+
+    // 47 h later: the object still lives; the 300 s credential has expired and is swept.
+    emulator.advance_clock(Duration::from_secs(47 * 3600));
+    let stats = emulator.stats();
+    assert_eq!((stats.objects, stats.credentials), (1, 0));
+    assert!(emulator.object(&old_key).is_some());
+
+    // A new object, then past the first one's 48 h: only the new one is left.
+    let data = default_policy(&emulator).await;
+    let fields = form_fields(&data, "new.png");
+    let r = post_form(&emulator, multipart(&fields, Some(("new.png", PNG)), &[])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    emulator.advance_clock(Duration::from_secs(3600));
+    let stats = emulator.stats();
+    assert_eq!((stats.objects, stats.credentials), (1, 0));
+    assert!(emulator.object(&old_key).is_none());
+    assert!(emulator.object(&fields[3].1).is_some());
+}
+
+#[tokio::test]
 async fn success_action_status_201_and_default_204() {
     let emulator = start().await;
     let data = default_policy(&emulator).await;

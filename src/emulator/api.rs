@@ -230,11 +230,13 @@ fn issue_policy(
     let max_bytes = spec.max_file_size_mb.saturating_mul(1024 * 1024);
     let expires = now + state.config.policy_expiration.unwrap_or(lifetime);
     let (policy, signature) = sign_policy(state, &upload_dir, max_bytes, expires);
+    state.sweep_if_due();
     lock(&state.credentials).insert(
         upload_dir.clone(),
         Credential {
             account,
             model: model.to_owned(),
+            expires,
         },
     );
     Ok(json!({
@@ -821,6 +823,7 @@ async fn clock(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
     match by {
         Some(by) => {
             state.clock.advance(by);
+            state.sweep_if_due();
             axum::Json(json!({"now": crate::timefmt::format_iso8601(state.clock.now())}))
                 .into_response()
         }

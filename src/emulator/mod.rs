@@ -21,6 +21,7 @@
 //! ```
 
 mod api;
+mod heap;
 mod media;
 mod oss;
 mod server;
@@ -272,6 +273,7 @@ impl Emulator {
     /// sleeping.
     pub fn advance_clock(&self, by: Duration) {
         self.state.clock.advance(by);
+        self.state.sweep_if_due();
     }
 
     /// The counters of what it has seen.

@@ -397,6 +397,7 @@ async fn receive(
     let kind = media::sniff(&head);
     let tokens = kind.map_or(0, |(k, _)| media::tokens(k, &head, size));
     drop(head);
+    state.sweep_if_due();
     {
         let mut objects = lock(&state.objects);
         if let Some(existing) = objects.get(&form.key) {

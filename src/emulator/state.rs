@@ -149,8 +149,15 @@ pub struct Stats {
     pub chat_requests: u64,
     /// Model calls that carried `X-DashScope-OssResourceResolve: enable`.
     pub chat_requests_with_resolve_header: u64,
-    /// Objects stored now.
+    /// Objects stored now (expired ones are forgotten when the clock moves or new ones arrive).
     pub objects: u64,
+    /// Credentials whose policy has not yet expired.
+    pub credentials: u64,
+    /// Heap bytes in use by the emulator's process (glibc `mallinfo2`: allocated and not yet
+    /// freed, arenas and mmapped blocks together); `None` where that cannot be read. Unlike RSS,
+    /// it does not count what the allocator keeps after a free, so a leak shows as steady growth
+    /// and fragmentation does not.
+    pub heap_bytes: Option<u64>,
 }
 
 #[derive(Default)]
@@ -173,6 +180,8 @@ pub(crate) fn bump(counter: &AtomicU64) {
 pub(crate) struct Credential {
     pub account: usize,
     pub model: String,
+    /// When its policy document expires: OSS refuses it from then on, so it can be forgotten.
+    pub expires: SystemTime,
 }
 
 /// Where an object's bytes are.
@@ -216,6 +225,8 @@ pub(crate) struct State {
     next_id: AtomicU64,
     seed: u64,
     pub next_part: AtomicU32,
+    /// Emulator time before which no sweep of expired state is due.
+    next_sweep: Mutex<SystemTime>,
 }
 
 impl State {
@@ -276,6 +287,7 @@ impl State {
             next_id: AtomicU64::new(1),
             seed,
             next_part: AtomicU32::new(0),
+            next_sweep: Mutex::new(SystemTime::UNIX_EPOCH),
             config,
         })
     }
@@ -377,6 +389,60 @@ impl State {
         }
     }
 
+    /// Forgets what has expired, at most once a minute of emulator time, so that an emulator
+    /// left running keeps only live state. Callers: every new credential and object, and every
+    /// clock move.
+    pub(crate) fn sweep_if_due(&self) {
+        let now = self.clock.now();
+        {
+            let mut next = lock(&self.next_sweep);
+            if now < *next {
+                return;
+            }
+            *next = now + Duration::from_secs(60);
+        }
+        self.sweep(now);
+    }
+
+    /// Drops expired credentials and objects (deleting their files), empty rate windows and the
+    /// capacity of past days. Nothing dropped here could still be used: OSS checks a policy's
+    /// expiration before it looks up the credential, and an object past its lifetime already
+    /// resolves as an invalid URL.
+    fn sweep(&self, now: SystemTime) {
+        lock(&self.credentials).retain(|_, c| c.expires > now);
+        let expired: Vec<Body> = {
+            let mut objects = lock(&self.objects);
+            let lifetime = self.config.object_lifetime;
+            let keys: Vec<String> = objects
+                .iter()
+                .filter(|(_, o)| {
+                    now.duration_since(o.uploaded_at)
+                        .is_ok_and(|age| age >= lifetime)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter()
+                .filter_map(|k| objects.remove(k))
+                .map(|o| o.body)
+                .collect()
+        };
+        // Files are deleted outside the lock.
+        for body in expired {
+            if let Body::File(path) = body {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let real_now = std::time::Instant::now();
+        lock(&self.rate).retain(|_, times| {
+            times
+                .back()
+                .is_some_and(|t| real_now.duration_since(*t) < Duration::from_secs(1))
+        });
+        let today = crate::timefmt::format_date(now);
+        // ISO dates order as strings.
+        lock(&self.capacity).retain(|(_, date), _| *date >= today);
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -389,6 +455,8 @@ impl State {
             chat_requests: get(&c.chat_requests),
             chat_requests_with_resolve_header: get(&c.chat_requests_with_resolve_header),
             objects: lock(&self.objects).len() as u64,
+            credentials: lock(&self.credentials).len() as u64,
+            heap_bytes: super::heap::in_use(),
         }
     }
 }

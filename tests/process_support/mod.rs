@@ -41,7 +41,8 @@ impl EmulatorProcess {
         process
     }
 
-    /// A `/proc/PID/status` field in its unit (KiB for memory), 0 if unreadable.
+    /// A `/proc/PID/status` field in its unit (KiB for memory). Panics when it cannot be read:
+    /// a check that measured nothing must not pass.
     pub fn status(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.pid))
             .ok()
@@ -51,12 +52,40 @@ impl EmulatorProcess {
                     .and_then(|l| l.split_whitespace().nth(1))
                     .and_then(|v| v.parse().ok())
             })
-            .unwrap_or(0)
+            .unwrap_or_else(|| {
+                panic!(
+                    "cannot read {field} of process {} from /proc: this check needs Linux",
+                    self.pid
+                )
+            })
     }
 
-    /// Open file descriptors.
+    /// Open file descriptors. Panics when /proc cannot tell.
     pub fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, |d| d.count())
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .map(|d| d.count())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot list /proc/{}/fd ({e}): this check needs Linux",
+                    self.pid
+                )
+            })
+    }
+
+    /// Waits until the process has at most `fds` descriptors open (its connections closed), for
+    /// up to `deadline`; the count seen last when it never gets there.
+    pub fn settle_fds(&self, fds: usize, deadline: std::time::Duration) -> Result<(), usize> {
+        let started = std::time::Instant::now();
+        loop {
+            let open = self.fds();
+            if open <= fds {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                return Err(open);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
@@ -68,4 +97,37 @@ impl Drop for EmulatorProcess {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// Judges heap samples taken at rest after each round, warm-up rounds already left out: a leak
+/// is growth that goes on, not a level that was reached once. `Err` explains a leak.
+///
+/// At rest (every connection closed, every object and credential expired and swept) the
+/// emulator's live heap should come back to the same level after every round; what the
+/// allocator keeps cached is not in these figures (see `Stats::heap_bytes`). So the rule is:
+/// the median of the later half of the rounds may not exceed the median of the earlier half by
+/// more than `tolerance` bytes. A leak of `b` bytes per round puts the medians `b * n / 2`
+/// apart (n samples); one odd sample moves neither median.
+pub fn judge_heap(samples: &[u64], tolerance: u64) -> Result<(), String> {
+    if samples.len() < 4 {
+        return Err(format!("{} samples are too few to judge", samples.len()));
+    }
+    let half = samples.len() / 2;
+    let median = |part: &[u64]| {
+        let mut sorted = part.to_vec();
+        sorted.sort_unstable();
+        sorted[sorted.len() / 2]
+    };
+    let (early, late) = (
+        median(&samples[..half]),
+        median(&samples[samples.len() - half..]),
+    );
+    if late > early + tolerance {
+        return Err(format!(
+            "the heap at rest keeps growing: median {late} bytes over the last {half} rounds \
+             against {early} over the first {half}, more than {tolerance} apart; \
+             samples: {samples:?}"
+        ));
+    }
+    Ok(())
 }
