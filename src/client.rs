@@ -244,6 +244,11 @@ impl ClientHooks<Inner> for api::Client {
         // progenitor sends the spec's `info.version` as `api-version`; DashScope has no such header.
         headers.remove("api-version");
         headers.insert(AUTHORIZATION, self.inner().authorization.clone());
+        // Every documented DashScope request carries `Content-Type: application/json`, the
+        // bodiless `GET /api/v1/uploads` included (the documentation lists it as required).
+        headers
+            .entry(reqwest::header::CONTENT_TYPE)
+            .or_insert(HeaderValue::from_static("application/json"));
         if oss {
             headers.insert(
                 crate::chat::OSS_RESOLVE_HEADER,

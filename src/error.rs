@@ -444,28 +444,35 @@ enum Kind {
     ServerError,
 }
 
-/// One row of the mapping: a code, optionally narrowed by a phrase of its message.
+/// One row of the mapping: a code, optionally narrowed by phrases of its message (any one of
+/// them, ignoring case).
 struct Rule {
     code: &'static str,
-    message_contains: Option<&'static str>,
+    message_contains: &'static [&'static str],
     kind: Kind,
 }
 
 const fn rule(code: &'static str, kind: Kind) -> Rule {
     Rule {
         code,
-        message_contains: None,
+        message_contains: &[],
         kind,
     }
 }
 
-const fn rule_msg(code: &'static str, phrase: &'static str, kind: Kind) -> Rule {
+const fn rule_msg(code: &'static str, phrases: &'static [&'static str], kind: Kind) -> Rule {
     Rule {
         code,
-        message_contains: Some(phrase),
+        message_contains: phrases,
         kind,
     }
 }
+
+/// How an invalid-parameter error says that the fault is a URL. The code decides first (only
+/// `invalid_parameter_error` and the native `InvalidParameter` can be an invalid URL); then the
+/// message must be about a URL: the documented English sentence, or any message naming a URL,
+/// so that a reworded or translated sentence that keeps the word still classifies.
+const URL_PHRASES: &[&str] = &["does not appear to be valid", "url"];
 
 /// The mapping table, first match wins. Codes are those of `shared/reference/protocol.md`
 /// (native, compatible mode and OSS). The lower-case compatible-mode aliases
@@ -479,10 +486,10 @@ const RULES: &[Rule] = &[
     rule("Throttling.RateQuota", Kind::RateLimited),
     rule("Throttling", Kind::RateLimited),
     rule("limit_requests", Kind::RateLimited),
-    rule_msg("AccessDenied", "Policy expired", Kind::PolicyExpired),
+    rule_msg("AccessDenied", &["Policy expired"], Kind::PolicyExpired),
     rule_msg(
         "AccessDenied",
-        "Policy Condition failed",
+        &["Policy Condition failed"],
         Kind::PolicyConditionFailed,
     ),
     rule("AccessDenied", Kind::AccessDenied),
@@ -503,19 +510,11 @@ const RULES: &[Rule] = &[
     rule("FileAlreadyExists", Kind::FileAlreadyExists),
     rule_msg(
         "invalid_parameter_error",
-        "does not appear to be valid",
-        Kind::InvalidUrl,
-    ),
-    rule_msg(
-        "InvalidParameter",
-        "does not appear to be valid",
-        Kind::InvalidUrl,
-    ),
-    rule_msg(
-        "invalid_parameter_error",
-        "data inspection",
+        &["data inspection"],
         Kind::DataInspection,
     ),
+    rule_msg("invalid_parameter_error", URL_PHRASES, Kind::InvalidUrl),
+    rule_msg("InvalidParameter", URL_PHRASES, Kind::InvalidUrl),
     rule("InvalidParameter.DataInspection", Kind::DataInspection),
     rule("DataInspectionFailed", Kind::ContentRejected),
     rule("data_inspection_failed", Kind::ContentRejected),
@@ -534,8 +533,8 @@ fn classify(status: u16, code: Option<&str>, message: &str) -> Option<Kind> {
     if let Some(code) = code {
         let found = RULES.iter().find(|r| {
             r.code == code
-                && r.message_contains
-                    .is_none_or(|phrase| contains_ci(message, phrase))
+                && (r.message_contains.is_empty()
+                    || r.message_contains.iter().any(|p| contains_ci(message, p)))
         });
         if let Some(rule) = found {
             return Some(rule.kind);
@@ -544,6 +543,7 @@ fn classify(status: u16, code: Option<&str>, message: &str) -> Option<Kind> {
     // Codes we do not know still carry a status that says what kind of failure it was.
     match status {
         401 => Some(Kind::InvalidApiKey),
+        403 => Some(Kind::AccessDenied),
         413 => Some(Kind::RequestTooLarge),
         429 => Some(Kind::RateLimited),
         500..=599 => Some(Kind::ServerError),
@@ -615,11 +615,31 @@ pub(crate) fn from_response(
                 _ => "error body is not a DashScope error JSON".to_owned(),
             }
         };
-        let mut err = Error::decode(Some(status), reason, body, header_request_id);
-        if let (Error::Decode(d), Some(key)) = (&mut err, key) {
-            d.0.excerpt = crate::secret::scrub(&d.0.excerpt, key);
+        let mut excerpt = excerpt(body);
+        if let Some(key) = key {
+            excerpt = crate::secret::scrub(&excerpt, key);
         }
-        return err;
+        // A gateway's HTML page at 401, 403 or 429 still says what failed: the status alone
+        // decides the variant (a wrong key, a refusal, a rate limit), so callers and the CLI's
+        // exit code see the same kind of error as with a readable body. Other statuses stay
+        // `Decode`, whose status tells the retry classifier whether to try again.
+        if matches!(status, 401 | 403 | 429) {
+            return Error::from(ApiError(Box::new(ApiErrorFields {
+                status,
+                service,
+                code: None,
+                message: format!("{reason}; body starts {excerpt:?}"),
+                request_id: header_request_id,
+                retry_after: header_str(headers, "retry-after").and_then(parse_retry_after),
+                detail: Detail::default(),
+            })));
+        }
+        return Error::Decode(DecodeError(Box::new(DecodeFields {
+            status: Some(status),
+            reason,
+            excerpt,
+            request_id: header_request_id,
+        })));
     };
     if let Some(key) = key {
         fields.message = crate::secret::scrub(&fields.message, key);

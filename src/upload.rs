@@ -195,9 +195,10 @@ pub struct UploadedFile {
     pub model: String,
     /// Its size in bytes.
     pub size: u64,
-    /// When the upload was confirmed.
+    /// When the POST that stored it was sent: no later than the storage's own upload time, so
+    /// that `expires_at` is never later than the object's real expiry.
     pub uploaded_at: SystemTime,
-    /// When it stops resolving: 48 hours after the upload.
+    /// When it stops resolving: 48 hours after `uploaded_at` (a few moments early, never late).
     pub expires_at: SystemTime,
     /// OSS's request id of the upload that stored it.
     pub request_id: Option<String>,
@@ -436,6 +437,9 @@ impl Client {
             // key only to learn whether it landed (409), so that a success is not reported as
             // a failure. It is not a retry of a refused upload.
             let mut verifying = false;
+            // When the first POST of the current key was sent: the object, if stored, was
+            // stored after it, so an expiry counted from here is never later than the real one.
+            let mut first_sent = SystemTime::now();
             loop {
                 attempts += 1;
                 let mut same_key_again = false;
@@ -457,6 +461,7 @@ impl Client {
                             });
                         }
                         let key = c.claim_key(&source.name);
+                        first_sent = SystemTime::now();
                         (c, key)
                     }
                 };
@@ -469,12 +474,12 @@ impl Client {
                         if let Some(id) = &request_id {
                             tracing::Span::current().record("request_id", id.as_str());
                         }
-                        return Ok(done(model, key, size, request_id, attempts));
+                        return Ok(done(model, key, size, request_id, attempts, first_sent));
                     }
                     // Our key, written by nobody else: an earlier attempt landed.
                     Err(Error::FileAlreadyExists(e)) if same_key_again => {
                         tracing::info!(request_id = e.request_id(), "an earlier attempt had landed");
-                        return Ok(done(model, key, size, None, attempts));
+                        return Ok(done(model, key, size, None, attempts, first_sent));
                     }
                     Err(e) => e,
                 };
@@ -684,8 +689,8 @@ fn done(
     size: u64,
     request_id: Option<String>,
     attempts: u32,
+    uploaded_at: SystemTime,
 ) -> UploadedFile {
-    let uploaded_at = SystemTime::now();
     UploadedFile {
         url: format!("oss://{key}"),
         key,
@@ -1001,6 +1006,51 @@ mod tests {
         let long = format!("{}.png", "é".repeat(600));
         let safe = safe_name(&long, 100);
         assert!(safe.len() <= 100 && safe.ends_with(".png"), "{safe}");
+    }
+
+    fn settings() -> UploadSettings {
+        UploadSettings {
+            retry: RetryPolicy::default(),
+            concurrency: 1,
+            credential_rate: 100,
+            credential_margin: Duration::from_secs(30),
+            allow_insecure_http: false,
+        }
+    }
+
+    fn policy_data(
+        expire_in_seconds: serde_json::Value,
+        policy: &str,
+    ) -> crate::api::types::UploadPolicy {
+        serde_json::from_value(serde_json::json!({
+            "policy": policy,
+            "signature": "c2ln",
+            "upload_dir": "dashscope-instant/abc/2026-01-01/r",
+            "upload_host": "https://example.invalid",
+            "expire_in_seconds": expire_in_seconds,
+            "max_file_size_mb": 100,
+            "capacity_limit_mb": 999,
+            "oss_access_key_id": "LTAI",
+            "x_oss_object_acl": "private",
+            "x_oss_forbid_overwrite": "true"
+        }))
+        .expect("a credential")
+    }
+
+    /// A lifetime of u64::MAX seconds and a policy that cannot be read: the plan is capped at a
+    /// day, and reuse stops a margin before that.
+    #[test]
+    fn an_absurd_lifetime_is_capped_at_a_day() {
+        let now = Instant::now();
+        let unreadable = base64::engine::general_purpose::STANDARD.encode("not json");
+        let data = policy_data(serde_json::json!("18446744073709551615"), &unreadable);
+        let c = credential_from(data, now, &settings()).expect("a credential");
+        assert_eq!(c.expires, now + Duration::from_secs(24 * 3600));
+        assert_eq!(c.usable_until, c.expires - Duration::from_secs(30));
+        // A believable lifetime is kept as given.
+        let data = policy_data(serde_json::json!(300), &unreadable);
+        let c = credential_from(data, now, &settings()).expect("a credential");
+        assert_eq!(c.expires, now + Duration::from_secs(300));
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind};
 
+mod support;
+
 const CAT: &str = "tests/fixtures/cat.png";
 
 fn dashscope(args: &[&str], stdin: Option<&str>) -> Output {
@@ -434,4 +436,49 @@ fn help_lists_the_commands_and_exit_codes() {
     ] {
         assert!(help.contains(word), "{word} missing from --help");
     }
+}
+
+/// A gateway's HTML page instead of DashScope's JSON: the status still decides the class, so a
+/// 401 page exits as an authentication failure (3) and a 429 page as a rate limit (4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_pages_exit_by_their_status() {
+    let page = |status: u16, title: &str| {
+        support::Canned::raw(
+            status,
+            "text/html",
+            format!("<html><head><title>{title}</title></head><body>gateway</body></html>"),
+        )
+    };
+    let mut shown = String::new();
+    for (answer, code) in [
+        (page(401, "401 Authorization Required"), 3),
+        (page(403, "403 Forbidden"), 3),
+        (
+            page(429, "429 Too Many Requests").header("retry-after", "0"),
+            4,
+        ),
+    ] {
+        let server = support::Server::start(answer).await;
+        let out = dashscope(
+            &[
+                "oss.upload",
+                "-m",
+                "qwen-vl-plus",
+                "-f",
+                CAT,
+                "--base-url",
+                &server.url,
+                "--api-key",
+                DEFAULT_API_KEY,
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(code), "{}", show(&out, None));
+        shown.push_str(&format!(
+            "=== requests received: {} (429 is retried)\n{}\n",
+            server.requests().len(),
+            show(&out, None)
+        ));
+    }
+    insta::assert_snapshot!(shown);
 }

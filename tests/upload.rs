@@ -53,6 +53,7 @@ async fn uploads_a_file_and_the_bytes_land_intact() {
     bytes.extend((0..300_000u32).map(|i| (i % 251) as u8));
     std::fs::write(&path, &bytes).expect("write");
 
+    let before = std::time::SystemTime::now();
     let file = client_for(&emulator)
         .upload("qwen-vl-plus", path.as_path())
         .await
@@ -66,11 +67,15 @@ async fn uploads_a_file_and_the_bytes_land_intact() {
     assert_eq!(file.size, bytes.len() as u64);
     assert_eq!(file.model, "qwen-vl-plus");
     assert_eq!(file.attempts, 1);
-    let lifetime = file
-        .expires_at
-        .duration_since(file.uploaded_at)
-        .expect("expires after upload");
-    assert_eq!(lifetime, Duration::from_secs(48 * 3600));
+    // The client's expiry is the storage's, or a moment earlier: never later, or a URL would be
+    // used after it stopped resolving; and counted from no earlier than the call.
+    let stored_until = emulator.object_expiry(&file.key).expect("stored");
+    assert!(
+        file.expires_at <= stored_until,
+        "{:?} is after the emulator's {stored_until:?}",
+        file.expires_at
+    );
+    assert!(file.expires_at >= before + Duration::from_secs(48 * 3600));
     assert_eq!(emulator.object_bytes(&file.key), Some(bytes));
 
     let _ = std::fs::remove_dir_all(dir);

@@ -142,6 +142,8 @@ async fn a_credential_that_cannot_be_decoded_is_not_quoted() {
 }
 
 #[tokio::test]
+/// The cap itself (a day) is checked in `upload::tests::an_absurd_lifetime_is_capped_at_a_day`;
+/// here the whole path takes the absurd answer without a panic.
 async fn an_absurd_lifetime_does_not_crash_the_client() {
     let body = policy_json(&Server::start(Canned::raw(200, "text/plain", "")).await.url)
         .replace(

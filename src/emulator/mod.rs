@@ -307,6 +307,14 @@ impl Emulator {
         self.state.object_digest(key)
     }
 
+    /// When the object under `key` stops resolving, by the emulator's clock: its upload time
+    /// plus the object lifetime (48 h).
+    pub fn object_expiry(&self, key: &str) -> Option<std::time::SystemTime> {
+        state::lock(&self.state.objects)
+            .get(key)
+            .map(|o| o.uploaded_at + self.state.config.object_lifetime)
+    }
+
     /// The bytes of a stored object, by key (tests compare them with what was sent).
     pub fn object_bytes(&self, key: &str) -> Option<Vec<u8>> {
         self.state.object_bytes(key)
