@@ -747,6 +747,9 @@ async fn run_emulator(args: EmulatorArgs) -> u8 {
         emulator.inject(kind, count);
     }
     emulator.set_delay(Duration::from_millis(args.delay_ms));
+    // Listening for SIGTERM before the URL is printed: a script that reads the URL and stops
+    // the emulator at once must not kill it by default disposition.
+    let stop = crate::emulator::stop_signal();
     // The first stdout line is for scripts: `eval "$(dashscope emulator | head -n1)"`.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "DASHSCOPE_BASE_URL={}", emulator.base_url());
@@ -764,7 +767,7 @@ async fn run_emulator(args: EmulatorArgs) -> u8 {
         "  stats: GET {}/emulator/v1/stats; stop with Ctrl-C",
         emulator.base_url()
     );
-    emulator.run_until_signalled().await;
+    emulator.run_until(stop).await;
     EXIT_OK
 }
 

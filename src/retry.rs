@@ -144,8 +144,9 @@ mod tests {
             start.elapsed()
         );
         // Another model has its own window.
-        let t = Instant::now();
-        limiter.acquire("other").await;
-        assert!(t.elapsed() < Duration::from_millis(100));
+        assert!(
+            futures_util::FutureExt::now_or_never(limiter.acquire("other")).is_some(),
+            "another model waited"
+        );
     }
 }

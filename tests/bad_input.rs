@@ -21,6 +21,8 @@ fn cli(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dashscope"))
         .args(args)
         .env_remove("DASHSCOPE_API_KEY")
+        // Logging on stderr would change what the snapshots record.
+        .env_remove("RUST_LOG")
         .env_remove("DASHSCOPE_BASE_URL")
         .env_remove("DASHSCOPE_HTTP_BASE_URL")
         .output()

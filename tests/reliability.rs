@@ -1,6 +1,6 @@
 //! The fault batch: many small files through a hostile emulator (the 100-per-second credential
-//! limit, injected 500s, connections dropped mid-body, credentials that expire every few
-//! tenths of a second).
+//! limit, injected 500s, connections dropped mid-body, credentials that expire after every 300
+//! uploads).
 //! Every file must either land exactly as sent or come back as a typed error: no file lost, no
 //! false success. `RELIABILITY_FILES` sets the size (10,000 by default; more for a soak).
 #![cfg(feature = "emulator")]
@@ -36,16 +36,23 @@ async fn ten_thousand_files_through_faults() {
     emulator.set_fault_rate(FaultKind::UploadError, 10_000); // 1 %
     emulator.set_fault_rate(FaultKind::UploadDrop, 10_000); // 1 %
 
-    // The emulator's clock runs 100× fast: each 30 s credential expires after ~0.3 s of real
-    // time, many times over the batch, while the client's cache still trusts it.
+    // Credentials expire under the client's feet: after every 300 form POSTs the emulator's
+    // clock jumps 30 s, past the life of every credential issued so far, while the client's
+    // cache still trusts them. Counted in work, not time, so a slow machine sees the same
+    // number of expiries per file as a fast one.
     let running = Arc::new(AtomicBool::new(true));
     let ticking = running.clone();
     let emulator = Arc::new(emulator);
     let clock = emulator.clone();
     let ticker = tokio::spawn(async move {
+        let mut next = 300;
         while ticking.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            clock.advance_clock(Duration::from_secs(5));
+            let stats = clock.stats();
+            if stats.uploads_ok + stats.uploads_rejected >= next {
+                clock.advance_clock(Duration::from_secs(30));
+                next += 300;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     });
 

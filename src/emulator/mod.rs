@@ -121,8 +121,11 @@ pub struct EmulatorConfig {
     pub min_file_size: u64,
     /// The daily upload capacity per account, in MiB (`capacity_limit_mb`).
     pub capacity_limit_mb: u64,
-    /// Credential requests allowed per second per account and model.
+    /// Credential requests allowed per `policy_rate_window` per account and model.
     pub policy_qps: u32,
+    /// The real-time window `policy_qps` counts in: a second, as documented. Tests that count
+    /// refusals widen it, so that a slow machine cannot spread their requests over two windows.
+    pub policy_rate_window: Duration,
     /// Where objects are kept.
     pub storage: Storage,
     /// The API host's address (port 0: any free port).
@@ -168,6 +171,7 @@ impl Default for EmulatorConfig {
             min_file_size: 0,
             capacity_limit_mb: 999_999_999,
             policy_qps: 100,
+            policy_rate_window: Duration::from_secs(1),
             storage: Storage::TempDir,
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             oss_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -330,9 +334,20 @@ impl Emulator {
 
     /// Runs until SIGINT or SIGTERM, then shuts down. For the `dashscope emulator` process.
     pub async fn run_until_signalled(self) {
-        server::wait_for_signal().await;
+        self.run_until(stop_signal()).await;
+    }
+
+    /// Runs until `stop` resolves, then shuts down.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) {
+        stop.await;
         self.shutdown().await;
     }
+}
+
+/// SIGINT or SIGTERM, listened for from the moment this is called: call it before telling anyone
+/// the emulator is up, so that a signal sent right after is not missed.
+pub fn stop_signal() -> impl std::future::Future<Output = ()> + Send {
+    server::stop_signal()
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {

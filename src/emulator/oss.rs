@@ -368,6 +368,13 @@ async fn receive(
             std::future::pending::<()>().await;
         }
     }
+    // A file smaller than half the form ends before the mark: the connection is lost after its
+    // last byte instead, still before the body is complete.
+    if drop_half_way {
+        bump(&state.counters.uploads_rejected);
+        switch.pull();
+        std::future::pending::<()>().await;
+    }
     // multer hands out one field at a time: the file part must be released first.
     drop(file);
     // OSS ignores fields after the file, but not a second file.

@@ -335,7 +335,7 @@ impl State {
     /// client really sends, and tests move the clock forward by minutes at a time.
     pub(crate) fn admit_policy_request(&self, account: usize, model: &str) -> bool {
         let now = std::time::Instant::now();
-        let window = Duration::from_secs(1);
+        let window = self.config.policy_rate_window;
         let mut rate = lock(&self.rate);
         let times = rate.entry((account, model.to_owned())).or_default();
         while times
@@ -405,11 +405,14 @@ impl State {
     }
 
     /// Drops expired credentials and objects (deleting their files), empty rate windows and the
-    /// capacity of past days. Nothing dropped here could still be used: OSS checks a policy's
-    /// expiration before it looks up the credential, and an object past its lifetime already
-    /// resolves as an invalid URL.
+    /// capacity of past days. Nothing dropped here could still be used: an object past its
+    /// lifetime already resolves as an invalid URL, and OSS checks a policy's expiration before
+    /// it looks up the credential. A credential is kept an hour past its expiration all the same,
+    /// so that an upload whose expiration was checked a moment before the clock moved still
+    /// finds it.
     fn sweep(&self, now: SystemTime) {
-        lock(&self.credentials).retain(|_, c| c.expires > now);
+        let grace = Duration::from_secs(3600);
+        lock(&self.credentials).retain(|_, c| c.expires + grace > now);
         let expired: Vec<Body> = {
             let mut objects = lock(&self.objects);
             let lifetime = self.config.object_lifetime;
@@ -433,10 +436,11 @@ impl State {
             }
         }
         let real_now = std::time::Instant::now();
+        let window = self.config.policy_rate_window;
         lock(&self.rate).retain(|_, times| {
             times
                 .back()
-                .is_some_and(|t| real_now.duration_since(*t) < Duration::from_secs(1))
+                .is_some_and(|t| real_now.duration_since(*t) < window)
         });
         let today = crate::timefmt::format_date(now);
         // ISO dates order as strings.
