@@ -25,7 +25,9 @@ fn generate() -> Result<(), String> {
 
     let mut settings = progenitor::GenerationSettings::new();
     settings
-        .with_interface(progenitor::InterfaceStyle::Positional)
+        // Every operation gets a request builder and every type a builder: an optional field
+        // added to the spec is a new setter, never a broken struct literal in a user's code.
+        .with_interface(progenitor::InterfaceStyle::Builder)
         .with_tag(progenitor::TagStyle::Merged)
         // Users publish or validate the request shapes with `schemars::schema_for!`.
         .with_derive("schemars::JsonSchema")
@@ -42,11 +44,26 @@ fn generate() -> Result<(), String> {
         .map_err(|e| format!("{SPEC}: progenitor cannot generate a client: {e}"))?;
     let file: syn::File =
         syn::parse2(tokens).map_err(|e| format!("{SPEC}: generated code does not parse: {e}"))?;
-    let code = prettyplease::unparse(&file);
+    let code = default_extra_maps(prettyplease::unparse(&file))?;
 
     let out_dir = std::env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?;
     let out = Path::new(&out_dir).join("codegen.rs");
     std::fs::write(&out, code).map_err(|e| format!("{}: cannot write: {e}", out.display()))
+}
+
+/// typify's builders treat a flattened `additionalProperties` map (our `extra`) as a required
+/// field, so every builder would fail without `.extra(…)`. The map is optional on the wire
+/// (`#[serde(flatten)]` of an empty map writes nothing): its builder default becomes empty.
+fn default_extra_maps(code: String) -> Result<String, String> {
+    const REQUIRED: &str = r#"extra: Err("no value supplied for extra".to_string()),"#;
+    const DEFAULT: &str = "extra: Ok(Default::default()),";
+    if !code.contains(REQUIRED) && code.contains("pub extra:") {
+        return Err(format!(
+            "{SPEC}: the generated builders no longer look as build.rs expects (no `{REQUIRED}`): \
+             check `default_extra_maps` against this progenitor version"
+        ));
+    }
+    Ok(code.replace(REQUIRED, DEFAULT))
 }
 
 fn quote_path(path: &str) -> proc_macro2::TokenStream {

@@ -6,7 +6,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use dashscope_oss::chat::{ChatRequest, Message};
+use dashscope_oss::api::types;
+use dashscope_oss::chat::Message;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,25 +18,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = client.upload(&model, image.as_str()).await?;
     println!("uploaded {} ({} bytes) as {}", image, file.size, file.url);
 
-    // 2. Ask with the OpenAI-compatible API; the client sends X-DashScope-OssResourceResolve.
-    let request = ChatRequest::new(&model).message(
-        Message::user()
-            .image(file.url.as_str())
-            .text("What is in this picture?"),
-    );
-    let answer = client.chat(request.clone()).await?;
-    println!(
-        "compatible: {}",
-        answer.choices[0].message.content.as_deref().unwrap_or("")
-    );
+    // 2. Ask with the OpenAI-compatible API, building the generated request type with its
+    //    builder; the client sends X-DashScope-OssResourceResolve because of the oss:// URL.
+    let question = Message::user()
+        .image(file.url.as_str())
+        .text("What is in this picture?");
+    let request: types::ChatCompletionRequest = types::ChatCompletionRequest::builder()
+        .model(model.as_str())
+        .messages(vec![question.to_compatible()?])
+        .temperature(0.2)
+        .try_into()?;
+    let answer = client.chat_completion(&request).await?;
+    println!("compatible: {}", answer.text().unwrap_or(""));
 
     // 3. The same with the native API.
-    let answer = client.generate(request).await?;
-    let text = answer.output.choices[0]
-        .message
-        .content
-        .first()
-        .and_then(|i| i.text.as_deref());
-    println!("native: {}", text.unwrap_or(""));
+    let request: types::MultimodalGenerationRequest = types::MultimodalGenerationRequest::builder()
+        .model(model.as_str())
+        .input(types::MultimodalInput::builder().messages(vec![question.to_native()?]))
+        .parameters(Some(
+            types::MultimodalParameters::builder()
+                .temperature(0.2)
+                .try_into()?,
+        ))
+        .try_into()?;
+    let answer = client.multimodal_generation(&request).await?;
+    println!("native: {}", answer.text().unwrap_or_default());
     Ok(())
 }

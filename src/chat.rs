@@ -17,7 +17,6 @@
 //! Only image, audio and video positions are media: a text that names a file stays text and is
 //! never uploaded.
 
-use std::path::PathBuf;
 use std::pin::Pin;
 
 use futures_util::{Stream, StreamExt};
@@ -25,17 +24,16 @@ use serde_json::{Map, Value, json};
 
 use crate::api::types;
 use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
-use crate::{Client, Error, Result, UploadSource};
-
-/// The header that lets the service read `oss://` URLs.
-pub const OSS_RESOLVE_HEADER: &str = "X-DashScope-OssResourceResolve";
+use crate::wire::audio_format;
+pub use crate::wire::{Media, OSS_RESOLVE_HEADER};
+use crate::{Client, Error, Result};
 
 /// A stream of typed chunks; it ends after the last chunk, or with an error.
 pub type ChunkStream<T> = Pin<Box<dyn Stream<Item = Result<T>> + Send>>;
 
-/// Which API a request is for.
+/// Which API a stream is of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Api {
+enum Api {
     Compatible,
     Native,
 }
@@ -54,125 +52,6 @@ impl Api {
             Api::Native => Service::Native,
         }
     }
-
-    /// The API of a generated operation, for the pre-request hook.
-    pub(crate) fn of_operation(operation_id: &str) -> Option<Api> {
-        match operation_id {
-            "create_chat_completion" => Some(Api::Compatible),
-            "create_multimodal_generation" => Some(Api::Native),
-            _ => None,
-        }
-    }
-}
-
-/// Where a medium is: a URL the service reads (`https://`, `oss://`, `data:`) or a local file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Media {
-    /// Sent as it is.
-    Url(String),
-    /// Uploaded for the request's model, then sent as its `oss://` URL.
-    Path(PathBuf),
-}
-
-impl Media {
-    /// Reads a string the way people write media: `https://`, `http://`, `oss://` and `data:`
-    /// are URLs; `file://` URIs (`file:///C:/x.png` included) and everything else are paths.
-    pub fn parse(s: &str) -> Media {
-        let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-        if ["https://", "http://", "oss://", "data:"]
-            .iter()
-            .any(|p| lower.starts_with(p))
-        {
-            return Media::Url(s.to_owned());
-        }
-        if lower.starts_with("file://") {
-            return Media::Path(file_uri_path(s));
-        }
-        Media::Path(PathBuf::from(s))
-    }
-
-    fn as_str(&self) -> String {
-        match self {
-            Media::Url(u) => u.clone(),
-            Media::Path(p) => p.display().to_string(),
-        }
-    }
-}
-
-impl From<&str> for Media {
-    fn from(s: &str) -> Self {
-        Media::parse(s)
-    }
-}
-
-impl From<String> for Media {
-    fn from(s: String) -> Self {
-        Media::parse(&s)
-    }
-}
-
-impl From<PathBuf> for Media {
-    fn from(p: PathBuf) -> Self {
-        Media::Path(p)
-    }
-}
-
-impl From<&std::path::Path> for Media {
-    fn from(p: &std::path::Path) -> Self {
-        Media::Path(p.to_path_buf())
-    }
-}
-
-/// `file:///home/me/a%20b.png` → `/home/me/a b.png`; `file:///C:/x.png` → `C:/x.png`;
-/// `file://localhost/x` → `/x`.
-fn file_uri_path(uri: &str) -> PathBuf {
-    let rest = &uri["file://".len()..];
-    let rest = rest.strip_prefix("localhost").unwrap_or(rest);
-    let decoded = percent_decode(rest);
-    let b = decoded.as_bytes();
-    // A Windows drive: `/C:/…` or `/C|/…`.
-    if b.len() >= 3 && b[0] == b'/' && b[1].is_ascii_alphabetic() && (b[2] == b':' || b[2] == b'|')
-    {
-        return PathBuf::from(format!("{}:{}", &decoded[1..2], &decoded[3..]));
-    }
-    PathBuf::from(decoded)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The `format` of an `input_audio` part, from the file or URL's extension.
-fn audio_format(location: &str) -> Option<&'static str> {
-    let path = location.split(['?', '#']).next().unwrap_or(location);
-    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
-    Some(match ext.as_str() {
-        "mp3" => "mp3",
-        "wav" => "wav",
-        "m4a" => "m4a",
-        "aac" => "aac",
-        "amr" => "amr",
-        "flac" => "flac",
-        "ogg" | "oga" => "ogg",
-        "opus" => "opus",
-        "pcm" => "pcm",
-        _ => return None,
-    })
 }
 
 /// One part of a message.
@@ -308,6 +187,16 @@ impl Message {
         json!({"role": self.role.as_str(), "content": parts})
     }
 
+    /// The message as the OpenAI-compatible API's generated type.
+    pub fn to_compatible(&self) -> Result<types::ChatMessage> {
+        typed(self.compatible())
+    }
+
+    /// The message as the native API's generated type.
+    pub fn to_native(&self) -> Result<types::NativeMessage> {
+        typed(self.native())
+    }
+
     fn native(&self) -> Value {
         let items: Vec<Value> = self
             .parts
@@ -362,6 +251,17 @@ impl ChatRequest {
         &self.model
     }
 
+    /// The request as the OpenAI-compatible API's generated type: parameters the spec names
+    /// land in their typed fields (and must have their type), the others in `extra`.
+    pub fn to_compatible(&self) -> Result<types::ChatCompletionRequest> {
+        typed(self.compatible_json())
+    }
+
+    /// The request as the native API's generated type; parameters go in `parameters`.
+    pub fn to_native(&self) -> Result<types::MultimodalGenerationRequest> {
+        typed(self.native_json())
+    }
+
     fn compatible_json(&self) -> Value {
         let mut body = self.parameters.clone();
         body.insert("model".into(), json!(self.model));
@@ -384,217 +284,86 @@ impl ChatRequest {
     }
 }
 
-/// Calls `f` on every media URL of a request body (image, audio and video positions only).
-pub(crate) fn visit_media(api: Api, body: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    let messages = match api {
-        Api::Compatible => body.get_mut("messages"),
-        Api::Native => body.pointer_mut("/input/messages"),
-    };
-    let Some(Value::Array(messages)) = messages else {
-        return;
-    };
-    let mut visit = |v: Option<&mut Value>| match v {
-        Some(Value::String(s)) => f(s),
-        Some(Value::Array(frames)) => {
-            for frame in frames {
-                if let Value::String(s) = frame {
-                    f(s);
-                }
-            }
-        }
-        _ => {}
-    };
-    for message in messages {
-        let Some(Value::Array(items)) = message.get_mut("content") else {
-            continue;
-        };
-        for item in items {
-            match api {
-                Api::Compatible => {
-                    let kind = item.get("type").and_then(Value::as_str).map(str::to_owned);
-                    match kind.as_deref() {
-                        Some("image_url") => visit(item.pointer_mut("/image_url/url")),
-                        Some("input_audio") => visit(item.pointer_mut("/input_audio/data")),
-                        Some("video") => visit(item.get_mut("video")),
-                        Some("video_url") => visit(item.pointer_mut("/video_url/url")),
-                        _ => {}
-                    }
-                }
-                Api::Native => {
-                    for key in ["image", "audio", "video"] {
-                        visit(item.get_mut(key));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Whether a request body carries an `oss://` URL in a media position.
-pub(crate) fn carries_oss_url(api: Api, body: &[u8]) -> bool {
-    // Cheap test first: most requests carry no such string at all.
-    if !body.windows(6).any(|w| w == b"oss://") {
-        return false;
-    }
-    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
-        return false;
-    };
-    let mut found = false;
-    visit_media(api, &mut value, &mut |url| {
-        found |= url.starts_with("oss://")
-    });
-    found
-}
-
 impl Client {
-    /// An OpenAI-compatible chat completion. Local files are uploaded first.
+    /// An OpenAI-compatible chat completion of a [`ChatRequest`]: [`Client::chat_completion`]
+    /// of [`ChatRequest::to_compatible`].
     pub async fn chat(&self, request: ChatRequest) -> Result<types::ChatCompletionResponse> {
-        let body = self
-            .resolve(Api::Compatible, &request.model, request.compatible_json())
-            .await?;
-        let typed: types::ChatCompletionRequest = typed(body)?;
-        self.with_retries(|| self.chat_completion(&typed)).await
+        self.chat_completion(&request.to_compatible()?).await
     }
 
-    /// A native multimodal generation. Local files are uploaded first.
+    /// A native multimodal generation of a [`ChatRequest`]: [`Client::multimodal_generation`]
+    /// of [`ChatRequest::to_native`].
     pub async fn generate(
         &self,
         request: ChatRequest,
     ) -> Result<types::MultimodalGenerationResponse> {
-        let body = self
-            .resolve(Api::Native, &request.model, request.native_json())
-            .await?;
-        let typed: types::MultimodalGenerationRequest = typed(body)?;
-        self.with_retries(|| self.multimodal_generation(&typed))
-            .await
+        self.multimodal_generation(&request.to_native()?).await
     }
 
-    /// A streamed chat completion: chunks until `[DONE]`, the last one with the token usage.
+    /// [`Client::chat_completion_stream`] of a [`ChatRequest`].
     pub async fn chat_stream(
         &self,
         request: ChatRequest,
     ) -> Result<ChunkStream<types::ChatCompletionChunk>> {
-        let mut body = self
-            .resolve(Api::Compatible, &request.model, request.compatible_json())
-            .await?;
-        body["stream"] = json!(true);
-        if body.get("stream_options").is_none() {
-            body["stream_options"] = json!({"include_usage": true});
-        }
-        self.stream(Api::Compatible, body).await
+        self.chat_completion_stream(&request.to_compatible()?).await
     }
 
-    /// A streamed native generation. With the parameter `incremental_output: true` each chunk
-    /// carries only new text; otherwise each carries the whole text so far.
+    /// [`Client::multimodal_generation_stream`] of a [`ChatRequest`].
     pub async fn generate_stream(
         &self,
         request: ChatRequest,
     ) -> Result<ChunkStream<types::MultimodalGenerationChunk>> {
-        let body = self
-            .resolve(Api::Native, &request.model, request.native_json())
-            .await?;
-        self.stream(Api::Native, body).await
+        self.multimodal_generation_stream(&request.to_native()?)
+            .await
     }
 
-    /// Uploads the local files of a body for `model` and puts their `oss://` URLs in place.
-    /// Every file is checked before anything is uploaded: a missing one fails the call first.
-    async fn resolve(&self, api: Api, model: &str, mut body: Value) -> Result<Value> {
-        let mut local: Vec<String> = Vec::new();
-        visit_media(api, &mut body, &mut |url| {
-            if let Media::Path(_) = Media::parse(url)
-                && !local.contains(url)
-            {
-                local.push(url.clone());
-            }
-        });
-        if local.is_empty() {
-            return Ok(body);
+    /// A streamed chat completion: chunks until `[DONE]`, the last one with the token usage
+    /// (`stream_options.include_usage` is set unless the request says otherwise). Local files
+    /// are uploaded first; 429 and 5xx are retried before the first chunk, never after.
+    /// [`collect_chat`] assembles the chunks into one answer.
+    pub async fn chat_completion_stream(
+        &self,
+        request: &types::ChatCompletionRequest,
+    ) -> Result<ChunkStream<types::ChatCompletionChunk>> {
+        let mut body =
+            serde_json::to_value(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        body["stream"] = json!(true);
+        if body.get("stream_options").is_none_or(Value::is_null) {
+            body["stream_options"] = json!({"include_usage": true});
         }
-        let sources: Vec<UploadSource> = local
-            .iter()
-            .map(|s| match Media::parse(s) {
-                Media::Path(p) => UploadSource::path(p),
-                Media::Url(u) => UploadSource::path(u),
-            })
-            .collect();
-        for source in &sources {
-            source.size().await?;
-        }
-        let uploaded = self.upload_many(model, sources).await;
-        let mut urls = Vec::with_capacity(uploaded.len());
-        for result in uploaded {
-            urls.push(result?.url);
-        }
-        visit_media(api, &mut body, &mut |url| {
-            if let Some(i) = local.iter().position(|l| l == url) {
-                *url = urls[i].clone();
-            }
-        });
-        Ok(body)
+        self.stream(Api::Compatible, &body).await
     }
 
-    /// Retries 429 (not an exhausted quota) and 5xx with backoff.
-    async fn with_retries<T, F, Fut>(&self, call: F) -> Result<T>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
-    {
-        let policy = self.uploads.settings().retry;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match call().await {
-                Err(e) if attempt < policy.max_attempts && retry_model_call(&e) => {
-                    let wait = policy.backoff(attempt, e.retry_after());
-                    tracing::warn!(error = %e, attempt, ?wait, "model call failed, retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                other => return other,
-            }
-        }
+    /// A streamed native generation. With `parameters.incremental_output` each chunk carries
+    /// only new text; otherwise each carries the whole answer so far. [`collect_generation`]
+    /// assembles the chunks into one answer.
+    pub async fn multimodal_generation_stream(
+        &self,
+        request: &types::MultimodalGenerationRequest,
+    ) -> Result<ChunkStream<types::MultimodalGenerationChunk>> {
+        let body =
+            serde_json::to_value(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        self.stream(Api::Native, &body).await
     }
 
-    async fn stream<T>(&self, api: Api, body: Value) -> Result<ChunkStream<T>>
+    async fn stream<T>(&self, api: Api, body: &Value) -> Result<ChunkStream<T>>
     where
         T: serde::de::DeserializeOwned + Send + 'static,
     {
-        let bytes = serde_json::to_vec(&body).map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        let oss = carries_oss_url(api, &bytes);
-        let url = format!("{}{}", self.base_url(), api.path());
-        let response = self
-            .with_retries(|| async {
-                let mut request = self
-                    .http()
-                    .post(&url)
-                    .header(reqwest::header::AUTHORIZATION, self.authorization())
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header(reqwest::header::ACCEPT, "text/event-stream")
-                    .body(bytes.clone());
-                if api == Api::Native {
-                    request = request.header("X-DashScope-SSE", "enable");
-                }
-                if oss {
-                    request = request.header(OSS_RESOLVE_HEADER, "enable");
-                }
-                let response = request.send().await.map_err(Error::from_reqwest)?;
-                let status = response.status();
-                if status.is_success() {
-                    return Ok(response);
-                }
-                let headers = response.headers().clone();
-                let (body, truncated) = crate::client::read_limited(response, ERROR_BODY_LIMIT)
-                    .await
-                    .map_err(Error::from_reqwest)?;
-                Err(from_response(
-                    api.service(),
-                    status.as_u16(),
-                    &headers,
-                    &body,
-                    truncated,
-                    Some(self.key()),
-                ))
-            })
-            .await?;
+        let mut request = self.post_json(api.path(), body)?;
+        let headers = request.headers_mut();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_static("text/event-stream"),
+        );
+        if api == Api::Native {
+            headers.insert(
+                "X-DashScope-SSE",
+                reqwest::header::HeaderValue::from_static("enable"),
+            );
+        }
+        // The one execution path: local files, headers, retries before any chunk.
+        let response = self.send_prepared(request).await?;
         // A 200 that is not an event stream (a proxy's page, a non-streamed answer) would
         // otherwise read as a stream with no chunks.
         let content_type = response
@@ -605,7 +374,7 @@ impl Client {
             .to_ascii_lowercase();
         if !content_type.starts_with("text/event-stream") {
             let status = response.status().as_u16();
-            let (body, _) = crate::client::read_limited(response, ERROR_BODY_LIMIT)
+            let (body, _) = crate::transport::read_limited(response, ERROR_BODY_LIMIT)
                 .await
                 .map_err(Error::from_reqwest)?;
             return Err(Error::decode(
@@ -618,11 +387,6 @@ impl Client {
         // From here on nothing is retried: chunks may already be in the caller's hands.
         Ok(Box::pin(sse_chunks::<T>(api, response, self.key().clone())))
     }
-}
-
-fn retry_model_call(e: &Error) -> bool {
-    matches!(e, Error::RateLimited(_) | Error::ServerError(_))
-        || matches!(e, Error::Decode(d) if d.status().is_some_and(|s| s >= 500))
 }
 
 fn typed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T> {
@@ -770,64 +534,513 @@ fn is_error_chunk(data: &str) -> bool {
     serde_json::from_str::<Value>(data).is_ok_and(|v| v.get("error").is_some_and(Value::is_object))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+// ------------------------------------------------------------------ assembling answers
 
-    #[test]
-    fn media_strings_are_read_as_people_write_them() {
-        assert_eq!(
-            Media::parse("https://x/cat.png"),
-            Media::Url("https://x/cat.png".into())
-        );
-        assert_eq!(
-            Media::parse("OSS://bucket/k"),
-            Media::Url("OSS://bucket/k".into())
-        );
-        assert_eq!(
-            Media::parse("data:image/png;base64,AAAA"),
-            Media::Url("data:image/png;base64,AAAA".into())
-        );
-        assert_eq!(Media::parse("cat.png"), Media::Path("cat.png".into()));
-        assert_eq!(
-            Media::parse("file:///home/me/a%20b.png"),
-            Media::Path("/home/me/a b.png".into())
-        );
-        assert_eq!(
-            Media::parse("file:///C:/Users/me/cat.png"),
-            Media::Path("C:/Users/me/cat.png".into())
-        );
-        assert_eq!(
-            Media::parse("file://localhost/tmp/x.png"),
-            Media::Path("/tmp/x.png".into())
-        );
-        assert_eq!(
-            Media::parse("C:\\Users\\me\\cat.png"),
-            Media::Path("C:\\Users\\me\\cat.png".into())
-        );
+/// Assembles the chunks of a streamed chat completion into the answer a non-streamed call
+/// would have given: each choice's text, reasoning, tool calls joined from their fragments (by
+/// `index`), Omni's audio pieces joined (in `message.extra["audio"]`), the finish reason and
+/// the usage. What the chunks carry that the spec does not name is kept. Pure: feed it chunks
+/// from anywhere.
+#[derive(Debug, Default)]
+pub struct ChatCollector {
+    top: Map<String, Value>,
+    choices: std::collections::BTreeMap<i64, ChoiceParts>,
+    usage: Option<Value>,
+}
+
+#[derive(Debug, Default)]
+struct ChoiceParts {
+    role: Option<String>,
+    text: Option<String>,
+    reasoning: Option<String>,
+    /// By the fragment's `index` (or arrival order where none is sent).
+    calls: std::collections::BTreeMap<i64, Map<String, Value>>,
+    audio: Option<Map<String, Value>>,
+    finish_reason: Option<String>,
+    logprobs: Vec<Value>,
+    extra: Map<String, Value>,
+}
+
+impl ChoiceParts {
+    fn add_text(slot: &mut Option<String>, piece: Option<&Value>) {
+        if let Some(piece) = piece.and_then(Value::as_str) {
+            slot.get_or_insert_with(String::new).push_str(piece);
+        }
     }
 
-    #[test]
-    fn oss_urls_are_found_in_media_positions_only() {
-        let compat = json!({"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "see oss://a/b.png"}]}]});
-        assert!(!carries_oss_url(
-            Api::Compatible,
-            compat.to_string().as_bytes()
-        ));
-        let deep = json!({"model": "m", "messages": [
-            {"role": "system", "content": "plain"},
-            {"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "video", "video": ["https://a/1.jpg", "oss://a/2.jpg"]}]}]});
-        assert!(carries_oss_url(
-            Api::Compatible,
-            deep.to_string().as_bytes()
-        ));
-        let native = json!({"model": "m", "input": {"messages": [{"role": "user", "content": [{"audio": "oss://a/b.mp3"}]}]}});
-        assert!(carries_oss_url(Api::Native, native.to_string().as_bytes()));
-        let native_text = json!({"model": "m", "input": {"messages": [{"role": "user", "content": [{"text": "oss://a/b.mp3"}]}]}});
-        assert!(!carries_oss_url(
-            Api::Native,
-            native_text.to_string().as_bytes()
-        ));
+    /// Joins one batch of tool-call fragments: the first fragment of an index gives the id,
+    /// type and name; every fragment's `arguments` piece is appended (a null piece is empty).
+    fn add_calls(&mut self, fragments: &[Value]) {
+        for (position, fragment) in fragments.iter().enumerate() {
+            let Some(fragment) = fragment.as_object() else {
+                continue;
+            };
+            let index = fragment
+                .get("index")
+                .and_then(Value::as_i64)
+                .unwrap_or_else(|| {
+                    // No index (the native API's printed example): the n-th fragment of a
+                    // batch belongs to the n-th call.
+                    i64::try_from(position).unwrap_or(i64::MAX)
+                });
+            let call = self.calls.entry(index).or_default();
+            for (key, value) in fragment {
+                match key.as_str() {
+                    "function" => {
+                        let function = call
+                            .entry("function")
+                            .or_insert_with(|| json!({}))
+                            .as_object_mut();
+                        let (Some(function), Some(piece)) = (function, value.as_object()) else {
+                            continue;
+                        };
+                        for (fkey, fvalue) in piece {
+                            match (fkey.as_str(), fvalue) {
+                                ("arguments", Value::String(more)) => {
+                                    let joined =
+                                        function.entry("arguments").or_insert_with(|| json!(""));
+                                    if let Value::String(so_far) = joined {
+                                        so_far.push_str(more);
+                                    }
+                                }
+                                (_, Value::Null) => {}
+                                (_, Value::String(s)) if s.is_empty() => {}
+                                (other, v) => {
+                                    function.entry(other).or_insert_with(|| v.clone());
+                                }
+                            }
+                        }
+                        function.entry("arguments").or_insert_with(|| json!(""));
+                    }
+                    // Later fragments repeat or blank these: the first one counts.
+                    _ if value.is_null() || value.as_str() == Some("") => {}
+                    _ => {
+                        call.entry(key.clone()).or_insert_with(|| value.clone());
+                    }
+                }
+            }
+            call.insert("index".to_owned(), json!(index));
+        }
+    }
+
+    fn message(self) -> (Value, Option<String>, Vec<Value>) {
+        let mut message = self.extra;
+        message.insert(
+            "role".to_owned(),
+            json!(self.role.unwrap_or_else(|| "assistant".to_owned())),
+        );
+        message.insert("content".to_owned(), json!(self.text));
+        if let Some(reasoning) = self.reasoning {
+            message.insert("reasoning_content".to_owned(), json!(reasoning));
+        }
+        if !self.calls.is_empty() {
+            let calls: Vec<Value> = self.calls.into_values().map(Value::Object).collect();
+            message.insert("tool_calls".to_owned(), Value::Array(calls));
+        }
+        if let Some(audio) = self.audio {
+            message.insert("audio".to_owned(), Value::Object(audio));
+        }
+        (Value::Object(message), self.finish_reason, self.logprobs)
+    }
+}
+
+impl ChatCollector {
+    /// An empty answer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one chunk.
+    pub fn push(&mut self, chunk: &types::ChatCompletionChunk) {
+        let Ok(Value::Object(mut chunk)) = serde_json::to_value(chunk) else {
+            return;
+        };
+        if let Some(usage) = chunk.remove("usage").filter(|u| !u.is_null()) {
+            self.usage = Some(usage);
+        }
+        let choices = chunk.remove("choices");
+        for (key, value) in chunk {
+            self.top.insert(key, value);
+        }
+        let Some(Value::Array(choices)) = choices else {
+            return;
+        };
+        for (position, choice) in choices.into_iter().enumerate() {
+            let Value::Object(mut choice) = choice else {
+                continue;
+            };
+            let index = choice
+                .get("index")
+                .and_then(Value::as_i64)
+                .unwrap_or(i64::try_from(position).unwrap_or(0));
+            let parts = self.choices.entry(index).or_default();
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                parts.finish_reason = Some(reason.to_owned());
+            }
+            if let Some(Value::Object(logprobs)) = choice.get("logprobs")
+                && let Some(Value::Array(content)) = logprobs.get("content")
+            {
+                parts.logprobs.extend(content.iter().cloned());
+            }
+            let Some(Value::Object(delta)) = choice.remove("delta") else {
+                continue;
+            };
+            for (key, value) in delta {
+                match key.as_str() {
+                    "role" => {
+                        if let Some(role) = value.as_str() {
+                            parts.role = Some(role.to_owned());
+                        }
+                    }
+                    "content" => ChoiceParts::add_text(&mut parts.text, Some(&value)),
+                    "reasoning_content" => {
+                        ChoiceParts::add_text(&mut parts.reasoning, Some(&value));
+                    }
+                    "tool_calls" => {
+                        if let Value::Array(fragments) = &value {
+                            parts.add_calls(fragments);
+                        }
+                    }
+                    "audio" => {
+                        if let Value::Object(piece) = value {
+                            let audio = parts.audio.get_or_insert_with(Map::new);
+                            for (akey, avalue) in piece {
+                                match (akey.as_str(), &avalue) {
+                                    ("data" | "transcript", Value::String(more)) => {
+                                        let joined = audio.entry(akey).or_insert_with(|| json!(""));
+                                        if let Value::String(so_far) = joined {
+                                            so_far.push_str(more);
+                                        }
+                                    }
+                                    (_, Value::Null) => {}
+                                    _ => {
+                                        audio.insert(akey, avalue);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    _ if value.is_null() => {}
+                    _ => {
+                        parts.extra.insert(key, value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The assembled answer.
+    pub fn finish(self) -> Result<types::ChatCompletionResponse> {
+        let mut answer = self.top;
+        answer.insert("object".to_owned(), json!("chat.completion"));
+        let choices: Vec<Value> = self
+            .choices
+            .into_iter()
+            .map(|(index, parts)| {
+                let (message, finish_reason, logprobs) = parts.message();
+                let mut choice =
+                    json!({"index": index, "message": message, "finish_reason": finish_reason});
+                if !logprobs.is_empty() {
+                    choice["logprobs"] = json!({"content": logprobs});
+                }
+                choice
+            })
+            .collect();
+        answer.insert("choices".to_owned(), Value::Array(choices));
+        if let Some(usage) = self.usage {
+            answer.insert("usage".to_owned(), usage);
+        }
+        answer_of(Value::Object(answer))
+    }
+}
+
+/// Assembles a chat completion stream into one answer (see [`ChatCollector`]).
+pub async fn collect_chat(
+    mut stream: ChunkStream<types::ChatCompletionChunk>,
+) -> Result<types::ChatCompletionResponse> {
+    let mut collector = ChatCollector::new();
+    while let Some(chunk) = stream.next().await {
+        collector.push(&chunk?);
+    }
+    collector.finish()
+}
+
+/// Assembles the events of a streamed native generation into the answer a non-streamed call
+/// would have given. With `incremental_output` (`incremental: true`) each event's text,
+/// reasoning and tool-call pieces are appended; without it each event carries the whole
+/// answer so far, and the last one counts. `usage` counts so far in every event: the last one
+/// counts. `finish_reason` `"null"` (the string) is read as "not yet".
+#[derive(Debug)]
+pub struct GenerationCollector {
+    incremental: bool,
+    top: Map<String, Value>,
+    output: Map<String, Value>,
+    choices: std::collections::BTreeMap<i64, ChoiceParts>,
+    usage: Option<Value>,
+}
+
+impl GenerationCollector {
+    /// An empty answer; `incremental` as the request's `parameters.incremental_output`.
+    pub fn new(incremental: bool) -> Self {
+        Self {
+            incremental,
+            top: Map::new(),
+            output: Map::new(),
+            choices: Default::default(),
+            usage: None,
+        }
+    }
+
+    /// Adds one event.
+    pub fn push(&mut self, chunk: &types::MultimodalGenerationChunk) {
+        let Ok(Value::Object(mut chunk)) = serde_json::to_value(chunk) else {
+            return;
+        };
+        if let Some(usage) = chunk.remove("usage").filter(|u| !u.is_null()) {
+            self.usage = Some(usage);
+        }
+        let output = chunk.remove("output");
+        for (key, value) in chunk {
+            self.top.insert(key, value);
+        }
+        let Some(Value::Object(mut output)) = output else {
+            return;
+        };
+        let choices = output.remove("choices");
+        for (key, value) in output {
+            if key == "text" && self.incremental {
+                let joined = self.output.entry(key).or_insert_with(|| json!(""));
+                if let (Value::String(so_far), Some(more)) = (joined, value.as_str()) {
+                    so_far.push_str(more);
+                }
+            } else if !value.is_null() && value.as_str() != Some("null") {
+                self.output.insert(key, value);
+            }
+        }
+        let Some(Value::Array(choices)) = choices else {
+            return;
+        };
+        for (position, choice) in choices.into_iter().enumerate() {
+            let Value::Object(mut choice) = choice else {
+                continue;
+            };
+            let index = i64::try_from(position).unwrap_or(0);
+            if !self.incremental {
+                // The whole answer so far: start this choice again.
+                self.choices.remove(&index);
+            }
+            let parts = self.choices.entry(index).or_default();
+            if let Some(reason) = choice
+                .get("finish_reason")
+                .and_then(Value::as_str)
+                .filter(|r| *r != "null")
+            {
+                parts.finish_reason = Some(reason.to_owned());
+            }
+            if let Some(Value::Object(logprobs)) = choice.get("logprobs")
+                && let Some(Value::Array(content)) = logprobs.get("content")
+            {
+                parts.logprobs.extend(content.iter().cloned());
+            }
+            let Some(Value::Object(message)) = choice.remove("message") else {
+                continue;
+            };
+            for (key, value) in message {
+                match key.as_str() {
+                    "role" => {
+                        if let Some(role) = value.as_str() {
+                            parts.role = Some(role.to_owned());
+                        }
+                    }
+                    "content" => match value {
+                        Value::String(text) => {
+                            ChoiceParts::add_text(&mut parts.text, Some(&json!(text)))
+                        }
+                        Value::Array(items) => {
+                            for item in items {
+                                match item {
+                                    Value::Object(mut item) => {
+                                        if let Some(text) = item.remove("text") {
+                                            ChoiceParts::add_text(&mut parts.text, Some(&text));
+                                        }
+                                        // Other items (`image_hw`, …) are kept as they come.
+                                        if !item.is_empty() {
+                                            let others = parts
+                                                .extra
+                                                .entry("content_items")
+                                                .or_insert_with(|| json!([]));
+                                            if let Value::Array(others) = others {
+                                                others.push(Value::Object(item));
+                                            }
+                                        }
+                                    }
+                                    other => {
+                                        ChoiceParts::add_text(&mut parts.text, Some(&other));
+                                    }
+                                }
+                            }
+                        }
+                        _ => {}
+                    },
+                    "reasoning_content" => {
+                        ChoiceParts::add_text(&mut parts.reasoning, Some(&value));
+                    }
+                    "tool_calls" => {
+                        if let Value::Array(fragments) = &value {
+                            parts.add_calls(fragments);
+                        }
+                    }
+                    _ if value.is_null() => {}
+                    _ => {
+                        parts.extra.insert(key, value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The assembled answer.
+    pub fn finish(self) -> Result<types::MultimodalGenerationResponse> {
+        let mut output = self.output;
+        if !self.choices.is_empty() {
+            let choices: Vec<Value> = self
+                .choices
+                .into_values()
+                .map(|parts| {
+                    let (message, finish_reason, logprobs) = parts.message();
+                    // Native answers are lists of items: the text, then whatever else came.
+                    let mut message = message;
+                    let text = message.get("content").cloned().unwrap_or(Value::Null);
+                    let mut items = Vec::new();
+                    if let Value::String(text) = text {
+                        items.push(json!({"text": text}));
+                    }
+                    if let Some(Value::Array(others)) = message
+                        .as_object_mut()
+                        .and_then(|m| m.remove("content_items"))
+                    {
+                        items.extend(others);
+                    }
+                    message["content"] = Value::Array(items);
+                    let mut choice = json!({"message": message, "finish_reason": finish_reason});
+                    if !logprobs.is_empty() {
+                        choice["logprobs"] = json!({"content": logprobs});
+                    }
+                    choice
+                })
+                .collect();
+            output.insert("choices".to_owned(), Value::Array(choices));
+        }
+        let mut answer = self.top;
+        answer.insert("output".to_owned(), Value::Object(output));
+        if let Some(usage) = self.usage {
+            answer.insert("usage".to_owned(), usage);
+        }
+        answer_of(Value::Object(answer))
+    }
+}
+
+/// Assembles a native generation stream into one answer (see [`GenerationCollector`]).
+pub async fn collect_generation(
+    mut stream: ChunkStream<types::MultimodalGenerationChunk>,
+    incremental: bool,
+) -> Result<types::MultimodalGenerationResponse> {
+    let mut collector = GenerationCollector::new(incremental);
+    while let Some(chunk) = stream.next().await {
+        collector.push(&chunk?);
+    }
+    collector.finish()
+}
+
+fn answer_of<T: serde::de::DeserializeOwned>(value: Value) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| {
+        Error::decode(
+            Some(200),
+            format!("the assembled stream does not fit the spec: {e}"),
+            &[],
+            None,
+        )
+    })
+}
+
+// ------------------------------------------------------------------ reading answers
+
+impl types::ChatCompletionResponse {
+    /// The first choice's text.
+    pub fn text(&self) -> Option<&str> {
+        self.choices.first()?.message.content.as_deref()
+    }
+
+    /// The first choice's reasoning (thinking models).
+    pub fn reasoning(&self) -> Option<&str> {
+        self.choices.first()?.message.reasoning_content.as_deref()
+    }
+
+    /// The first choice's tool calls (empty when it made none).
+    pub fn tool_calls(&self) -> &[types::ToolCall] {
+        self.choices
+            .first()
+            .and_then(|c| c.message.tool_calls.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// Why the first choice stopped (`stop`, `length`, `tool_calls`).
+    pub fn finish_reason(&self) -> Option<&str> {
+        self.choices.first()?.finish_reason.as_deref()
+    }
+
+    /// The token counts.
+    pub fn token_usage(&self) -> Option<&types::CompletionUsage> {
+        self.usage.as_ref()
+    }
+}
+
+impl types::MultimodalGenerationResponse {
+    /// The first choice's text: its text items joined (or `output.text` with
+    /// `result_format: text`).
+    pub fn text(&self) -> Option<String> {
+        let Some(choice) = self.output.choices.first() else {
+            return self.output.text.clone();
+        };
+        match choice.message.content.as_ref()? {
+            types::NativeAnswerContent::String(text) => Some(text.clone()),
+            types::NativeAnswerContent::Array(items) => {
+                let texts: Vec<&str> = items.iter().filter_map(|i| i.text.as_deref()).collect();
+                (!texts.is_empty()).then(|| texts.concat())
+            }
+        }
+    }
+
+    /// The first choice's reasoning (thinking models).
+    pub fn reasoning(&self) -> Option<&str> {
+        self.output
+            .choices
+            .first()?
+            .message
+            .reasoning_content
+            .as_deref()
+    }
+
+    /// The first choice's tool calls (empty when it made none).
+    pub fn tool_calls(&self) -> &[types::ToolCallDelta] {
+        self.output
+            .choices
+            .first()
+            .and_then(|c| c.message.tool_calls.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// Why the first choice stopped (`stop`, `length`, `tool_calls`).
+    pub fn finish_reason(&self) -> Option<&str> {
+        match self.output.choices.first() {
+            Some(choice) => choice.finish_reason.as_deref(),
+            None => self.output.finish_reason.as_deref(),
+        }
+        .filter(|r| *r != "null")
+    }
+
+    /// The token counts.
+    pub fn token_usage(&self) -> Option<&types::MultimodalUsage> {
+        self.usage.as_ref()
     }
 }

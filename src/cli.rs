@@ -24,7 +24,8 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::chat::{ChatRequest, Message};
+use crate::api::types;
+use crate::chat::{ChatCollector, ChatRequest, GenerationCollector, Message};
 use crate::emulator::{
     Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind, MediaKind,
     ModelSpec, Storage,
@@ -142,6 +143,10 @@ struct ChatArgs {
     /// Use the native multimodal-generation API instead of the OpenAI-compatible one.
     #[arg(long)]
     native: bool,
+    /// Print the whole answer as JSON (the streamed answer assembled, fields the spec does not
+    /// name kept) instead of its text as it arrives.
+    #[arg(long)]
+    json: bool,
     /// The question.
     prompt: String,
 }
@@ -662,39 +667,100 @@ async fn chat(client: &Client, global: &Global, args: ChatArgs) -> u8 {
     }
     let request = ChatRequest::new(&args.model).message(message.text(args.prompt));
     let mut stdout = std::io::stdout().lock();
-    let result: Result<(), Error> = async {
+    let quiet = global.quiet;
+    let json = args.json;
+    // Text goes to stdout as it arrives; reasoning to stderr; tool calls after the answer.
+    let mut show = |text: Option<&str>, reasoning: Option<&str>| {
+        if json {
+            return;
+        }
+        if let Some(reasoning) = reasoning.filter(|r| !r.is_empty() && !quiet) {
+            eprint!("{reasoning}");
+        }
+        if let Some(text) = text {
+            let _ = write!(stdout, "{text}");
+            let _ = stdout.flush();
+        }
+    };
+    let result: Result<serde_json::Value, Error> = async {
         use futures_util::StreamExt;
         if args.native {
             let mut stream = client
                 .generate_stream(request.parameter("incremental_output", true))
                 .await?;
+            let mut collector = GenerationCollector::new(true);
             while let Some(chunk) = stream.next().await {
-                for choice in &chunk?.output.choices {
-                    for item in &choice.message.content {
-                        if let Some(text) = &item.text {
-                            let _ = write!(stdout, "{text}");
-                            let _ = stdout.flush();
+                let chunk = chunk?;
+                for choice in &chunk.output.choices {
+                    let message = &choice.message;
+                    if let Some(types::NativeAnswerContent::Array(items)) = &message.content {
+                        for item in items {
+                            show(item.text.as_deref(), None);
                         }
                     }
+                    show(None, message.reasoning_content.as_deref());
                 }
+                collector.push(&chunk);
             }
+            let answer = collector.finish()?;
+            let calls = answer
+                .tool_calls()
+                .iter()
+                .map(|c| {
+                    let f = c.function.as_ref();
+                    (
+                        f.and_then(|f| f.name.clone()).unwrap_or_default(),
+                        f.and_then(|f| f.arguments.clone()).unwrap_or_default(),
+                    )
+                })
+                .collect::<Vec<_>>();
+            Ok((serde_json::to_value(&answer).unwrap_or_default(), calls))
         } else {
             let mut stream = client.chat_stream(request).await?;
+            let mut collector = ChatCollector::new();
             while let Some(chunk) = stream.next().await {
-                for choice in &chunk?.choices {
-                    if let Some(text) = &choice.delta.content {
-                        let _ = write!(stdout, "{text}");
-                        let _ = stdout.flush();
-                    }
+                let chunk = chunk?;
+                for choice in &chunk.choices {
+                    show(
+                        choice.delta.content.as_deref(),
+                        choice.delta.reasoning_content.as_deref(),
+                    );
                 }
+                collector.push(&chunk);
+            }
+            let answer = collector.finish()?;
+            let calls = answer
+                .tool_calls()
+                .iter()
+                .map(|c| {
+                    let f = c.function.as_ref();
+                    (
+                        f.and_then(|f| f.name.clone()).unwrap_or_default(),
+                        f.and_then(|f| f.arguments.clone()).unwrap_or_default(),
+                    )
+                })
+                .collect::<Vec<_>>();
+            Ok((serde_json::to_value(&answer).unwrap_or_default(), calls))
+        }
+    }
+    .await
+    .map(|(answer, calls)| {
+        if json {
+            let _ = write!(
+                stdout,
+                "{}",
+                serde_json::to_string_pretty(&answer).unwrap_or_default()
+            );
+        } else {
+            for (name, arguments) in calls {
+                let _ = write!(stdout, "\ntool call: {name}({arguments})");
             }
         }
-        Ok(())
-    }
-    .await;
+        answer
+    });
     let _ = writeln!(stdout);
     match result {
-        Ok(()) => EXIT_OK,
+        Ok(_) => EXIT_OK,
         Err(e) => {
             report(&e, None);
             exit_code(&e)

@@ -1,26 +1,35 @@
-//! The [`Client`]: the generated API plus what the spec cannot say (authentication, error
-//! mapping, which headers go out).
+//! The [`Client`]: the generated API plus what the spec cannot say. Its hooks are the front of
+//! the one execution path every operation takes: `pre` authenticates, uploads the local files
+//! a body names and adds the OSS header by the generic rule of [`crate::wire`]; `exec` hands the
+//! request to [`crate::transport`], which retries, maps errors and traces.
 
-use std::cell::RefCell;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Once};
 
-use progenitor_client::{ClientHooks, ClientInfo, OperationInfo, ResponseValue};
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde_json::Value;
 
 use crate::api::{self, types};
 use crate::config::normalize_base_url;
-use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
-use crate::{Config, Error, Result, Secret};
+use crate::retry::RetryPolicy;
+use crate::transport;
+use crate::upload::{ProgressFn, Uploader, Uploads};
+use crate::wire::{self, Media, OSS_RESOLVE_HEADER};
+use crate::{Config, Error, Result, Secret, UploadSource, UploadedFile};
 
-/// What the generated client's hooks need: the key, as a ready header.
+/// What the generated client's hooks need: the key (as a ready header), the retry policy that
+/// governs every call, and the upload state (credentials, rate limit) that local files use.
 #[derive(Debug, Clone)]
 pub struct Inner {
-    key: Secret,
+    pub(crate) key: Secret,
     authorization: HeaderValue,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) uploads: Arc<Uploads>,
 }
 
-/// A DashScope client. Cheap to clone; clones share the connection pool.
+/// A DashScope client. Cheap to clone; clones share the connection pool and the credentials.
 ///
 /// ```no_run
 /// # async fn run() -> dashscope_oss::Result<()> {
@@ -34,7 +43,6 @@ pub struct Inner {
 #[derive(Clone, Debug)]
 pub struct Client {
     api: Arc<api::Client>,
-    pub(crate) uploads: Arc<crate::upload::Uploads>,
 }
 
 impl Client {
@@ -58,17 +66,20 @@ impl Client {
             Some(client) => client,
             None => build_http_client(&config)?,
         };
-        let inner = Inner { key, authorization };
-        let uploads = crate::upload::Uploads::new(crate::upload::UploadSettings {
+        let inner = Inner {
+            key,
+            authorization,
             retry: config.retry,
-            concurrency: config.upload_concurrency,
-            credential_rate: config.credential_rate,
-            credential_margin: config.credential_margin,
-            allow_insecure_http: config.allow_insecure_http,
-        });
+            uploads: Arc::new(Uploads::new(crate::upload::UploadSettings {
+                retry: config.retry,
+                concurrency: config.upload_concurrency,
+                credential_rate: config.credential_rate,
+                credential_margin: config.credential_margin,
+                allow_insecure_http: config.allow_insecure_http,
+            })),
+        };
         Ok(Self {
             api: Arc::new(api::Client::new_with_client(&base_url, http, inner)),
-            uploads: Arc::new(uploads),
         })
     }
 
@@ -82,15 +93,32 @@ impl Client {
         self.api.baseurl()
     }
 
-    /// The generated client, for operations this crate does not wrap. Its calls are
-    /// authenticated, but errors come back as progenitor's `Error<E>`, not as [`Error`].
+    /// The generated client, for operations this crate does not wrap. Its calls take the same
+    /// path as the others (authentication, local files, the OSS header, retries), but errors
+    /// come back as progenitor's `Error<E>`; wrap a call in [`Client::call`] to get [`Error`].
     pub fn api(&self) -> &api::Client {
         &self.api
     }
 
-    /// The `Authorization` header (marked sensitive), for the hand-written streaming calls.
-    pub(crate) fn authorization(&self) -> HeaderValue {
-        self.api.inner().authorization.clone()
+    /// Runs a call of the generated client and returns this crate's [`Error`] on failure.
+    ///
+    /// ```no_run
+    /// # async fn run(client: dashscope_oss::Client) -> dashscope_oss::Result<()> {
+    /// let policy = client
+    ///     .call(client.api().get_upload_policy().action("getPolicy").model("qwen-vl-plus").send())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call<T, E>(
+        &self,
+        call: impl Future<
+            Output = std::result::Result<
+                progenitor_client::ResponseValue<T>,
+                progenitor_client::Error<E>,
+            >,
+        >,
+    ) -> Result<T> {
+        transport::run(&self.api.inner().key, call).await
     }
 
     /// The API key, to scrub it from error messages.
@@ -98,164 +126,201 @@ impl Client {
         &self.api.inner().key
     }
 
-    /// The HTTP client, shared with the upload path (which never sends the API key to OSS).
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        self.api.client()
-    }
-
     /// Gets an upload credential for `model` (`GET /api/v1/uploads?action=getPolicy`).
     pub async fn upload_policy(&self, model: &str) -> Result<types::UploadPolicyResponse> {
-        if model.trim().is_empty() {
-            return Err(Error::InvalidRequest("the model name is empty".to_owned()));
-        }
-        let call = self
-            .api
-            .get_upload_policy(types::UploadAction::GetPolicy, model);
-        // A credential body holds the policy, its signature and the access key id: if it cannot
-        // be decoded, say why but never quote it.
-        self.run(Service::Native, call).await.map_err(|e| match e {
-            Error::Decode(d) => Error::decode(
-                d.status(),
-                d.reason(),
-                b"[withheld: a credential]",
-                d.request_id().map(str::to_owned),
-            ),
-            other => other,
-        })
+        Uploader::new(&self.api).policy(model).await
     }
 
-    /// An OpenAI-compatible chat completion (not streamed).
+    /// An OpenAI-compatible chat completion. Local files in media positions are uploaded for
+    /// the request's model first.
     pub async fn chat_completion(
         &self,
         request: &types::ChatCompletionRequest,
     ) -> Result<types::ChatCompletionResponse> {
-        self.run(
-            Service::Compatible,
-            self.api.create_chat_completion(request),
+        self.call(
+            self.api
+                .create_chat_completion()
+                .body(request.clone())
+                .send(),
         )
         .await
     }
 
-    /// A native multimodal generation (not streamed).
+    /// A native multimodal generation. Local files in media positions are uploaded for the
+    /// request's model first.
     pub async fn multimodal_generation(
         &self,
         request: &types::MultimodalGenerationRequest,
     ) -> Result<types::MultimodalGenerationResponse> {
-        self.run(
-            Service::Native,
-            self.api.create_multimodal_generation(request),
+        self.call(
+            self.api
+                .create_multimodal_generation()
+                .body(request.clone())
+                .send(),
         )
         .await
     }
 
-    /// Runs one generated call and turns its outcome into this crate's types. The `exec` hook
-    /// below parses error responses inside this scope, where it knows which service answered.
-    async fn run<T, E>(
+    /// Uploads one file for `model` and returns its `oss://` URL and expiry.
+    ///
+    /// ```no_run
+    /// # async fn run(client: dashscope_oss::Client) -> dashscope_oss::Result<()> {
+    /// let file = client.upload("qwen-vl-plus", "cat.png").await?;
+    /// println!("{} (until {:?})", file.url, file.expires_at);
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload(
         &self,
-        service: Service,
-        call: impl Future<Output = std::result::Result<ResponseValue<T>, progenitor_client::Error<E>>>,
-    ) -> Result<T> {
-        let (outcome, exchange) = EXCHANGE
-            .scope(RefCell::new(Exchange::new(service)), async {
-                let outcome = call.await;
-                (
-                    outcome,
-                    EXCHANGE.with(|x| x.replace(Exchange::new(service))),
-                )
-            })
-            .await;
-        match (outcome, exchange.error) {
-            (Ok(value), _) => Ok(value.into_inner()),
-            (Err(_), Some(error)) => Err(error),
-            (Err(e), None) => Err(self.map_progenitor_error(e, exchange.status)),
-        }
+        model: &str,
+        source: impl Into<UploadSource>,
+    ) -> Result<UploadedFile> {
+        Uploader::new(&self.api).upload(model, source.into()).await
     }
 
-    fn map_progenitor_error<E>(
+    /// Uploads many files for `model`, a few at a time ([`Config::upload_concurrency`]).
+    /// Returns one outcome per source, in input order; a failure loses none of the others.
+    pub async fn upload_many<I, S>(&self, model: &str, sources: I) -> Vec<Result<UploadedFile>>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<UploadSource>,
+    {
+        self.upload_many_with_progress(model, sources, None).await
+    }
+
+    /// [`Client::upload_many`], calling `progress` as bytes go out.
+    pub async fn upload_many_with_progress<I, S>(
         &self,
-        e: progenitor_client::Error<E>,
-        status: Option<u16>,
-    ) -> Error {
-        use progenitor_client::Error as P;
-        match e {
-            P::CommunicationError(e) | P::ResponseBodyError(e) | P::InvalidUpgrade(e) => {
-                Error::from_reqwest(e)
+        model: &str,
+        sources: I,
+        progress: Option<ProgressFn>,
+    ) -> Vec<Result<UploadedFile>>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<UploadSource>,
+    {
+        let sources = sources.into_iter().map(Into::into).collect();
+        Uploader::new(&self.api)
+            .upload_many(model, sources, progress)
+            .await
+    }
+
+    /// Prepares and sends a request built by hand (the streams), on the same path as the
+    /// generated operations.
+    pub(crate) async fn send_prepared(
+        &self,
+        mut request: reqwest::Request,
+    ) -> Result<reqwest::Response> {
+        prepare(&self.api, &mut request).await?;
+        let inner = self.api.inner();
+        transport::send(self.api.client(), &inner.key, inner.retry, request).await
+    }
+
+    /// A POST of `body` to `path`, ready for [`Client::send_prepared`].
+    pub(crate) fn post_json(&self, path: &str, body: &Value) -> Result<reqwest::Request> {
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        self.api
+            .client()
+            .post(format!("{}{path}", self.base_url()))
+            .header(CONTENT_TYPE, "application/json")
+            .body(bytes)
+            .build()
+            .map_err(|e| Error::InvalidRequest(e.to_string()))
+    }
+}
+
+/// The first half of the execution path, for every request: credentials, local files, headers.
+async fn prepare(api: &api::Client, request: &mut reqwest::Request) -> Result<()> {
+    if let Some(body) = request.body().and_then(reqwest::Body::as_bytes)
+        && let Some(resolved) = upload_local_media(api, body).await?
+    {
+        *request.body_mut() = Some(resolved.into());
+    }
+    let oss = request
+        .body()
+        .and_then(reqwest::Body::as_bytes)
+        .is_some_and(wire::carries_oss_url);
+    let headers = request.headers_mut();
+    // progenitor sends the spec's `info.version` as `api-version`; DashScope has no such header.
+    headers.remove("api-version");
+    headers.insert(AUTHORIZATION, api.inner().authorization.clone());
+    // Every documented DashScope request carries `Content-Type: application/json`, the
+    // bodiless `GET /api/v1/uploads` included (the documentation lists it as required).
+    headers
+        .entry(CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/json"));
+    // The service reads oss:// URLs only when told to; sent exactly when the body has one.
+    if oss {
+        headers.insert(OSS_RESOLVE_HEADER, HeaderValue::from_static("enable"));
+    }
+    Ok(())
+}
+
+type Resolved<'a> = Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>>> + Send + 'a>>;
+
+/// Uploads the local files in the media positions of a JSON body for its `model`, and returns
+/// the body with their `oss://` URLs, or `None` when it names no local file. Every file is
+/// checked before anything is uploaded. Boxed: an upload asks for a credential, a generated
+/// operation whose own hook comes back here.
+fn upload_local_media<'a>(api: &'a api::Client, body: &'a [u8]) -> Resolved<'a> {
+    Box::pin(async move {
+        let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+            return Ok(None);
+        };
+        let mut local: Vec<String> = Vec::new();
+        wire::visit_media(&mut value, &mut |s| {
+            if matches!(Media::parse(s), Media::Path(_)) && !local.contains(s) {
+                local.push(s.clone());
             }
-            P::InvalidResponsePayload(body, e) => Error::decode(
-                status,
-                crate::secret::scrub(&e.to_string(), &self.api.inner().key),
-                &body,
-                None,
-            ),
-            P::InvalidRequest(msg) | P::Custom(msg) => Error::InvalidRequest(msg),
-            // Error statuses are turned into `Error` by the exec hook; what is left is a status
-            // the spec does not list (a 1xx/3xx the HTTP client did not follow).
-            P::ErrorResponse(rv) => Error::decode(
-                Some(rv.status().as_u16()),
-                "unexpected error response",
-                &[],
-                None,
-            ),
-            P::UnexpectedResponse(resp) => Error::decode(
-                Some(resp.status().as_u16()),
-                "unexpected response status",
-                &[],
-                None,
-            ),
+        });
+        if local.is_empty() {
+            return Ok(None);
         }
-    }
-}
-
-/// What one call learned on the wire, kept for the duration of [`Client::run`].
-struct Exchange {
-    service: Service,
-    status: Option<u16>,
-    error: Option<Error>,
-}
-
-impl Exchange {
-    fn new(service: Service) -> Self {
-        Self {
-            service,
-            status: None,
-            error: None,
+        let model = value
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Error::InvalidRequest(
+                    "a request with local files needs a top-level `model` to upload them for"
+                        .to_owned(),
+                )
+            })?
+            .to_owned();
+        let sources: Vec<UploadSource> = local
+            .iter()
+            .map(|s| match Media::parse(s) {
+                Media::Path(p) => UploadSource::path(p),
+                Media::Url(u) => UploadSource::path(u),
+            })
+            .collect();
+        for source in &sources {
+            source.size().await?;
         }
-    }
-}
-
-tokio::task_local! {
-    static EXCHANGE: RefCell<Exchange>;
+        let mut urls = Vec::with_capacity(sources.len());
+        for result in Uploader::new(api).upload_many(&model, sources, None).await {
+            urls.push(result?.url);
+        }
+        wire::visit_media(&mut value, &mut |s| {
+            if let Some(i) = local.iter().position(|l| l == s) {
+                *s = urls[i].clone();
+            }
+        });
+        serde_json::to_vec(&value)
+            .map(Some)
+            .map_err(|e| Error::InvalidRequest(e.to_string()))
+    })
 }
 
 impl ClientHooks<Inner> for api::Client {
     async fn pre<E>(
         &self,
         request: &mut reqwest::Request,
-        info: &OperationInfo,
+        _info: &OperationInfo,
     ) -> std::result::Result<(), progenitor_client::Error<E>> {
-        // The service reads oss:// URLs only when told to; sent exactly when the body has one.
-        let oss = crate::chat::Api::of_operation(info.operation_id).is_some_and(|api| {
-            request
-                .body()
-                .and_then(reqwest::Body::as_bytes)
-                .is_some_and(|body| crate::chat::carries_oss_url(api, body))
-        });
-        let headers = request.headers_mut();
-        // progenitor sends the spec's `info.version` as `api-version`; DashScope has no such header.
-        headers.remove("api-version");
-        headers.insert(AUTHORIZATION, self.inner().authorization.clone());
-        // Every documented DashScope request carries `Content-Type: application/json`, the
-        // bodiless `GET /api/v1/uploads` included (the documentation lists it as required).
-        headers
-            .entry(reqwest::header::CONTENT_TYPE)
-            .or_insert(HeaderValue::from_static("application/json"));
-        if oss {
-            headers.insert(
-                crate::chat::OSS_RESOLVE_HEADER,
-                HeaderValue::from_static("enable"),
-            );
-        }
-        Ok(())
+        prepare(self, request).await.map_err(|error| {
+            let message = error.to_string();
+            transport::leave_error(error);
+            progenitor_client::Error::Custom(message)
+        })
     }
 
     async fn exec(
@@ -263,71 +328,26 @@ impl ClientHooks<Inner> for api::Client {
         request: reqwest::Request,
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        let response = self.client().execute(request).await?;
-        let status = response.status();
-        let Ok(service) = EXCHANGE.try_with(|x| {
-            let mut x = x.borrow_mut();
-            x.status = Some(status.as_u16());
-            x.service
-        }) else {
-            // Called through `Client::api()`: leave the response to progenitor.
-            return Ok(response);
-        };
-        if status.is_success() {
-            return Ok(response);
-        }
-        // Read at most ERROR_BODY_LIMIT bytes of the error body and classify it here, where the
-        // status and headers are still at hand (progenitor drops them for unparsable bodies).
-        let headers = response.headers().clone();
-        let (body, truncated) = match read_limited(response, ERROR_BODY_LIMIT).await {
-            Ok(read) => read,
-            Err(e) => {
-                let _ = EXCHANGE.try_with(|x| x.borrow_mut().error = Some(Error::from_reqwest(e)));
-                return Ok(empty_response(status));
+        let inner = self.inner();
+        match transport::send_raw(self.client(), &inner.key, inner.retry, request).await {
+            Ok(response) => {
+                transport::note_status(response.status().as_u16());
+                Ok(response)
             }
-        };
-        let error = from_response(
-            service,
-            status.as_u16(),
-            &headers,
-            &body,
-            truncated,
-            Some(&self.inner().key),
-        );
-        tracing::debug!(
-            status = status.as_u16(),
-            code = error.code(),
-            request_id = error.request_id(),
-            "dashscope error response"
-        );
-        let _ = EXCHANGE.try_with(|x| x.borrow_mut().error = Some(error));
-        Ok(empty_response(status))
-    }
-}
-
-/// A stand-in for an error response whose body was consumed above; progenitor's result for it
-/// is discarded in [`Client::run`].
-fn empty_response(status: reqwest::StatusCode) -> reqwest::Response {
-    let mut response = http::Response::new(Vec::<u8>::new());
-    *response.status_mut() = status;
-    reqwest::Response::from(response)
-}
-
-/// Reads up to `limit` bytes of a body; says whether there was more.
-pub(crate) async fn read_limited(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> reqwest::Result<(Vec<u8>, bool)> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = limit - body.len();
-        if chunk.len() > room {
-            body.extend_from_slice(&chunk[..room]);
-            return Ok((body, true));
+            Err(failure) if transport::in_run() => {
+                let status = failure.error.status().unwrap_or(502);
+                transport::leave_error(failure.error);
+                Ok(transport::stand_in(status))
+            }
+            // A caller of the raw generated client gets the answer itself, or the lost
+            // connection, as progenitor would have.
+            Err(failure) => match (failure.answer, failure.error) {
+                (Some(answer), _) => Ok(answer.into_response()),
+                (None, Error::Transport(e) | Error::Timeout(e)) => Err(e),
+                (None, error) => Ok(transport::stand_in(error.status().unwrap_or(502))),
+            },
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok((body, false))
 }
 
 fn build_http_client(config: &Config) -> Result<reqwest::Client> {

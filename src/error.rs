@@ -370,16 +370,10 @@ impl Error {
     }
 
     /// Whether the same operation may succeed if tried again: throttling, server errors,
-    /// timeouts, broken connections, and an expired upload credential (after fetching a new one).
+    /// timeouts, broken connections, and an upload credential OSS no longer accepts (after
+    /// fetching a new one). Decided by the crate's one retry classifier.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::RateLimited(_) | Error::ServerError(_) | Error::PolicyExpired(_) => true,
-            Error::Timeout(_) => true,
-            Error::Transport(e) => !e.is_builder() && !e.is_redirect(),
-            Error::Decode(d) => d.status().is_some_and(retryable_status),
-            Error::Api(e) => retryable_status(e.status()),
-            _ => false,
-        }
+        crate::retry::classify(self).is_retryable()
     }
 
     /// Whether this is a 429 that waiting cures (not an exhausted quota).
@@ -415,34 +409,9 @@ impl Error {
     }
 }
 
-fn retryable_status(status: u16) -> bool {
-    status == 408 || status == 429 || status >= 500
-}
-
-/// What a code becomes. Kept apart from the variants so that one table decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    InvalidApiKey,
-    RateLimited,
-    QuotaExhausted,
-    PolicyExpired,
-    PolicyConditionFailed,
-    SignatureMismatch,
-    InvalidAccessKeyId,
-    InvalidUploadForm,
-    EntityTooLarge,
-    EntityTooSmall,
-    FileAlreadyExists,
-    InvalidUrl,
-    DataInspection,
-    ContentRejected,
-    InvalidParameter,
-    AccessDenied,
-    Arrearage,
-    ModelNotFound,
-    RequestTooLarge,
-    ServerError,
-}
+/// What a code becomes: the variant's constructor. Each kind is named once, as a variant; the
+/// table below points at it.
+type Kind = fn(ApiError) -> Error;
 
 /// One row of the mapping: a code, optionally narrowed by phrases of its message (any one of
 /// them, ignoring case).
@@ -479,54 +448,54 @@ const URL_PHRASES: &[&str] = &["does not appear to be valid", "url"];
 /// (`invalid_api_key`, `limit_requests`, ...) follow the OpenAI conventions that the
 /// compatible mode copies; they are our inference, not captured traffic.
 const RULES: &[Rule] = &[
-    rule("InvalidApiKey", Kind::InvalidApiKey),
-    rule("invalid_api_key", Kind::InvalidApiKey),
-    rule("Throttling.AllocationQuota", Kind::QuotaExhausted),
-    rule("insufficient_quota", Kind::QuotaExhausted),
-    rule("Throttling.RateQuota", Kind::RateLimited),
-    rule("Throttling", Kind::RateLimited),
-    rule("limit_requests", Kind::RateLimited),
-    rule_msg("AccessDenied", &["Policy expired"], Kind::PolicyExpired),
+    rule("InvalidApiKey", Error::InvalidApiKey),
+    rule("invalid_api_key", Error::InvalidApiKey),
+    rule("Throttling.AllocationQuota", Error::QuotaExhausted),
+    rule("insufficient_quota", Error::QuotaExhausted),
+    rule("Throttling.RateQuota", Error::RateLimited),
+    rule("Throttling", Error::RateLimited),
+    rule("limit_requests", Error::RateLimited),
+    rule_msg("AccessDenied", &["Policy expired"], Error::PolicyExpired),
     rule_msg(
         "AccessDenied",
         &["Policy Condition failed"],
-        Kind::PolicyConditionFailed,
+        Error::PolicyConditionFailed,
     ),
-    rule("AccessDenied", Kind::AccessDenied),
-    rule("AccessDenied.Unpurchased", Kind::AccessDenied),
-    rule("SignatureDoesNotMatch", Kind::SignatureMismatch),
-    rule("InvalidAccessKeyId", Kind::InvalidAccessKeyId),
-    rule("InvalidArgument", Kind::InvalidUploadForm),
-    rule("InvalidPolicyDocument", Kind::InvalidUploadForm),
-    rule("MalformedPOSTRequest", Kind::InvalidUploadForm),
-    rule("RequestIsNotMultiPartContent", Kind::InvalidUploadForm),
+    rule("AccessDenied", Error::AccessDenied),
+    rule("AccessDenied.Unpurchased", Error::AccessDenied),
+    rule("SignatureDoesNotMatch", Error::SignatureMismatch),
+    rule("InvalidAccessKeyId", Error::InvalidAccessKeyId),
+    rule("InvalidArgument", Error::InvalidUploadForm),
+    rule("InvalidPolicyDocument", Error::InvalidUploadForm),
+    rule("MalformedPOSTRequest", Error::InvalidUploadForm),
+    rule("RequestIsNotMultiPartContent", Error::InvalidUploadForm),
     rule(
         "IncorrectNumberOfFilesInPOSTRequest",
-        Kind::InvalidUploadForm,
+        Error::InvalidUploadForm,
     ),
-    rule("InvalidObjectName", Kind::InvalidUploadForm),
-    rule("EntityTooLarge", Kind::EntityTooLarge),
-    rule("EntityTooSmall", Kind::EntityTooSmall),
-    rule("FileAlreadyExists", Kind::FileAlreadyExists),
+    rule("InvalidObjectName", Error::InvalidUploadForm),
+    rule("EntityTooLarge", Error::EntityTooLarge),
+    rule("EntityTooSmall", Error::EntityTooSmall),
+    rule("FileAlreadyExists", Error::FileAlreadyExists),
     rule_msg(
         "invalid_parameter_error",
         &["data inspection"],
-        Kind::DataInspection,
+        Error::DataInspection,
     ),
-    rule_msg("invalid_parameter_error", URL_PHRASES, Kind::InvalidUrl),
-    rule_msg("InvalidParameter", URL_PHRASES, Kind::InvalidUrl),
-    rule("InvalidParameter.DataInspection", Kind::DataInspection),
-    rule("DataInspectionFailed", Kind::ContentRejected),
-    rule("data_inspection_failed", Kind::ContentRejected),
-    rule("InvalidParameter", Kind::InvalidParameter),
-    rule("invalid_parameter_error", Kind::InvalidParameter),
-    rule("Arrearage", Kind::Arrearage),
-    rule("ModelNotFound", Kind::ModelNotFound),
-    rule("model_not_found", Kind::ModelNotFound),
-    rule("BadRequest.TooLarge", Kind::RequestTooLarge),
-    rule("InternalError", Kind::ServerError),
-    rule("InternalError.Algo", Kind::ServerError),
-    rule("internal_error", Kind::ServerError),
+    rule_msg("invalid_parameter_error", URL_PHRASES, Error::InvalidUrl),
+    rule_msg("InvalidParameter", URL_PHRASES, Error::InvalidUrl),
+    rule("InvalidParameter.DataInspection", Error::DataInspection),
+    rule("DataInspectionFailed", Error::ContentRejected),
+    rule("data_inspection_failed", Error::ContentRejected),
+    rule("InvalidParameter", Error::InvalidParameter),
+    rule("invalid_parameter_error", Error::InvalidParameter),
+    rule("Arrearage", Error::Arrearage),
+    rule("ModelNotFound", Error::ModelNotFound),
+    rule("model_not_found", Error::ModelNotFound),
+    rule("BadRequest.TooLarge", Error::RequestTooLarge),
+    rule("InternalError", Error::ServerError),
+    rule("InternalError.Algo", Error::ServerError),
+    rule("internal_error", Error::ServerError),
 ];
 
 fn classify(status: u16, code: Option<&str>, message: &str) -> Option<Kind> {
@@ -542,11 +511,11 @@ fn classify(status: u16, code: Option<&str>, message: &str) -> Option<Kind> {
     }
     // Codes we do not know still carry a status that says what kind of failure it was.
     match status {
-        401 => Some(Kind::InvalidApiKey),
-        403 => Some(Kind::AccessDenied),
-        413 => Some(Kind::RequestTooLarge),
-        429 => Some(Kind::RateLimited),
-        500..=599 => Some(Kind::ServerError),
+        401 => Some(Error::InvalidApiKey),
+        403 => Some(Error::AccessDenied),
+        413 => Some(Error::RequestTooLarge),
+        429 => Some(Error::RateLimited),
+        500..=599 => Some(Error::ServerError),
         _ => None,
     }
 }
@@ -557,32 +526,19 @@ fn contains_ci(haystack: &str, needle: &str) -> bool {
         .contains(&needle.to_ascii_lowercase())
 }
 
+/// A builder of a generated type that was missing a required field or given a value of the
+/// wrong type.
+impl From<crate::api::types::error::ConversionError> for Error {
+    fn from(e: crate::api::types::error::ConversionError) -> Self {
+        Error::InvalidRequest(e.to_string())
+    }
+}
+
 impl From<ApiError> for Error {
     fn from(e: ApiError) -> Self {
-        let Some(kind) = classify(e.status(), e.code(), e.message()) else {
-            return Error::Api(e);
-        };
-        match kind {
-            Kind::InvalidApiKey => Error::InvalidApiKey(e),
-            Kind::RateLimited => Error::RateLimited(e),
-            Kind::QuotaExhausted => Error::QuotaExhausted(e),
-            Kind::PolicyExpired => Error::PolicyExpired(e),
-            Kind::PolicyConditionFailed => Error::PolicyConditionFailed(e),
-            Kind::SignatureMismatch => Error::SignatureMismatch(e),
-            Kind::InvalidAccessKeyId => Error::InvalidAccessKeyId(e),
-            Kind::InvalidUploadForm => Error::InvalidUploadForm(e),
-            Kind::EntityTooLarge => Error::EntityTooLarge(e),
-            Kind::EntityTooSmall => Error::EntityTooSmall(e),
-            Kind::FileAlreadyExists => Error::FileAlreadyExists(e),
-            Kind::InvalidUrl => Error::InvalidUrl(e),
-            Kind::DataInspection => Error::DataInspection(e),
-            Kind::ContentRejected => Error::ContentRejected(e),
-            Kind::InvalidParameter => Error::InvalidParameter(e),
-            Kind::AccessDenied => Error::AccessDenied(e),
-            Kind::Arrearage => Error::Arrearage(e),
-            Kind::ModelNotFound => Error::ModelNotFound(e),
-            Kind::RequestTooLarge => Error::RequestTooLarge(e),
-            Kind::ServerError => Error::ServerError(e),
+        match classify(e.status(), e.code(), e.message()) {
+            Some(kind) => kind(e),
+            None => Error::Api(e),
         }
     }
 }
@@ -788,36 +744,6 @@ mod table_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_kind_is_reachable_from_the_table_or_a_status() {
-        // A Kind no rule produces would be a variant that never appears.
-        let from_rules: Vec<Kind> = RULES.iter().map(|r| r.kind).collect();
-        for kind in [
-            Kind::InvalidApiKey,
-            Kind::RateLimited,
-            Kind::QuotaExhausted,
-            Kind::PolicyExpired,
-            Kind::PolicyConditionFailed,
-            Kind::SignatureMismatch,
-            Kind::InvalidAccessKeyId,
-            Kind::InvalidUploadForm,
-            Kind::EntityTooLarge,
-            Kind::EntityTooSmall,
-            Kind::FileAlreadyExists,
-            Kind::InvalidUrl,
-            Kind::DataInspection,
-            Kind::ContentRejected,
-            Kind::InvalidParameter,
-            Kind::AccessDenied,
-            Kind::Arrearage,
-            Kind::ModelNotFound,
-            Kind::RequestTooLarge,
-            Kind::ServerError,
-        ] {
-            assert!(from_rules.contains(&kind), "{kind:?} has no rule");
-        }
-    }
 
     #[test]
     fn oss_xml_rejects_other_documents() {

@@ -24,11 +24,14 @@ mod retry;
 mod secret;
 mod sse;
 mod timefmt;
+mod transport;
 pub mod upload;
+mod wire;
 
 pub use client::{Client, install_crypto_provider};
 pub use config::{Config, Region};
 pub use error::{ApiError, DecodeError, Error, Result, Service};
 pub use retry::RetryPolicy;
 pub use secret::Secret;
-pub use upload::{Progress, UploadSource, UploadedFile};
+pub use upload::{Progress, ProgressFn, UploadSource, UploadedFile};
+pub use wire::{Media, OSS_RESOLVE_HEADER};

@@ -26,12 +26,14 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use progenitor_client::ClientInfo;
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 
+use crate::api::{self, types};
 use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
-use crate::retry::{RateLimiter, RetryPolicy};
-use crate::{Client, Error, Result, Secret};
+use crate::retry::{Class, RateLimiter, RetryPolicy, classify};
+use crate::{Error, Result, Secret};
 
 /// How long an uploaded file stays readable by the model.
 pub const OBJECT_LIFETIME: Duration = Duration::from_secs(48 * 3600);
@@ -309,10 +311,6 @@ impl Uploads {
         }
     }
 
-    pub(crate) fn settings(&self) -> &UploadSettings {
-        &self.settings
-    }
-
     fn slot(&self, model: &str) -> Slot {
         self.slots
             .lock()
@@ -323,49 +321,64 @@ impl Uploads {
     }
 }
 
-impl Client {
-    /// Uploads one file for `model` and returns its `oss://` URL and expiry.
-    ///
-    /// ```no_run
-    /// # async fn run(client: dashscope_oss::Client) -> dashscope_oss::Result<()> {
-    /// let file = client.upload("qwen-vl-plus", "cat.png").await?;
-    /// println!("{} (until {:?})", file.url, file.expires_at);
-    /// # Ok(()) }
-    /// ```
-    pub async fn upload(
-        &self,
-        model: &str,
-        source: impl Into<UploadSource>,
-    ) -> Result<UploadedFile> {
-        let source = source.into();
+/// The upload operations of one client: its generated API (for credentials, through the one
+/// execution path) and its upload state.
+pub(crate) struct Uploader<'a> {
+    api: &'a api::Client,
+}
+
+impl<'a> Uploader<'a> {
+    pub(crate) fn new(api: &'a api::Client) -> Self {
+        Self { api }
+    }
+
+    fn uploads(&self) -> &'a Uploads {
+        &self.api.inner().uploads
+    }
+
+    fn http(&self) -> &'a reqwest::Client {
+        self.api.client()
+    }
+
+    /// An upload credential for `model`, through the one execution path (which retries it).
+    pub(crate) async fn policy(&self, model: &str) -> Result<types::UploadPolicyResponse> {
+        if model.trim().is_empty() {
+            return Err(Error::InvalidRequest("the model name is empty".to_owned()));
+        }
+        let call = self
+            .api
+            .get_upload_policy()
+            .action(types::UploadAction::GetPolicy)
+            .model(model)
+            .send();
+        // A credential body holds the policy, its signature and the access key id: if it cannot
+        // be decoded, say why but never quote it.
+        crate::transport::run(&self.api.inner().key, call)
+            .await
+            .map_err(|e| match e {
+                Error::Decode(d) => Error::decode(
+                    d.status(),
+                    d.reason(),
+                    b"[withheld: a credential]",
+                    d.request_id().map(str::to_owned),
+                ),
+                other => other,
+            })
+    }
+
+    /// Uploads one file.
+    pub(crate) async fn upload(&self, model: &str, source: UploadSource) -> Result<UploadedFile> {
         let size = source.size().await?;
         self.upload_checked(model, &source, size, 0, None).await
     }
 
-    /// Uploads many files for `model`, a few at a time ([`Config::upload_concurrency`]).
-    /// Returns one outcome per source, in input order; a failure loses none of the others.
-    ///
-    /// [`Config::upload_concurrency`]: crate::Config::upload_concurrency
-    pub async fn upload_many<I, S>(&self, model: &str, sources: I) -> Vec<Result<UploadedFile>>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<UploadSource>,
-    {
-        self.upload_many_with_progress(model, sources, None).await
-    }
-
-    /// [`Client::upload_many`], calling `progress` as bytes go out.
-    pub async fn upload_many_with_progress<I, S>(
+    /// Uploads many files, a few at a time; one outcome per source, in input order.
+    pub(crate) async fn upload_many(
         &self,
         model: &str,
-        sources: I,
+        sources: Vec<UploadSource>,
         progress: Option<ProgressFn>,
-    ) -> Vec<Result<UploadedFile>>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<UploadSource>,
-    {
-        let sources: Vec<UploadSource> = sources.into_iter().map(Into::into).collect();
+    ) -> Vec<Result<UploadedFile>> {
         let tally = Arc::new(Tally::new(sources.len(), progress));
         // Every source is checked first (a stat, no request), so that the batch's total size is
         // known from the start and a bad path costs nothing but its own error.
@@ -377,7 +390,7 @@ impl Client {
             }
             checked.push((source, size));
         }
-        let concurrency = self.uploads.settings.concurrency.max(1);
+        let concurrency = self.uploads().settings.concurrency.max(1);
         // Unordered, so that one slow file does not hold the other slots; put back in input
         // order at the end.
         let mut done: Vec<(usize, Result<UploadedFile>)> =
@@ -421,7 +434,7 @@ impl Client {
                 path: source.path_buf(),
             });
         }
-        let settings = &self.uploads.settings;
+        let settings = &self.uploads().settings;
         let span = tracing::info_span!(
             "dashscope.upload",
             model,
@@ -469,40 +482,48 @@ impl Client {
                 let outcome = self
                     .post_form(&credential, &key, source, size, index, tally.as_ref())
                     .await;
-                let error = match outcome {
-                    Ok(request_id) => {
+                let (attempt, error, request_id) = match outcome {
+                    Ok(request_id) => (Attempt::Stored, None, request_id),
+                    // Our key, written by nobody else: an earlier attempt landed.
+                    Err(Error::FileAlreadyExists(e)) if same_key_again => {
+                        tracing::info!(request_id = e.request_id(), "an earlier attempt had landed");
+                        (Attempt::FoundOurs, None, None)
+                    }
+                    Err(e) => (Attempt::Failed(classify(&e)), Some(e), None),
+                };
+                let state = State {
+                    attempts,
+                    max_attempts: settings.retry.max_attempts,
+                    verifying,
+                    valid_at_oss: credential.valid_at_oss(),
+                };
+                match (next_step(state, attempt), error) {
+                    (Step::Done, _) => {
                         if let Some(id) = &request_id {
                             tracing::Span::current().record("request_id", id.as_str());
                         }
                         return Ok(done(model, key, size, request_id, attempts, first_sent));
                     }
-                    // Our key, written by nobody else: an earlier attempt landed.
-                    Err(Error::FileAlreadyExists(e)) if same_key_again => {
-                        tracing::info!(request_id = e.request_id(), "an earlier attempt had landed");
-                        return Ok(done(model, key, size, None, attempts, first_sent));
-                    }
-                    Err(e) => e,
-                };
-                if attempts >= settings.retry.max_attempts {
-                    if may_have_landed(&error) && !verifying && credential.valid_at_oss() {
+                    (Step::Verify, _) => {
                         verifying = true;
                         pending = Some((credential, key));
-                        continue;
                     }
-                    return Err(error);
-                }
-                match &error {
-                    Error::PolicyExpired(_) | Error::SignatureMismatch(_) | Error::InvalidAccessKeyId(_) => {
+                    (Step::Refresh, _) => {
                         self.forget_credential(model, &credential).await;
                     }
-                    e if e.is_retryable() => {
+                    (Step::Retry, Some(e)) => {
                         // Same key again: if the body arrived after all, the retry finds it (409).
                         pending = Some((credential, key));
                         let wait = settings.retry.backoff(attempts, e.retry_after());
                         tracing::warn!(error = %e, attempt = attempts, ?wait, "upload failed, retrying");
                         tokio::time::sleep(wait).await;
                     }
-                    _ => return Err(error),
+                    (_, Some(e)) => return Err(e),
+                    (_, None) => {
+                        return Err(Error::InvalidRequest(
+                            "upload ended without an outcome".to_owned(),
+                        ));
+                    }
                 }
             }
         }
@@ -513,7 +534,7 @@ impl Client {
     /// A usable credential for `model`: the cached one, or one fetched by the first caller
     /// while the others wait for it (no stampede).
     async fn credential(&self, model: &str) -> Result<Arc<Credential>> {
-        let slot = self.uploads.slot(model);
+        let slot = self.uploads().slot(model);
         let mut cached = slot.lock().await;
         if let Some(c) = cached.as_ref().filter(|c| c.usable()) {
             return Ok(c.clone());
@@ -524,39 +545,28 @@ impl Client {
     }
 
     async fn forget_credential(&self, model: &str, used: &Arc<Credential>) {
-        let slot = self.uploads.slot(model);
+        let slot = self.uploads().slot(model);
         let mut cached = slot.lock().await;
         if cached.as_ref().is_some_and(|c| Arc::ptr_eq(c, used)) {
             *cached = None;
         }
     }
 
+    /// A new credential, within the client's rate limit. The request is retried by the one
+    /// execution path, like every other.
     async fn fetch_credential(&self, model: &str) -> Result<Credential> {
-        let settings = &self.uploads.settings;
+        let settings = &self.uploads().settings;
         let span = tracing::info_span!(
             "dashscope.credential",
             model,
             request_id = tracing::field::Empty
         );
         async move {
-            let mut attempt = 0u32;
-            loop {
-                attempt += 1;
-                self.uploads.limiter.acquire(model).await;
-                let obtained = Instant::now();
-                match self.upload_policy(model).await {
-                    Ok(response) => {
-                        tracing::Span::current().record("request_id", response.request_id.as_str());
-                        return credential_from(response.data, obtained, settings);
-                    }
-                    Err(e) if e.is_retryable() && attempt < settings.retry.max_attempts => {
-                        let wait = settings.retry.backoff(attempt, e.retry_after());
-                        tracing::warn!(error = %e, attempt, ?wait, "credential request failed, retrying");
-                        tokio::time::sleep(wait).await;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            self.uploads().limiter.acquire(model).await;
+            let obtained = Instant::now();
+            let response = self.policy(model).await?;
+            tracing::Span::current().record("request_id", response.request_id.as_str());
+            credential_from(response.data, obtained, settings)
         }
         .instrument(span)
         .await
@@ -629,7 +639,7 @@ impl Client {
             tracing::debug!(status = status.as_u16(), request_id, "uploaded");
             return Ok(request_id);
         }
-        let (body, truncated) = crate::client::read_limited(response, ERROR_BODY_LIMIT)
+        let (body, truncated) = crate::transport::read_limited(response, ERROR_BODY_LIMIT)
             .await
             .map_err(Error::from_reqwest)?;
         let error = from_response(
@@ -650,14 +660,62 @@ impl Client {
     }
 }
 
-/// Whether a failed POST may still have stored its object: the answer was lost (a broken
-/// connection, a timeout) or was a server error. A refusal (403, 400, 429) stored nothing.
-fn may_have_landed(error: &Error) -> bool {
-    match error {
-        Error::Transport(_) | Error::Timeout(_) | Error::ServerError(_) => true,
-        Error::Decode(d) => d.status().is_none_or(|s| s >= 500),
-        Error::Api(e) => e.status() >= 500,
-        _ => false,
+/// What one form POST came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// OSS confirmed the object.
+    Stored,
+    /// A retry of our own key found it already there (409): an earlier attempt landed.
+    FoundOurs,
+    /// It failed, as the classifier sees it.
+    Failed(Class),
+}
+
+/// Where an upload stands after an attempt.
+#[derive(Debug, Clone, Copy)]
+struct State {
+    /// POSTs made so far, this one included.
+    attempts: u32,
+    max_attempts: u32,
+    /// This POST only asked whether an earlier one landed.
+    verifying: bool,
+    /// OSS should still accept the credential this POST used.
+    valid_at_oss: bool,
+}
+
+/// What to do after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Report the object.
+    Done,
+    /// Report the error.
+    Fail,
+    /// Back off, then POST again (to the same key while the credential holds).
+    Retry,
+    /// Drop the credential OSS refused; the next POST gets a new one and a new key.
+    Refresh,
+    /// The budget is spent but the last POST may have landed: one more POST of the same key,
+    /// only to learn whether it did (409), so that a success is not reported as a failure.
+    Verify,
+}
+
+/// The upload's retry decisions, as a pure function of the attempt and where things stand.
+fn next_step(state: State, attempt: Attempt) -> Step {
+    let class = match attempt {
+        Attempt::Stored | Attempt::FoundOurs => return Step::Done,
+        Attempt::Failed(class) => class,
+    };
+    if state.attempts >= state.max_attempts {
+        return if class.may_have_arrived() && !state.verifying && state.valid_at_oss {
+            Step::Verify
+        } else {
+            Step::Fail
+        };
+    }
+    match class {
+        Class::StaleCredential => Step::Refresh,
+        Class::Permanent => Step::Fail,
+        Class::Throttled | Class::Server | Class::Transient => Step::Retry,
     }
 }
 
@@ -1051,6 +1109,47 @@ mod tests {
         let data = policy_data(serde_json::json!(300), &unreadable);
         let c = credential_from(data, now, &settings()).expect("a credential");
         assert_eq!(c.expires, now + Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_retry_decisions_of_an_upload() {
+        let at = |attempts: u32, verifying: bool, valid_at_oss: bool| State {
+            attempts,
+            max_attempts: 3,
+            verifying,
+            valid_at_oss,
+        };
+        let failed = Attempt::Failed;
+        // (state, outcome) -> step
+        let table = [
+            (at(1, false, true), Attempt::Stored, Step::Done),
+            (at(2, false, true), Attempt::FoundOurs, Step::Done),
+            (at(3, true, true), Attempt::FoundOurs, Step::Done),
+            (at(1, false, true), failed(Class::Throttled), Step::Retry),
+            (at(1, false, true), failed(Class::Server), Step::Retry),
+            (at(2, false, false), failed(Class::Transient), Step::Retry),
+            (
+                at(1, false, true),
+                failed(Class::StaleCredential),
+                Step::Refresh,
+            ),
+            (at(1, false, true), failed(Class::Permanent), Step::Fail),
+            // The budget is spent: verify only what may have landed, once, while OSS would
+            // still take the credential.
+            (at(3, false, true), failed(Class::Transient), Step::Verify),
+            (at(3, false, true), failed(Class::Server), Step::Verify),
+            (at(3, false, false), failed(Class::Transient), Step::Fail),
+            (at(3, false, true), failed(Class::Throttled), Step::Fail),
+            (
+                at(3, false, true),
+                failed(Class::StaleCredential),
+                Step::Fail,
+            ),
+            (at(4, true, true), failed(Class::Transient), Step::Fail),
+        ];
+        for (state, attempt, want) in table {
+            assert_eq!(next_step(state, attempt), want, "{state:?} {attempt:?}");
+        }
     }
 
     #[test]

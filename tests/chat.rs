@@ -143,10 +143,7 @@ async fn local_files_are_uploaded_for_the_requests_model() {
     let native =
         ChatRequest::new("qwen-vl-plus").message(Message::user().image(path.as_path()).text("?"));
     let answer = client.generate(native).await.expect("native answer");
-    let text = answer.output.choices[0].message.content[0]
-        .text
-        .clone()
-        .unwrap_or_default();
+    let text = answer.text().unwrap_or_default();
     assert!(text.contains("image/png"), "{text}");
 }
 
@@ -273,10 +270,7 @@ async fn streams_on_both_apis() {
         last.output.choices[0].finish_reason.as_deref(),
         Some("stop")
     );
-    let whole = last.output.choices[0].message.content[0]
-        .text
-        .clone()
-        .unwrap_or_default();
+    let whole = chunk_text(last);
     assert!(whole.contains("image/png"));
     // Incremental: the pieces add up to the same text.
     let chunks = drain(
@@ -287,16 +281,7 @@ async fn streams_on_both_apis() {
     )
     .await
     .expect("chunks");
-    let joined: String = chunks
-        .iter()
-        .filter_map(|c| {
-            c.output.choices[0]
-                .message
-                .content
-                .first()
-                .and_then(|i| i.text.clone())
-        })
-        .collect();
+    let joined: String = chunks.iter().map(chunk_text).collect();
     assert_eq!(joined, whole);
 
     // A mid-stream error (HTTP 200, event:error) ends the stream with the typed error.
@@ -354,4 +339,21 @@ async fn throttled_and_failing_calls_are_retried_before_streaming() {
         .expect_err("404");
     assert!(matches!(err, Error::ModelNotFound(_)), "{err:?}");
     assert_eq!(emulator.stats().chat_requests, 8);
+}
+
+/// The text items of a native event's first choice, joined.
+fn chunk_text(chunk: &dashscope_oss::api::types::MultimodalGenerationChunk) -> String {
+    use dashscope_oss::api::types::NativeAnswerContent;
+    match chunk
+        .output
+        .choices
+        .first()
+        .and_then(|c| c.message.content.as_ref())
+    {
+        Some(NativeAnswerContent::Array(items)) => {
+            items.iter().filter_map(|i| i.text.clone()).collect()
+        }
+        Some(NativeAnswerContent::String(text)) => text.clone(),
+        None => String::new(),
+    }
 }

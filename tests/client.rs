@@ -127,13 +127,31 @@ async fn multimodal_generation_round_trip() {
 
 #[test]
 fn request_types_round_trip_their_json() {
-    // Unknown request parameters survive in `extra`; native items keep their one-key shape.
+    // Unknown request parameters survive in `extra`; native items keep their shape.
     let text = r#"{"model":"qwen-vl-max","input":{"messages":[{"role":"user","content":[{"video":["oss://a/1.jpg","oss://a/2.jpg"]},{"audio":"https://x/a.mp3"},{"text":"hi"}]}]},"parameters":{"incremental_output":true,"enable_thinking":true,"thinking_budget":50}}"#;
     let request: types::MultimodalGenerationRequest = serde_json::from_str(text).expect("parses");
     let back: serde_json::Value = serde_json::to_value(&request).expect("serializes");
     let original: serde_json::Value = serde_json::from_str(text).expect("json");
     assert_eq!(back, original);
-    // A native item with two keys is not an item.
-    let bad = r#"{"model":"m","input":{"messages":[{"role":"user","content":[{"text":"a","image":"b"}]}]}}"#;
-    assert!(serde_json::from_str::<types::MultimodalGenerationRequest>(bad).is_err());
+    // A medium's options sit beside it, named (`fps`) or not (kept in the item's `extra`).
+    let text = r#"{"model":"m","input":{"messages":[{"role":"user","content":[{"video":["a.jpg","b.jpg"],"fps":2.0,"max_pixels":655360,"a_future_option":true}]}]}}"#;
+    let request: types::MultimodalGenerationRequest = serde_json::from_str(text).expect("parses");
+    let back: serde_json::Value = serde_json::to_value(&request).expect("serializes");
+    assert_eq!(
+        back,
+        serde_json::from_str::<serde_json::Value>(text).expect("json")
+    );
+    let types::NativeContent::Array(items) =
+        &request.input.messages[0].content.clone().expect("content")
+    else {
+        panic!("a list of items");
+    };
+    assert_eq!(
+        (items[0].fps, items[0].max_pixels),
+        (Some(2.0), Some(655_360))
+    );
+    assert_eq!(
+        items[0].extra.get("a_future_option"),
+        Some(&serde_json::json!(true))
+    );
 }

@@ -1,0 +1,296 @@
+//! The rules every DashScope request body follows, whatever its operation: which JSON strings
+//! are media (and so may be local files to upload first, or `oss://` URLs that need
+//! [`OSS_RESOLVE_HEADER`]), and how people write a medium's location. A leaf: it knows JSON and
+//! paths, not clients, so that the client, the chat helpers and the uploads all depend on it and
+//! not on each other.
+//!
+//! One generic rule, no list of operations: a string is a medium when the key that holds it (or
+//! holds the array it is in) names a medium — `image`, `audio`, `video`, `images`, `url`, `data`,
+//! `ref_img`, or any key ending in `_url`, `_urls` or `_img`. So `image_url.url`,
+//! `input_audio.data`, native `{"image": …}`, a video's frame list, and the URL fields of the task
+//! APIs (`file_urls`, `base_image_url`, `first_frame_url`, …) are media; `text`, `content` as a
+//! string, `prompt` and everything else are not. Tool definitions, tool calls and response
+//! formats hold JSON Schemas and arguments, never media: they are not searched.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// The header that lets the service read `oss://` URLs.
+pub const OSS_RESOLVE_HEADER: &str = "X-DashScope-OssResourceResolve";
+
+/// Whether a key's string value (or array of strings) is a medium's location.
+pub(crate) fn is_media_key(key: &str) -> bool {
+    matches!(
+        key,
+        "image" | "audio" | "video" | "images" | "url" | "data" | "ref_img"
+    ) || key.ends_with("_url")
+        || key.ends_with("_urls")
+        || key.ends_with("_img")
+}
+
+/// Keys whose values are never searched for media: schemas, arguments, answers.
+fn is_opaque_key(key: &str) -> bool {
+    matches!(
+        key,
+        "tools" | "tool_calls" | "response_format" | "tool_choice" | "extra_body"
+    )
+}
+
+/// Calls `f` on every media string of a request body.
+pub(crate) fn visit_media(body: &mut Value, f: &mut dyn FnMut(&mut String)) {
+    match body {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if is_opaque_key(key) {
+                    continue;
+                }
+                if is_media_key(key) {
+                    match value {
+                        Value::String(s) => {
+                            f(s);
+                            continue;
+                        }
+                        Value::Array(items) if items.iter().all(Value::is_string) => {
+                            for item in items {
+                                if let Value::String(s) = item {
+                                    f(s);
+                                }
+                            }
+                            continue;
+                        }
+                        _ => {}
+                    }
+                }
+                visit_media(value, f);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                visit_media(item, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether a serialized request body carries an `oss://` URL in a media position: the
+/// condition for [`OSS_RESOLVE_HEADER`].
+pub(crate) fn carries_oss_url(body: &[u8]) -> bool {
+    // Cheap test first: most requests carry no such string at all.
+    if !body.windows(6).any(|w| w.eq_ignore_ascii_case(b"oss://")) {
+        return false;
+    }
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let mut found = false;
+    visit_media(&mut value, &mut |url| found |= is_oss_url(url));
+    found
+}
+
+/// `oss://…`, in any case.
+pub(crate) fn is_oss_url(s: &str) -> bool {
+    s.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("oss://"))
+}
+
+/// Where a medium is: a URL the service reads (`https://`, `oss://`, `data:`) or a local file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Media {
+    /// Sent as it is.
+    Url(String),
+    /// Uploaded for the request's model, then sent as its `oss://` URL.
+    Path(PathBuf),
+}
+
+impl Media {
+    /// Reads a string the way people write media: `https://`, `http://`, `oss://` and `data:`
+    /// are URLs; `file://` URIs (`file:///C:/x.png` included) and everything else are paths.
+    pub fn parse(s: &str) -> Media {
+        let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+        if ["https://", "http://", "oss://", "data:"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+        {
+            return Media::Url(s.to_owned());
+        }
+        if lower.starts_with("file://") {
+            return Media::Path(file_uri_path(s));
+        }
+        Media::Path(PathBuf::from(s))
+    }
+
+    /// The location as written in a request (a path as its display form).
+    pub fn as_str(&self) -> String {
+        match self {
+            Media::Url(u) => u.clone(),
+            Media::Path(p) => p.display().to_string(),
+        }
+    }
+}
+
+impl From<&str> for Media {
+    fn from(s: &str) -> Self {
+        Media::parse(s)
+    }
+}
+
+impl From<String> for Media {
+    fn from(s: String) -> Self {
+        Media::parse(&s)
+    }
+}
+
+impl From<PathBuf> for Media {
+    fn from(p: PathBuf) -> Self {
+        Media::Path(p)
+    }
+}
+
+impl From<&std::path::Path> for Media {
+    fn from(p: &std::path::Path) -> Self {
+        Media::Path(p.to_path_buf())
+    }
+}
+
+/// `file:///home/me/a%20b.png` → `/home/me/a b.png`; `file:///C:/x.png` → `C:/x.png`;
+/// `file://localhost/x` → `/x`.
+fn file_uri_path(uri: &str) -> PathBuf {
+    let rest = &uri["file://".len()..];
+    let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+    let decoded = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
+    let b = decoded.as_bytes();
+    // A Windows drive: `/C:/…` or `/C|/…`.
+    if b.len() >= 3 && b[0] == b'/' && b[1].is_ascii_alphabetic() && (b[2] == b':' || b[2] == b'|')
+    {
+        return PathBuf::from(format!("{}:{}", &decoded[1..2], &decoded[3..]));
+    }
+    PathBuf::from(decoded.into_owned())
+}
+
+/// The `format` of an `input_audio` part, from the file or URL's extension.
+pub(crate) fn audio_format(location: &str) -> Option<&'static str> {
+    let path = location.split(['?', '#']).next().unwrap_or(location);
+    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "mp3" => "mp3",
+        "wav" => "wav",
+        "m4a" => "m4a",
+        "aac" => "aac",
+        "amr" => "amr",
+        "flac" => "flac",
+        "ogg" | "oga" => "ogg",
+        "opus" => "opus",
+        "pcm" => "pcm",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn media_strings_are_read_as_people_write_them() {
+        assert_eq!(
+            Media::parse("https://x/cat.png"),
+            Media::Url("https://x/cat.png".into())
+        );
+        assert_eq!(
+            Media::parse("OSS://bucket/k"),
+            Media::Url("OSS://bucket/k".into())
+        );
+        assert_eq!(
+            Media::parse("data:image/png;base64,AAAA"),
+            Media::Url("data:image/png;base64,AAAA".into())
+        );
+        assert_eq!(Media::parse("cat.png"), Media::Path("cat.png".into()));
+        assert_eq!(
+            Media::parse("file:///home/me/a%20b.png"),
+            Media::Path("/home/me/a b.png".into())
+        );
+        assert_eq!(
+            Media::parse("file:///C:/Users/me/cat.png"),
+            Media::Path("C:/Users/me/cat.png".into())
+        );
+        assert_eq!(
+            Media::parse("file://localhost/tmp/x.png"),
+            Media::Path("/tmp/x.png".into())
+        );
+        assert_eq!(
+            Media::parse("C:\\Users\\me\\cat.png"),
+            Media::Path("C:\\Users\\me\\cat.png".into())
+        );
+    }
+
+    fn media_of(body: Value) -> Vec<String> {
+        let mut body = body;
+        let mut found = Vec::new();
+        visit_media(&mut body, &mut |s| found.push(s.clone()));
+        // Object keys may be visited in any order.
+        found.sort();
+        found
+    }
+
+    fn sorted<const N: usize>(items: [&str; N]) -> Vec<String> {
+        let mut v: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn one_rule_finds_the_media_of_every_api() {
+        let compatible = json!({"model": "m", "messages": [
+            {"role": "system", "content": "see oss://a/not-media.png"},
+            {"role": "user", "content": [
+                {"type": "text", "text": "oss://a/text.png"},
+                {"type": "image_url", "image_url": {"url": "oss://a/1.png"}, "max_pixels": 100},
+                {"type": "input_audio", "input_audio": {"data": "a.mp3", "format": "mp3"}},
+                {"type": "video", "video": ["f1.jpg", "https://x/f2.jpg"]},
+                {"type": "video_url", "video_url": {"url": "clip.mp4"}}]}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters":
+                {"type": "object", "properties": {"url": {"type": "string", "default": "x.png"}}}}}]});
+        assert_eq!(
+            media_of(compatible),
+            sorted([
+                "oss://a/1.png",
+                "a.mp3",
+                "f1.jpg",
+                "https://x/f2.jpg",
+                "clip.mp4"
+            ])
+        );
+        let native = json!({"model": "m", "input": {"messages": [{"role": "user", "content": [
+            {"text": "oss://a/text"}, {"image": "cat.png"}, {"audio": "oss://a/b.mp3"},
+            {"video": ["1.jpg", "2.jpg"], "fps": 2}]}]}});
+        assert_eq!(
+            media_of(native),
+            sorted(["cat.png", "oss://a/b.mp3", "1.jpg", "2.jpg"])
+        );
+        // The task APIs' fields, with no list of operations.
+        let tasks = json!({"model": "m", "input": {
+            "file_urls": ["a.wav", "b.wav"], "base_image_url": "base.png", "mask_image_url": "m.png",
+            "ref_img": "r.png", "first_frame_url": "f.png", "prompt": "draw cat.png",
+            "media": [{"type": "image", "url": "x.png"}]}});
+        assert_eq!(
+            media_of(tasks),
+            sorted([
+                "a.wav", "b.wav", "base.png", "m.png", "r.png", "f.png", "x.png"
+            ])
+        );
+    }
+
+    #[test]
+    fn the_header_rule_needs_an_oss_url_in_a_media_position() {
+        let text_only = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "see oss://a/b.png"}]}]});
+        assert!(!carries_oss_url(text_only.to_string().as_bytes()));
+        let frames = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "video", "video": ["https://a/1.jpg", "OSS://a/2.jpg"]}]}]});
+        assert!(carries_oss_url(frames.to_string().as_bytes()));
+        let native = json!({"input": {"messages": [{"content": [{"audio": "oss://a/b.mp3"}]}]}});
+        assert!(carries_oss_url(native.to_string().as_bytes()));
+        assert!(!carries_oss_url(b"not json oss://"));
+    }
+}
