@@ -1044,3 +1044,98 @@ impl types::MultimodalGenerationResponse {
         self.usage.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(v: Value) -> types::ChatCompletionChunk {
+        serde_json::from_value(v).expect("a chunk")
+    }
+
+    /// The fragment quirks of the documentation's examples: a later fragment with an empty id
+    /// and a null name, the Omni variant whose first fragment has null arguments and whose
+    /// second repeats the id, and two calls interleaved by index.
+    #[test]
+    fn tool_call_fragments_are_joined_by_index() {
+        let mut c = ChatCollector::new();
+        let delta = |calls: Value| {
+            chunk(
+                json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m",
+                "choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": null}]}),
+            )
+        };
+        c.push(&chunk(json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": null, "reasoning_content": ""}}]})));
+        c.push(&delta(json!([{"index": 0, "id": "call_a", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":"}}])));
+        c.push(&delta(json!([{"index": 1, "id": "call_b", "type": "function", "function": {"name": "time", "arguments": null}}])));
+        c.push(&delta(json!([{"index": 0, "id": "", "type": "function", "function": {"name": null, "arguments": " \"Hangzhou\"}"}}])));
+        c.push(&delta(
+            json!([{"index": 1, "id": "call_b", "function": {"arguments": "{}"}}]),
+        ));
+        c.push(&chunk(json!({"choices": [{"index": 0, "delta": {"audio": {"id": "audio_1", "data": "AAA", "expires_at": 1}}}]})));
+        c.push(&chunk(
+            json!({"choices": [{"index": 0, "delta": {"audio": {"data": "BBB"}}}]}),
+        ));
+        c.push(&chunk(
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+        ));
+        c.push(&chunk(json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}})));
+        let answer = c.finish().expect("an answer");
+        let calls: Vec<(Option<&str>, Option<&str>, Option<&str>)> = answer
+            .tool_calls()
+            .iter()
+            .map(|t| {
+                let f = t.function.as_ref();
+                (
+                    t.id.as_deref(),
+                    f.and_then(|f| f.name.as_deref()),
+                    f.and_then(|f| f.arguments.as_deref()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                (
+                    Some("call_a"),
+                    Some("weather"),
+                    Some("{\"city\": \"Hangzhou\"}")
+                ),
+                (Some("call_b"), Some("time"), Some("{}")),
+            ]
+        );
+        assert_eq!(answer.finish_reason(), Some("tool_calls"));
+        assert_eq!(answer.reasoning(), Some(""));
+        assert_eq!(answer.text(), None);
+        let audio = &answer.choices[0].message.extra["audio"];
+        assert_eq!(
+            audio,
+            &json!({"id": "audio_1", "data": "AAABBB", "expires_at": 1})
+        );
+        assert_eq!(answer.token_usage().and_then(|u| u.total_tokens), Some(7));
+    }
+
+    /// Cumulative native events (no `incremental_output`): the last one counts, and the string
+    /// `"null"` is not a finish reason.
+    #[test]
+    fn cumulative_native_events_keep_the_last() {
+        let event = |text: &str, finish: &str| -> types::MultimodalGenerationChunk {
+            serde_json::from_value(
+                json!({"request_id": "r", "output": {"choices": [{"finish_reason": finish,
+                "message": {"role": "assistant", "content": [{"text": text}]}}]},
+                "usage": {"output_tokens": text.len()}}),
+            )
+            .expect("an event")
+        };
+        let mut c = GenerationCollector::new(false);
+        c.push(&event("A cat", "null"));
+        c.push(&event("A cat on grass.", "stop"));
+        let answer = c.finish().expect("an answer");
+        assert_eq!(answer.text().as_deref(), Some("A cat on grass."));
+        assert_eq!(answer.finish_reason(), Some("stop"));
+        assert_eq!(answer.token_usage().and_then(|u| u.output_tokens), Some(15));
+        let mut c = GenerationCollector::new(true);
+        c.push(&event("A cat", "null"));
+        assert_eq!(c.finish().expect("answer").finish_reason(), None);
+    }
+}
