@@ -422,6 +422,41 @@ fn chat_on_the_built_in_emulator() {
     assert!(String::from_utf8_lossy(&native.stdout).contains("image/png"));
 }
 
+/// `chat --json`: the whole answer, assembled from the stream, as the API's response type.
+#[test]
+fn chat_json_prints_the_whole_typed_answer() {
+    for api in [None, Some("--native")] {
+        let mut args = vec!["--emulator", "-q", "chat", "--json", "-m", "qwen-vl-plus", "-f", CAT];
+        args.extend(api);
+        args.push("What is this?");
+        let out = dashscope(&args, None);
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out, None));
+        let answer: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+        let text = match api {
+            None => answer.pointer("/choices/0/message/content"),
+            Some(_) => answer.pointer("/output/choices/0/message/content/0/text"),
+        };
+        assert!(
+            text.and_then(|t| t.as_str()).is_some_and(|t| t.contains("image/png")),
+            "{answer:#}"
+        );
+        assert!(answer.get("usage").is_some(), "{answer:#}");
+        let mut answer = answer;
+        if let Some(created) = answer.get_mut("created") {
+            *created = serde_json::json!("[UNIX TIME]");
+        }
+        let shown = redact(
+            &serde_json::to_string_pretty(&answer).unwrap_or_default(),
+            None,
+        );
+        insta::assert_snapshot!(
+            format!("chat_json{}", api.unwrap_or("").replace('-', "_")),
+            shown
+        );
+    }
+}
+
 #[test]
 fn help_lists_the_commands_and_exit_codes() {
     let out = dashscope(&["--help"], None);
