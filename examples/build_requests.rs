@@ -53,7 +53,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             types::FunctionDefinition::builder()
                 .name("get_weather")
                 .description(Some("The weather in a city.".to_owned()))
-                .parameters(Some(json!({"type": "object", "properties": {"city": {"type": "string"}}}))),
+                .parameters(Some(
+                    json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+                )),
         )
         .try_into()?;
     let format: types::ResponseFormat = types::ResponseFormat::builder()
@@ -75,7 +77,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .try_into()?,
         )))
         .response_format(Some(format))
-        .modalities(vec![types::OutputModality::Text, types::OutputModality::Audio])
+        .modalities(vec![
+            types::OutputModality::Text,
+            types::OutputModality::Audio,
+        ])
         .audio(Some(
             types::AudioOutputOptions::builder()
                 .voice("Cherry")
@@ -110,14 +115,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     let native: types::MultimodalGenerationRequest = types::MultimodalGenerationRequest::builder()
         .model("qwen-vl-max")
-        .input(
-            types::MultimodalInput::builder().messages(vec![
+        .input(types::MultimodalInput::builder().messages(vec![
                 types::NativeMessage::builder()
                     .role(types::ChatRole::User)
                     .content(Some(types::NativeContent::Array(items)))
                     .try_into()?,
-            ]),
-        )
+            ]))
         .parameters(Some(
             types::MultimodalParameters::builder()
                 .result_format(Some(types::ResultFormat::Message))

@@ -426,7 +426,16 @@ fn chat_on_the_built_in_emulator() {
 #[test]
 fn chat_json_prints_the_whole_typed_answer() {
     for api in [None, Some("--native")] {
-        let mut args = vec!["--emulator", "-q", "chat", "--json", "-m", "qwen-vl-plus", "-f", CAT];
+        let mut args = vec![
+            "--emulator",
+            "-q",
+            "chat",
+            "--json",
+            "-m",
+            "qwen-vl-plus",
+            "-f",
+            CAT,
+        ];
         args.extend(api);
         args.push("What is this?");
         let out = dashscope(&args, None);
@@ -438,7 +447,8 @@ fn chat_json_prints_the_whole_typed_answer() {
             Some(_) => answer.pointer("/output/choices/0/message/content/0/text"),
         };
         assert!(
-            text.and_then(|t| t.as_str()).is_some_and(|t| t.contains("image/png")),
+            text.and_then(|t| t.as_str())
+                .is_some_and(|t| t.contains("image/png")),
             "{answer:#}"
         );
         assert!(answer.get("usage").is_some(), "{answer:#}");

@@ -20,7 +20,11 @@ fn assert_all_named<T: std::fmt::Debug>(typed: &T) {
 }
 
 async fn sent(path_json: Value, native: bool) -> String {
-    let server = Server::start(Canned::json(200, r#"{"output":{"choices":[]},"choices":[]}"#)).await;
+    let server = Server::start(Canned::json(
+        200,
+        r#"{"output":{"choices":[]},"choices":[]}"#,
+    ))
+    .await;
     let client = client(&server.url);
     if native {
         let request: types::MultimodalGenerationRequest =
