@@ -10,8 +10,6 @@
 )]
 pub mod api;
 pub mod chat;
-#[cfg(feature = "cli")]
-pub mod cli;
 mod client;
 pub mod config;
 #[cfg(feature = "emulator")]

@@ -1005,7 +1005,7 @@ fn split_ext(name: &str) -> (&str, &str) {
 }
 
 /// The MIME type for a file name's extension.
-pub(crate) fn content_type(name: &str) -> &'static str {
+pub fn content_type(name: &str) -> &'static str {
     let ext = split_ext(name)
         .1
         .trim_start_matches('.')

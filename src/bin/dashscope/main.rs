@@ -1,5 +1,5 @@
 //! The `dashscope` command-line tool (feature `cli`). Everything it does is the library's; this
-//! module only reads arguments and prints.
+//! program only reads arguments and prints.
 //!
 //! Exit codes:
 //!
@@ -24,13 +24,13 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::api::types;
-use crate::chat::{ChatCollector, ChatRequest, GenerationCollector, Message};
-use crate::emulator::{
+use dashscope_oss::api::types;
+use dashscope_oss::chat::{ChatCollector, ChatRequest, GenerationCollector, Message};
+use dashscope_oss::emulator::{
     Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind, MediaKind,
     ModelSpec, Storage,
 };
-use crate::{Client, Config, Error, Progress, Region, UploadSource, UploadedFile};
+use dashscope_oss::{Client, Config, Error, Progress, Region, UploadSource, UploadedFile};
 
 /// Everything succeeded.
 pub const EXIT_OK: u8 = 0;
@@ -254,7 +254,7 @@ fn init_logging() {
 }
 
 /// Runs the tool with the process's arguments.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -362,7 +362,7 @@ async fn connect(
 }
 
 /// The exit code of an error's class.
-pub fn exit_code(e: &Error) -> u8 {
+fn exit_code(e: &Error) -> u8 {
     match e {
         Error::InvalidApiKey(_)
         | Error::MissingApiKey
@@ -597,7 +597,7 @@ impl Bars {
         }
     }
 
-    fn callback(&self) -> crate::upload::ProgressFn {
+    fn callback(&self) -> dashscope_oss::upload::ProgressFn {
         let multi = self.multi.clone();
         let total = self.total.clone();
         let files = self.files.clone();
@@ -627,7 +627,7 @@ impl Bars {
 
 /// `url` as an image, audio or video part, by the file's extension (image when unknown).
 fn attach(message: Message, path: &std::path::Path, url: &str) -> Message {
-    let mime = crate::upload::content_type(&path.to_string_lossy());
+    let mime = dashscope_oss::upload::content_type(&path.to_string_lossy());
     match mime.split('/').next() {
         Some("audio") => message.audio(url),
         Some("video") => message.video(url),
@@ -815,7 +815,7 @@ async fn run_emulator(args: EmulatorArgs) -> u8 {
     emulator.set_delay(Duration::from_millis(args.delay_ms));
     // Listening for SIGTERM before the URL is printed: a script that reads the URL and stops
     // the emulator at once must not kill it by default disposition.
-    let stop = crate::emulator::stop_signal();
+    let stop = dashscope_oss::emulator::stop_signal();
     // The first stdout line is for scripts: `eval "$(dashscope emulator | head -n1)"`.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "DASHSCOPE_BASE_URL={}", emulator.base_url());
