@@ -1,14 +1,14 @@
-//! How failed requests are tried again: the one classifier that says what kind of failure an
-//! error is, bounded attempts, exponential backoff with full jitter, `Retry-After` honoured; and
-//! the client-side limit on credential requests. Callers only say whether their request is safe
-//! to repeat; what is worth repeating is decided here, once.
+//! How failed requests are tried again: bounded attempts, exponential backoff with full jitter,
+//! `Retry-After` honoured; and the client-side limit on credential requests. What kind of
+//! failure an error is — the one classifier every retry decision reads — is
+//! [`crate::error::classify`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::Error;
+pub(crate) use crate::error::{Class, classify};
 
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,58 +54,6 @@ impl RetryPolicy {
         // Retry-After from a broken proxy must not park a batch for a day.
         let cap = self.max_backoff.max(Duration::from_secs(60));
         retry_after.map_or(jittered, |after| after.min(cap).max(jittered))
-    }
-}
-
-/// What kind of failure an error is, for deciding whether to try again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Class {
-    /// 429 that waiting cures (not an exhausted quota).
-    Throttled,
-    /// The service failed (5xx, or an unreadable answer with a 5xx status): the request may
-    /// have been acted on.
-    Server,
-    /// No answer: a broken connection or a timeout. The request may have arrived.
-    Transient,
-    /// An upload credential that OSS no longer accepts: fetch a new one, then try again.
-    StaleCredential,
-    /// Anything else: trying again would fail the same way.
-    Permanent,
-}
-
-impl Class {
-    /// Whether trying again (after a backoff, or a new credential) may succeed.
-    pub(crate) fn is_retryable(self) -> bool {
-        !matches!(self, Class::Permanent)
-    }
-
-    /// Whether the request may have been acted on although it failed: a repeat of a request
-    /// that is not idempotent is then unsafe, and an upload may have landed.
-    pub(crate) fn may_have_arrived(self) -> bool {
-        matches!(self, Class::Server | Class::Transient)
-    }
-}
-
-/// The one classifier.
-pub(crate) fn classify(error: &Error) -> Class {
-    match error {
-        Error::RateLimited(_) => Class::Throttled,
-        Error::ServerError(_) => Class::Server,
-        Error::Api(e) if e.status() >= 500 => Class::Server,
-        Error::Api(e) if e.status() == 408 => Class::Transient,
-        Error::Decode(d) => match d.status() {
-            Some(s) if s >= 500 => Class::Server,
-            Some(408) => Class::Transient,
-            // A body cut off while it was read: the answer was lost on the way.
-            None => Class::Transient,
-            Some(_) => Class::Permanent,
-        },
-        Error::Timeout(_) => Class::Transient,
-        Error::Transport(e) if !e.is_builder() && !e.is_redirect() => Class::Transient,
-        Error::PolicyExpired(_) | Error::SignatureMismatch(_) | Error::InvalidAccessKeyId(_) => {
-            Class::StaleCredential
-        }
-        _ => Class::Permanent,
     }
 }
 

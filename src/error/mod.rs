@@ -3,16 +3,14 @@
 //! DashScope answers errors in three wire formats: the native JSON `{code, message, request_id}`,
 //! the OpenAI-compatible JSON `{error: {message, type, param, code}}`, and OSS XML
 //! `<Error><Code>…</Code>…</Error>`. All three are parsed into an [`ApiError`] and classified by
-//! one table (`RULES`, below) into a variant of [`Error`] that callers `match` on. The raw
-//! status, code, message and request id stay reachable on every variant.
+//! one table (`RULES` in `table.rs`) into a variant of [`Error`] that callers `match` on. The raw
+//! status, code, message and request id stay reachable on every variant. By concern: the types
+//! here, the table in `table.rs`, reading the three wire formats in `parse.rs`.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use crate::Secret;
-use crate::api::types;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -373,7 +371,7 @@ impl Error {
     /// timeouts, broken connections, and an upload credential OSS no longer accepts (after
     /// fetching a new one). Decided by the crate's one retry classifier.
     pub fn is_retryable(&self) -> bool {
-        crate::retry::classify(self).is_retryable()
+        classify(self).is_retryable()
     }
 
     /// Whether this is a 429 that waiting cures (not an exhausted quota).
@@ -403,127 +401,10 @@ impl Error {
         Error::Decode(DecodeError(Box::new(DecodeFields {
             status,
             reason: reason.into(),
-            excerpt: excerpt(body),
+            excerpt: parse::excerpt(body),
             request_id,
         })))
     }
-}
-
-/// What a code becomes: the variant's constructor. Each kind is named once, as a variant; the
-/// table below points at it.
-type Kind = fn(ApiError) -> Error;
-
-/// One row of the mapping: a code, optionally narrowed by phrases of its message (any one of
-/// them, ignoring case).
-struct Rule {
-    code: &'static str,
-    message_contains: &'static [&'static str],
-    kind: Kind,
-}
-
-const fn rule(code: &'static str, kind: Kind) -> Rule {
-    Rule {
-        code,
-        message_contains: &[],
-        kind,
-    }
-}
-
-const fn rule_msg(code: &'static str, phrases: &'static [&'static str], kind: Kind) -> Rule {
-    Rule {
-        code,
-        message_contains: phrases,
-        kind,
-    }
-}
-
-/// How an invalid-parameter error says that the fault is a URL. The code decides first (only
-/// `invalid_parameter_error` and the native `InvalidParameter` can be an invalid URL); then the
-/// message must be about a URL: the documented English sentence, or any message naming a URL,
-/// so that a reworded or translated sentence that keeps the word still classifies.
-const URL_PHRASES: &[&str] = &["does not appear to be valid", "url"];
-
-/// The mapping table, first match wins. Codes are those of `shared/reference/protocol.md`
-/// (native, compatible mode and OSS). The lower-case compatible-mode aliases
-/// (`invalid_api_key`, `limit_requests`, ...) follow the OpenAI conventions that the
-/// compatible mode copies; they are our inference, not captured traffic.
-const RULES: &[Rule] = &[
-    rule("InvalidApiKey", Error::InvalidApiKey),
-    rule("invalid_api_key", Error::InvalidApiKey),
-    rule("Throttling.AllocationQuota", Error::QuotaExhausted),
-    rule("insufficient_quota", Error::QuotaExhausted),
-    rule("Throttling.RateQuota", Error::RateLimited),
-    rule("Throttling", Error::RateLimited),
-    rule("limit_requests", Error::RateLimited),
-    rule_msg("AccessDenied", &["Policy expired"], Error::PolicyExpired),
-    rule_msg(
-        "AccessDenied",
-        &["Policy Condition failed"],
-        Error::PolicyConditionFailed,
-    ),
-    rule("AccessDenied", Error::AccessDenied),
-    rule("AccessDenied.Unpurchased", Error::AccessDenied),
-    rule("SignatureDoesNotMatch", Error::SignatureMismatch),
-    rule("InvalidAccessKeyId", Error::InvalidAccessKeyId),
-    rule("InvalidArgument", Error::InvalidUploadForm),
-    rule("InvalidPolicyDocument", Error::InvalidUploadForm),
-    rule("MalformedPOSTRequest", Error::InvalidUploadForm),
-    rule("RequestIsNotMultiPartContent", Error::InvalidUploadForm),
-    rule(
-        "IncorrectNumberOfFilesInPOSTRequest",
-        Error::InvalidUploadForm,
-    ),
-    rule("InvalidObjectName", Error::InvalidUploadForm),
-    rule("EntityTooLarge", Error::EntityTooLarge),
-    rule("EntityTooSmall", Error::EntityTooSmall),
-    rule("FileAlreadyExists", Error::FileAlreadyExists),
-    rule_msg(
-        "invalid_parameter_error",
-        &["data inspection"],
-        Error::DataInspection,
-    ),
-    rule_msg("invalid_parameter_error", URL_PHRASES, Error::InvalidUrl),
-    rule_msg("InvalidParameter", URL_PHRASES, Error::InvalidUrl),
-    rule("InvalidParameter.DataInspection", Error::DataInspection),
-    rule("DataInspectionFailed", Error::ContentRejected),
-    rule("data_inspection_failed", Error::ContentRejected),
-    rule("InvalidParameter", Error::InvalidParameter),
-    rule("invalid_parameter_error", Error::InvalidParameter),
-    rule("Arrearage", Error::Arrearage),
-    rule("ModelNotFound", Error::ModelNotFound),
-    rule("model_not_found", Error::ModelNotFound),
-    rule("BadRequest.TooLarge", Error::RequestTooLarge),
-    rule("InternalError", Error::ServerError),
-    rule("InternalError.Algo", Error::ServerError),
-    rule("internal_error", Error::ServerError),
-];
-
-fn classify(status: u16, code: Option<&str>, message: &str) -> Option<Kind> {
-    if let Some(code) = code {
-        let found = RULES.iter().find(|r| {
-            r.code == code
-                && (r.message_contains.is_empty()
-                    || r.message_contains.iter().any(|p| contains_ci(message, p)))
-        });
-        if let Some(rule) = found {
-            return Some(rule.kind);
-        }
-    }
-    // Codes we do not know still carry a status that says what kind of failure it was.
-    match status {
-        401 => Some(Error::InvalidApiKey),
-        403 => Some(Error::AccessDenied),
-        413 => Some(Error::RequestTooLarge),
-        429 => Some(Error::RateLimited),
-        500..=599 => Some(Error::ServerError),
-        _ => None,
-    }
-}
-
-fn contains_ci(haystack: &str, needle: &str) -> bool {
-    haystack
-        .to_ascii_lowercase()
-        .contains(&needle.to_ascii_lowercase())
 }
 
 /// A builder of a generated type that was missing a required field or given a value of the
@@ -534,234 +415,14 @@ impl From<crate::api::types::error::ConversionError> for Error {
     }
 }
 
-impl From<ApiError> for Error {
-    fn from(e: ApiError) -> Self {
-        match classify(e.status(), e.code(), e.message()) {
-            Some(kind) => kind(e),
-            None => Error::Api(e),
-        }
-    }
-}
+mod class;
+mod parse;
+mod table;
 
-/// Turns an error response into an [`Error`]. `body` is at most [`ERROR_BODY_LIMIT`] bytes;
-/// `truncated` says whether more was sent. `key` is scrubbed from everything kept.
-pub(crate) fn from_response(
-    service: Service,
-    status: u16,
-    headers: &reqwest::header::HeaderMap,
-    body: &[u8],
-    truncated: bool,
-    key: Option<&Secret>,
-) -> Error {
-    let header_request_id = header_str(headers, "x-oss-request-id")
-        .or_else(|| header_str(headers, "x-request-id"))
-        .map(str::to_owned);
-    let parsed = match service {
-        Service::Oss => parse_oss_xml(body),
-        Service::Native | Service::Compatible => parse_json(body),
-    };
-    let Some(mut fields) = parsed.filter(|_| !truncated) else {
-        let reason = if truncated {
-            format!("error body larger than {ERROR_BODY_LIMIT} bytes")
-        } else if body.is_empty() {
-            "empty error body".to_owned()
-        } else {
-            match service {
-                Service::Oss => "error body is not OSS error XML".to_owned(),
-                _ => "error body is not a DashScope error JSON".to_owned(),
-            }
-        };
-        let mut excerpt = excerpt(body);
-        if let Some(key) = key {
-            excerpt = crate::secret::scrub(&excerpt, key);
-        }
-        // A gateway's HTML page at 401, 403 or 429 still says what failed: the status alone
-        // decides the variant (a wrong key, a refusal, a rate limit), so callers and the CLI's
-        // exit code see the same kind of error as with a readable body. Other statuses stay
-        // `Decode`, whose status tells the retry classifier whether to try again.
-        if matches!(status, 401 | 403 | 429) {
-            return Error::from(ApiError(Box::new(ApiErrorFields {
-                status,
-                service,
-                code: None,
-                message: format!("{reason}; body starts {excerpt:?}"),
-                request_id: header_request_id,
-                retry_after: header_str(headers, "retry-after").and_then(parse_retry_after),
-                detail: Detail::default(),
-            })));
-        }
-        return Error::Decode(DecodeError(Box::new(DecodeFields {
-            status: Some(status),
-            reason,
-            excerpt,
-            request_id: header_request_id,
-        })));
-    };
-    if let Some(key) = key {
-        fields.message = crate::secret::scrub(&fields.message, key);
-    }
-    Error::from(ApiError(Box::new(ApiErrorFields {
-        status,
-        service,
-        code: fields.code.filter(|c| !c.is_empty()),
-        message: fields.message,
-        request_id: fields.request_id.or(header_request_id),
-        retry_after: header_str(headers, "retry-after").and_then(parse_retry_after),
-        detail: fields.detail,
-    })))
-}
+pub(crate) use class::{Class, classify};
 
-fn header_str<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
-
-/// `Retry-After` in delta-seconds. The HTTP-date form is not used by DashScope and is ignored.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// The parts of an error body, whatever its format.
-#[derive(Default)]
-struct Fields {
-    code: Option<String>,
-    message: String,
-    request_id: Option<String>,
-    detail: Detail,
-}
-
-/// Parses either JSON error shape: both APIs have been seen answering in the other's format
-/// (a gateway's 401 on the compatible endpoint is native-shaped), so both are accepted anywhere.
-fn parse_json(body: &[u8]) -> Option<Fields> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    if value.get("error").is_some_and(serde_json::Value::is_object) {
-        let compat: types::CompatibleErrorResponse = serde_json::from_value(value).ok()?;
-        let inner = compat.error?;
-        return Some(Fields {
-            code: inner.code,
-            message: inner.message.unwrap_or_default(),
-            request_id: compat.request_id.or(compat.id),
-            detail: Detail {
-                error_type: inner.type_,
-                param: inner.param,
-                ec: None,
-            },
-        });
-    }
-    let native: types::NativeError = serde_json::from_value(value).ok()?;
-    if native.code.is_none() && native.message.is_none() {
-        return None;
-    }
-    Some(Fields {
-        code: native.code,
-        message: native.message.unwrap_or_default(),
-        request_id: native.request_id,
-        detail: Detail::default(),
-    })
-}
-
-/// Parses an OSS `<Error>` document. Only the direct children of `<Error>` are read; an
-/// element that is not well-formed makes the whole body unparsable.
-fn parse_oss_xml(body: &[u8]) -> Option<Fields> {
-    use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_reader(body);
-    let mut fields = Fields::default();
-    let mut depth = 0usize;
-    let mut in_error = false;
-    let mut current: Option<Vec<u8>> = None;
-    let mut text = String::new();
-    let mut buf = Vec::new();
-    loop {
-        match reader.read_event_into(&mut buf).ok()? {
-            Event::Start(start) => {
-                depth += 1;
-                if depth == 1 {
-                    if start.name().as_ref() != b"Error" {
-                        return None;
-                    }
-                    in_error = true;
-                } else if depth == 2 {
-                    current = Some(start.name().as_ref().to_vec());
-                    text.clear();
-                }
-            }
-            Event::Text(t) if depth == 2 => text.push_str(&t.decode().ok()?),
-            Event::GeneralRef(r) if depth == 2 => {
-                let name = r.decode().ok()?;
-                let resolved = match name.as_ref() {
-                    "lt" => "<",
-                    "gt" => ">",
-                    "amp" => "&",
-                    "quot" => "\"",
-                    "apos" => "'",
-                    _ => return None,
-                };
-                text.push_str(resolved);
-            }
-            Event::CData(c) if depth == 2 => text.push_str(std::str::from_utf8(&c).ok()?),
-            Event::End(_) => {
-                if depth == 2 {
-                    let value = std::mem::take(&mut text);
-                    match current.take().as_deref() {
-                        Some(b"Code") => fields.code = Some(value),
-                        Some(b"Message") => fields.message = value,
-                        Some(b"RequestId") => fields.request_id = Some(value),
-                        Some(b"EC") => fields.detail.ec = Some(value),
-                        _ => {}
-                    }
-                }
-                depth = depth.checked_sub(1)?;
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-        buf.clear();
-    }
-    (in_error && depth == 0 && fields.code.is_some()).then_some(fields)
-}
-
-/// The start of a body, for people to read: lossy UTF-8, control characters escaped.
-fn excerpt(body: &[u8]) -> String {
-    let cut = &body[..body.len().min(EXCERPT_LIMIT)];
-    let text = String::from_utf8_lossy(cut);
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() && c != ' ' { ' ' } else { c })
-        .collect();
-    if body.len() > EXCERPT_LIMIT {
-        out.push('…');
-    }
-    out
-}
+pub(crate) use parse::from_response;
 
 #[cfg(test)]
-#[path = "error_tests.rs"]
+#[path = "table_tests.rs"]
 mod table_tests;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oss_xml_rejects_other_documents() {
-        assert!(parse_oss_xml(b"<html><body>502</body></html>").is_none());
-        assert!(parse_oss_xml(b"<Error><Code>X</Code>").is_none());
-        assert!(parse_oss_xml(b"").is_none());
-        let f =
-            parse_oss_xml(b"<Error><Code>A&amp;B</Code><Message><![CDATA[m<]]></Message></Error>");
-        let f = f.expect("well-formed error");
-        assert_eq!(f.code.as_deref(), Some("A&B"));
-        assert_eq!(f.message, "m<");
-    }
-
-    #[test]
-    fn excerpt_is_bounded_and_printable() {
-        let body = vec![b'\n'; 10 * 1024 * 1024];
-        let e = excerpt(&body);
-        assert!(e.chars().count() <= EXCERPT_LIMIT + 1);
-        assert!(!e.contains('\n'));
-    }
-}

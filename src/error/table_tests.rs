@@ -3,6 +3,7 @@
 //! them snapshotted as Display + Debug.
 
 use super::*;
+use crate::Secret;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 const KEY: &str = "sk-unit-test-key-0123456789";
