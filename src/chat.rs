@@ -334,15 +334,28 @@ impl Client {
         self.stream(Api::Compatible, &body).await
     }
 
-    /// A streamed native generation. With `parameters.incremental_output` each chunk carries
-    /// only new text; otherwise each carries the whole answer so far. [`collect_generation`]
-    /// assembles the chunks into one answer.
+    /// A streamed native generation. Each event carries only what is new
+    /// (`parameters.incremental_output` is set to true unless the request sets it); with
+    /// `incremental_output: false`, each carries the whole answer so far. [`collect_generation`]
+    /// assembles the events into one answer.
     pub async fn multimodal_generation_stream(
         &self,
         request: &types::MultimodalGenerationRequest,
     ) -> Result<ChunkStream<types::MultimodalGenerationChunk>> {
-        let body =
+        let mut body =
             serde_json::to_value(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        // Left to the model, some stream increments and some the whole answer so far: the
+        // crate asks for increments unless the request says otherwise, so that a reader (and
+        // `collect_generation`) knows what each event holds.
+        if body
+            .pointer("/parameters/incremental_output")
+            .is_none_or(Value::is_null)
+        {
+            if body.get("parameters").is_none_or(Value::is_null) {
+                body["parameters"] = json!({});
+            }
+            body["parameters"]["incremental_output"] = json!(true);
+        }
         self.stream(Api::Native, &body).await
     }
 
@@ -571,18 +584,34 @@ impl ChoiceParts {
     /// Joins one batch of tool-call fragments: the first fragment of an index gives the id,
     /// type and name; every fragment's `arguments` piece is appended (a null piece is empty).
     fn add_calls(&mut self, fragments: &[Value]) {
-        for (position, fragment) in fragments.iter().enumerate() {
+        for fragment in fragments {
             let Some(fragment) = fragment.as_object() else {
                 continue;
             };
-            let index = fragment
-                .get("index")
-                .and_then(Value::as_i64)
-                .unwrap_or_else(|| {
-                    // No index (the native API's printed example): the n-th fragment of a
-                    // batch belongs to the n-th call.
-                    i64::try_from(position).unwrap_or(i64::MAX)
-                });
+            let index = match fragment.get("index").and_then(Value::as_i64) {
+                Some(index) => index,
+                // No index (the native API's printed example): a fragment with an id not seen
+                // yet starts a call; one without an id, or with a known one, continues it.
+                None => {
+                    let id = fragment
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .filter(|id| !id.is_empty());
+                    let known = id.and_then(|id| {
+                        self.calls
+                            .iter()
+                            .find(|(_, c)| c.get("id").and_then(Value::as_str) == Some(id))
+                            .map(|(i, _)| *i)
+                    });
+                    let last = self.calls.keys().next_back().copied();
+                    match (id, known, last) {
+                        (_, Some(i), _) => i,
+                        (Some(_), None, Some(last)) => last.saturating_add(1),
+                        (None, None, Some(last)) => last,
+                        (_, None, None) => 0,
+                    }
+                }
+            };
             let call = self.calls.entry(index).or_default();
             for (key, value) in fragment {
                 match key.as_str() {
@@ -940,7 +969,9 @@ impl GenerationCollector {
     }
 }
 
-/// Assembles a native generation stream into one answer (see [`GenerationCollector`]).
+/// Assembles a native generation stream into one answer (see [`GenerationCollector`]);
+/// `incremental` as the request's `parameters.incremental_output`, which
+/// [`Client::multimodal_generation_stream`] sets to true unless the request says otherwise.
 pub async fn collect_generation(
     mut stream: ChunkStream<types::MultimodalGenerationChunk>,
     incremental: bool,
@@ -1113,6 +1144,38 @@ mod tests {
             &json!({"id": "audio_1", "data": "AAABBB", "expires_at": 1})
         );
         assert_eq!(answer.token_usage().and_then(|u| u.total_tokens), Some(7));
+    }
+
+    /// Native fragments carry no index: a new id starts a call, no id continues the last one.
+    #[test]
+    fn fragments_without_an_index_follow_their_ids() {
+        let event = |calls: Value| -> types::MultimodalGenerationChunk {
+            serde_json::from_value(json!({"output": {"choices": [{"finish_reason": "null",
+                "message": {"role": "assistant", "content": [], "tool_calls": calls}}]}}))
+            .expect("an event")
+        };
+        let mut c = GenerationCollector::new(true);
+        c.push(&event(json!([{"id": "call_a", "type": "function", "function": {"name": "a", "arguments": "{\"x\""}}])));
+        c.push(&event(
+            json!([{"id": "", "function": {"arguments": ":1}"}}]),
+        ));
+        c.push(&event(json!([{"id": "call_b", "type": "function", "function": {"name": "b", "arguments": "{}"}}])));
+        let answer = c.finish().expect("answer");
+        let calls: Vec<(Option<&str>, Option<&str>)> = answer
+            .tool_calls()
+            .iter()
+            .map(|t| {
+                let f = t.function.as_ref();
+                (
+                    f.and_then(|f| f.name.as_deref()),
+                    f.and_then(|f| f.arguments.as_deref()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [(Some("a"), Some("{\"x\":1}")), (Some("b"), Some("{}"))]
+        );
     }
 
     /// Cumulative native events (no `incremental_output`): the last one counts, and the string

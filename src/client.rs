@@ -27,6 +27,7 @@ pub struct Inner {
     authorization: HeaderValue,
     pub(crate) retry: RetryPolicy,
     pub(crate) uploads: Arc<Uploads>,
+    upload_local_files: bool,
 }
 
 /// A DashScope client. Cheap to clone; clones share the connection pool and the credentials.
@@ -70,6 +71,7 @@ impl Client {
             key,
             authorization,
             retry: config.retry,
+            upload_local_files: config.upload_local_files,
             uploads: Arc::new(Uploads::new(crate::upload::UploadSettings {
                 retry: config.retry,
                 concurrency: config.upload_concurrency,
@@ -274,6 +276,13 @@ fn upload_local_media<'a>(api: &'a api::Client, body: &'a [u8]) -> Resolved<'a> 
         });
         if local.is_empty() {
             return Ok(None);
+        }
+        if !api.inner().upload_local_files {
+            return Err(Error::InvalidRequest(format!(
+                "{:?} is a local path, and this client does not upload local files \
+                 (Config::upload_local_files)",
+                local[0]
+            )));
         }
         let model = value
             .get("model")

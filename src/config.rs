@@ -108,6 +108,7 @@ pub struct Config {
     pub(crate) upload_concurrency: usize,
     pub(crate) credential_rate: u32,
     pub(crate) credential_margin: Duration,
+    pub(crate) upload_local_files: bool,
 }
 
 impl Default for Config {
@@ -153,6 +154,7 @@ impl Config {
             upload_concurrency: default_concurrency(),
             credential_rate: 100,
             credential_margin: Duration::from_secs(30),
+            upload_local_files: true,
         }
     }
 
@@ -263,6 +265,16 @@ impl Config {
     /// lifetime). Default 30 s: an upload started just before expiry still has time to finish.
     pub fn credential_margin(mut self, margin: Duration) -> Self {
         self.credential_margin = margin;
+        self
+    }
+
+    /// Whether a local path (or `file://` URI) in a media position of any request is uploaded
+    /// for the request's model (the default). Turn it off in a service that puts URLs it was
+    /// given by others into requests: a path would otherwise make this process upload one of
+    /// its own files. Off, such a request fails with [`Error::InvalidRequest`] before anything
+    /// is sent.
+    pub fn upload_local_files(mut self, upload: bool) -> Self {
+        self.upload_local_files = upload;
         self
     }
 }

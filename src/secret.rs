@@ -66,6 +66,17 @@ pub(crate) fn scrub(text: &str, secret: &Secret) -> String {
     text.replace(needle, "[REDACTED]")
 }
 
+/// A body to quote in an error, unless it carries an upload credential (its policy, signature
+/// or access key id), which is described instead.
+pub(crate) fn withhold_credentials(body: &[u8]) -> &[u8] {
+    let has = |field: &[u8]| body.windows(field.len()).any(|w| w == field);
+    if has(b"\"signature\"") || has(b"\"oss_access_key_id\"") || has(b"\"policy\"") {
+        b"[withheld: a credential]"
+    } else {
+        body
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

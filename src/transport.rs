@@ -94,9 +94,11 @@ pub(crate) async fn send_raw(
                 Err(failure) => failure,
             };
             let error = &failure.error;
-            // Every operation of the spec today is safe to send twice (reads and model calls);
-            // one that creates something would repeat only what surely did not arrive
-            // (`Class::may_have_arrived`).
+            // Every operation of the spec today creates nothing, so sending it twice does no
+            // harm beyond cost (a repeated model call spends its tokens again): throttling,
+            // server errors and lost connections are all retried. An operation that creates
+            // something (an async task) must not be repeated after a failure that
+            // `Class::may_have_arrived`; no such operation is in the spec yet.
             let class = classify(error);
             let retry_it = class.is_retryable()
                 && class != Class::StaleCredential
@@ -235,7 +237,7 @@ fn map_progenitor_error<E>(
         P::InvalidResponsePayload(body, e) => Error::decode(
             status,
             crate::secret::scrub(&e.to_string(), key),
-            &body,
+            crate::secret::withhold_credentials(&body),
             None,
         ),
         P::InvalidRequest(msg) | P::Custom(msg) => Error::InvalidRequest(msg),

@@ -33,7 +33,7 @@ pub(crate) fn is_media_key(key: &str) -> bool {
 fn is_opaque_key(key: &str) -> bool {
     matches!(
         key,
-        "tools" | "tool_calls" | "response_format" | "tool_choice" | "extra_body"
+        "tools" | "tool_calls" | "functions" | "response_format" | "tool_choice" | "metadata"
     )
 }
 
@@ -51,10 +51,12 @@ pub(crate) fn visit_media(body: &mut Value, f: &mut dyn FnMut(&mut String)) {
                             f(s);
                             continue;
                         }
-                        Value::Array(items) if items.iter().all(Value::is_string) => {
+                        Value::Array(items) => {
+                            // A list of locations (frames, files); objects in it are searched.
                             for item in items {
-                                if let Value::String(s) = item {
-                                    f(s);
+                                match item {
+                                    Value::String(s) => f(s),
+                                    other => visit_media(other, f),
                                 }
                             }
                             continue;
@@ -104,18 +106,16 @@ pub enum Media {
 }
 
 impl Media {
-    /// Reads a string the way people write media: `https://`, `http://`, `oss://` and `data:`
-    /// are URLs; `file://` URIs (`file:///C:/x.png` included) and everything else are paths.
+    /// Reads a string the way people write media: `file://` URIs (`file:///C:/x.png` included)
+    /// are paths; `data:` URIs and anything with a URL scheme (`https://`, `oss://`,
+    /// `fileid://`, …) are URLs; everything else is a path.
     pub fn parse(s: &str) -> Media {
         let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-        if ["https://", "http://", "oss://", "data:"]
-            .iter()
-            .any(|p| lower.starts_with(p))
-        {
-            return Media::Url(s.to_owned());
-        }
         if lower.starts_with("file://") {
             return Media::Path(file_uri_path(s));
+        }
+        if lower.starts_with("data:") || has_scheme(s) {
+            return Media::Url(s.to_owned());
         }
         Media::Path(PathBuf::from(s))
     }
@@ -151,6 +151,19 @@ impl From<&std::path::Path> for Media {
     fn from(p: &std::path::Path) -> Self {
         Media::Path(p.to_path_buf())
     }
+}
+
+/// `scheme://…` with an RFC 3986 scheme of two letters or more (so that `C:\x` and `C:/x`,
+/// Windows drives, stay paths).
+fn has_scheme(s: &str) -> bool {
+    let Some((scheme, _)) = s.split_once("://") else {
+        return false;
+    };
+    scheme.len() >= 2
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// `file:///home/me/a%20b.png` → `/home/me/a b.png`; `file:///C:/x.png` → `C:/x.png`;
@@ -222,6 +235,11 @@ mod tests {
             Media::parse("C:\\Users\\me\\cat.png"),
             Media::Path("C:\\Users\\me\\cat.png".into())
         );
+        assert_eq!(Media::parse("C:/x.png"), Media::Path("C:/x.png".into()));
+        // Other schemes are somebody's URLs, never local paths.
+        for url in ["fileid://file-abc", "s3://bucket/k.png", "HTTPS://x/y"] {
+            assert_eq!(Media::parse(url), Media::Url(url.into()));
+        }
     }
 
     fn media_of(body: Value) -> Vec<String> {

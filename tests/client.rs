@@ -155,3 +155,63 @@ fn request_types_round_trip_their_json() {
         Some(&serde_json::json!(true))
     );
 }
+
+/// A credential that does not fit the spec, through the raw generated call: described, never
+/// quoted (it carries the policy, its signature and the access key id).
+#[tokio::test]
+async fn a_broken_credential_is_never_quoted_through_the_raw_call() {
+    let body = r#"{"request_id":"r","data":{"policy":"eyJTOPSECRETPOLICY","signature":"TOPSECRETSIG","oss_access_key_id":"LTAITOPSECRET"}}"#;
+    let server = Server::start(Canned::json(200, body)).await;
+    let client = client(&server.url);
+    let err = client
+        .call(
+            client
+                .api()
+                .get_upload_policy()
+                .action(types::UploadAction::GetPolicy)
+                .model("qwen-vl-plus")
+                .send(),
+        )
+        .await
+        .expect_err("missing fields");
+    let shown = format!("{err} {err:?}");
+    assert!(matches!(err, dashscope_oss::Error::Decode(_)), "{shown}");
+    assert!(!shown.contains("TOPSECRET"), "{shown}");
+    assert!(shown.contains("withheld"), "{shown}");
+}
+
+/// `Config::upload_local_files(false)`: a local path in a media position is refused before
+/// anything is sent, on any request.
+#[tokio::test]
+async fn local_files_can_be_refused() {
+    let server = Server::start(Canned::json(200, r#"{"choices":[]}"#)).await;
+    let client = dashscope_oss::Client::new(
+        dashscope_oss::Config::new()
+            .api_key(TEST_KEY)
+            .base_url(&server.url)
+            .upload_local_files(false),
+    )
+    .expect("client");
+    let request: types::ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+        "model": "qwen-vl-plus",
+        "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "/etc/hostname"}},
+            {"type": "text", "text": "?"}]}]
+    }))
+    .expect("request");
+    let err = client.chat_completion(&request).await.expect_err("refused");
+    assert!(
+        matches!(&err, dashscope_oss::Error::InvalidRequest(m) if m.contains("/etc/hostname")),
+        "{err:?}"
+    );
+    assert!(server.requests().is_empty(), "nothing was sent");
+    // A URL is still sent as it is.
+    let request: types::ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+        "model": "qwen-vl-plus",
+        "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]
+    }))
+    .expect("request");
+    client.chat_completion(&request).await.expect("sent");
+    assert_eq!(server.requests().len(), 1);
+}

@@ -114,10 +114,16 @@ pub(super) fn classify(status: u16, code: Option<&str>, message: &str) -> Option
     }
 }
 
+/// Whether `needle` occurs in `haystack` as whole words, ignoring case: `url` is in "The
+/// provided URL" but not in "image_url is required", which names a parameter.
 fn contains_ci(haystack: &str, needle: &str) -> bool {
-    haystack
-        .to_ascii_lowercase()
-        .contains(&needle.to_ascii_lowercase())
+    let haystack = haystack.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    haystack.match_indices(&needle).any(|(at, _)| {
+        !word(haystack[..at].chars().next_back())
+            && !word(haystack[at + needle.len()..].chars().next())
+    })
 }
 
 impl From<ApiError> for Error {

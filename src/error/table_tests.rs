@@ -607,6 +607,14 @@ fn invalid_url_is_classified_by_code_then_phrase() {
             "ServerError",
         ),
         (native("Arrearage", "url"), "Arrearage"),
+        // A parameter's name is not the word "URL".
+        (
+            compatible(
+                "invalid_parameter_error",
+                "image_url is required for this model",
+            ),
+            "InvalidParameter",
+        ),
         // The code alone is not enough either.
         (
             native(
