@@ -291,8 +291,27 @@ pub(crate) struct UploadSettings {
 }
 
 /// The credential of one model. The async lock is held while a new one is fetched, so that
-/// concurrent uploads wait for that one request instead of each making their own.
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<Credential>>>>;
+/// concurrent uploads wait for that one request instead of each making their own; and when
+/// that fetch fails, the uploads that were waiting for it get its error instead of each
+/// fetching (and retrying) again.
+type Slot = Arc<SlotInner>;
+
+#[derive(Debug, Default)]
+struct SlotInner {
+    /// Fetches started so far (the number of the last one).
+    fetches: AtomicU64,
+    /// The number of the last fetch that ended; read without the lock by an upload about to
+    /// wait, so that it knows which failures ended while it waited.
+    ended: AtomicU64,
+    state: tokio::sync::Mutex<SlotState>,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    credential: Option<Arc<Credential>>,
+    /// The number of the last fetch that failed, and its error where it can be repeated.
+    failed: Option<(u64, Error)>,
+}
 
 /// The client's upload state: a credential slot per model, and the rate limiter.
 #[derive(Debug)]
@@ -535,20 +554,45 @@ impl<'a> Uploader<'a> {
     /// while the others wait for it (no stampede).
     async fn credential(&self, model: &str) -> Result<Arc<Credential>> {
         let slot = self.uploads().slot(model);
-        let mut cached = slot.lock().await;
-        if let Some(c) = cached.as_ref().filter(|c| c.usable()) {
+        let waited_from = slot.ended.load(Ordering::Acquire);
+        let mut state = slot.state.lock().await;
+        if let Some(c) = state.credential.as_ref().filter(|c| c.usable()) {
             return Ok(c.clone());
         }
-        let fresh = Arc::new(self.fetch_credential(model).await?);
-        *cached = Some(fresh.clone());
-        Ok(fresh)
+        // A fetch that ended while this upload waited has failed: its error, not another round
+        // of requests (a batch against a failing service fails fast).
+        if let Some((fetch, error)) = &state.failed
+            && *fetch > waited_from
+            && let Some(again) = error.repeat()
+        {
+            return Err(again);
+        }
+        let fetch = slot.fetches.fetch_add(1, Ordering::AcqRel) + 1;
+        let fetched = self.fetch_credential(model).await;
+        slot.ended.store(fetch, Ordering::Release);
+        match fetched {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                state.credential = Some(fresh.clone());
+                state.failed = None;
+                Ok(fresh)
+            }
+            Err(error) => {
+                state.failed = error.repeat().map(|copy| (fetch, copy));
+                Err(error)
+            }
+        }
     }
 
     async fn forget_credential(&self, model: &str, used: &Arc<Credential>) {
         let slot = self.uploads().slot(model);
-        let mut cached = slot.lock().await;
-        if cached.as_ref().is_some_and(|c| Arc::ptr_eq(c, used)) {
-            *cached = None;
+        let mut state = slot.state.lock().await;
+        if state
+            .credential
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, used))
+        {
+            state.credential = None;
         }
     }
 

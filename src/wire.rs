@@ -181,10 +181,26 @@ fn file_uri_path(uri: &str) -> PathBuf {
     PathBuf::from(decoded.into_owned())
 }
 
-/// The `format` of an `input_audio` part, from the file or URL's extension.
+/// The `format` of an `input_audio` part: a `data:` URI's media subtype, or the file or URL's
+/// extension.
 pub(crate) fn audio_format(location: &str) -> Option<&'static str> {
-    let path = location.split(['?', '#']).next().unwrap_or(location);
-    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    let ext = match location.get(..5) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("data:") => {
+            // data:audio/wav;base64,… → wav (x-wav and mpeg spelled as files are)
+            let media_type = location[5..].split([';', ',']).next().unwrap_or_default();
+            let subtype = media_type.rsplit('/').next().unwrap_or_default();
+            let subtype = subtype.to_ascii_lowercase();
+            match subtype.trim_start_matches("x-") {
+                "mpeg" => "mp3".to_owned(),
+                "mp4" => "m4a".to_owned(),
+                other => other.to_owned(),
+            }
+        }
+        _ => {
+            let path = location.split(['?', '#']).next().unwrap_or(location);
+            path.rsplit_once('.')?.1.to_ascii_lowercase()
+        }
+    };
     Some(match ext.as_str() {
         "mp3" => "mp3",
         "wav" => "wav",
@@ -297,6 +313,17 @@ mod tests {
                 "a.wav", "b.wav", "base.png", "m.png", "r.png", "f.png", "x.png"
             ])
         );
+    }
+
+    #[test]
+    fn audio_formats_from_extensions_and_data_uris() {
+        assert_eq!(audio_format("a.MP3"), Some("mp3"));
+        assert_eq!(audio_format("https://x/a.wav?sig=1"), Some("wav"));
+        assert_eq!(audio_format("data:audio/wav;base64,UklG"), Some("wav"));
+        assert_eq!(audio_format("data:audio/x-wav;base64,UklG"), Some("wav"));
+        assert_eq!(audio_format("data:audio/mpeg;base64,SUQz"), Some("mp3"));
+        assert_eq!(audio_format("data:audio/unknown;base64,AA"), None);
+        assert_eq!(audio_format("noext"), None);
     }
 
     #[test]

@@ -160,3 +160,37 @@ async fn an_absurd_lifetime_does_not_crash_the_client() {
         .await
         .expect("uploads, planning with at most a day");
 }
+
+/// A batch against a credential service that keeps failing fails fast: the uploads waiting on
+/// the one credential request get its error, instead of each making (and retrying) their own.
+#[tokio::test]
+async fn a_failed_credential_fails_the_waiting_uploads_once() {
+    let api = Server::start(Canned::json(
+        500,
+        r#"{"code":"InternalError","message":"An internal error has occured.","request_id":"r"}"#,
+    ))
+    .await;
+    let client = dashscope_oss::Client::new(
+        dashscope_oss::Config::new()
+            .api_key(TEST_KEY)
+            .base_url(&api.url)
+            .upload_concurrency(20)
+            .retry(dashscope_oss::RetryPolicy {
+                max_attempts: 2,
+                initial_backoff: std::time::Duration::from_millis(1),
+                max_backoff: std::time::Duration::from_millis(2),
+            }),
+    )
+    .expect("client");
+    let sources =
+        (0..20).map(|i| UploadSource::bytes(format!("f{i}.png"), b"\x89PNG....".to_vec()));
+    let results = client.upload_many("qwen-vl-plus", sources).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(Error::ServerError(_)))),
+        "{results:?}"
+    );
+    // One credential request and its one retry, for twenty uploads.
+    assert_eq!(api.requests().len(), 2);
+}

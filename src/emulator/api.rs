@@ -999,7 +999,7 @@ async fn clock(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
     match by {
         Some(by) => {
             state.clock.advance(by);
-            state.sweep_if_due();
+            state.sweep_now();
             axum::Json(json!({"now": crate::timefmt::format_iso8601(state.clock.now())}))
                 .into_response()
         }

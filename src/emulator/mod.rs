@@ -277,7 +277,7 @@ impl Emulator {
     /// sleeping.
     pub fn advance_clock(&self, by: Duration) {
         self.state.clock.advance(by);
-        self.state.sweep_if_due();
+        self.state.sweep_now();
     }
 
     /// The counters of what it has seen.

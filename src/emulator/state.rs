@@ -151,7 +151,8 @@ pub struct Stats {
     pub chat_requests_with_resolve_header: u64,
     /// Objects stored now (expired ones are forgotten when the clock moves or new ones arrive).
     pub objects: u64,
-    /// Credentials whose policy has not yet expired.
+    /// Credentials kept: those whose policy has not expired, and expired ones until they are
+    /// swept (an hour after their expiration; see `objects`).
     pub credentials: u64,
     /// Heap bytes in use by the emulator's process (glibc `mallinfo2`: allocated and not yet
     /// freed, arenas and mmapped blocks together); `None` where that cannot be read. Unlike RSS,
@@ -389,9 +390,15 @@ impl State {
         }
     }
 
+    /// Forgets what has expired now (a clock move calls this).
+    pub(crate) fn sweep_now(&self) {
+        let now = self.clock.now();
+        *lock(&self.next_sweep) = now + Duration::from_secs(60);
+        self.sweep(now);
+    }
+
     /// Forgets what has expired, at most once a minute of emulator time, so that an emulator
-    /// left running keeps only live state. Callers: every new credential and object, and every
-    /// clock move.
+    /// left running keeps only live state. Callers: every new credential and object.
     pub(crate) fn sweep_if_due(&self) {
         let now = self.clock.now();
         {

@@ -392,6 +392,15 @@ impl Error {
         }
     }
 
+    /// The same error again, for another caller waiting on the same failed request: API
+    /// errors and unreadable answers can be repeated; a transport error cannot (`None`).
+    pub(crate) fn repeat(&self) -> Option<Error> {
+        match self {
+            Error::Decode(d) => Some(Error::Decode(d.clone())),
+            other => other.api_error().cloned().map(Error::from),
+        }
+    }
+
     pub(crate) fn decode(
         status: Option<u16>,
         reason: impl Into<String>,
