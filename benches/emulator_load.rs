@@ -110,23 +110,8 @@ async fn main() {
         let ok = statuses.iter().filter(|s| matches!(s, Ok(200))).count();
         let secs = started.elapsed().as_secs_f64();
         assert_eq!(ok, 200, "uploads lost: {statuses:?}");
-        // Past the objects' 48 h and the credential's hour: the emulator forgets them.
-        let _ = http
-            .post(format!("{base}/emulator/v1/clock"))
-            .body(r#"{"advance_seconds": 180000}"#)
-            .send()
-            .await;
-        if let Err(open) = emulator.settle_fds(at_rest_fds, std::time::Duration::from_secs(60)) {
-            panic!("round {round}: {open} descriptors still open, {at_rest_fds} at rest before");
-        }
-        let stats: serde_json::Value = http
-            .get(format!("{base}/emulator/v1/stats"))
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("stats json");
+        // Past the objects' 48 h and the credential's hour, every connection closed.
+        let stats = emulator.at_rest(&http, at_rest_fds, round).await;
         let bytes = stats["heap_bytes"]
             .as_u64()
             .unwrap_or_else(|| panic!("no heap figure on this platform: {stats}"));

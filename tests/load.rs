@@ -9,8 +9,6 @@
 
 mod process_support;
 
-use std::time::Duration;
-
 use dashscope_oss::chat::{ChatRequest, Message};
 use dashscope_oss::{Client, Config, UploadSource};
 use process_support::{EmulatorProcess, judge_heap};
@@ -117,27 +115,9 @@ async fn two_hundred_concurrent_clients() {
         let busy_fds = emulator.fds();
         drop(clients);
 
-        // Past every object's 48 h and every credential's lifetime: the emulator sweeps them.
-        let moved = control
-            .post(format!("{base}/emulator/v1/clock"))
-            .body(r#"{"advance_seconds": 180000}"#)
-            .send()
-            .await
-            .expect("move the clock");
-        assert!(moved.status().is_success());
-        // Every connection of this round closes: a descriptor that stays open is a leak. The
-        // deadline is far beyond what closing takes; only a leak waits it out.
-        if let Err(open) = emulator.settle_fds(at_rest_fds, Duration::from_secs(60)) {
-            panic!("round {round}: {open} descriptors still open, {at_rest_fds} at rest before");
-        }
-        let stats: serde_json::Value = control
-            .get(format!("{base}/emulator/v1/stats"))
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("stats json");
+        // Past every object's 48 h and every credential's lifetime, every connection closed: a
+        // descriptor that stays open is a leak.
+        let stats = emulator.at_rest(&control, at_rest_fds, round).await;
         assert_eq!(
             (&stats["objects"], &stats["credentials"]),
             (&serde_json::json!(0), &serde_json::json!(0)),

@@ -89,6 +89,36 @@ impl EmulatorProcess {
     }
 }
 
+impl EmulatorProcess {
+    /// Brings the emulator to rest and returns its stats: its clock moved past every object's
+    /// and credential's lifetime (so it sweeps them), and its descriptors back to `at_rest`
+    /// (every connection closed; a 60 s deadline that only a leak waits out).
+    pub async fn at_rest(
+        &self,
+        http: &reqwest::Client,
+        at_rest: usize,
+        round: usize,
+    ) -> serde_json::Value {
+        let moved = http
+            .post(format!("{}/emulator/v1/clock", self.base))
+            .body(r#"{"advance_seconds": 180000}"#)
+            .send()
+            .await
+            .expect("move the clock");
+        assert!(moved.status().is_success(), "clock: {}", moved.status());
+        if let Err(open) = self.settle_fds(at_rest, std::time::Duration::from_secs(60)) {
+            panic!("round {round}: {open} descriptors still open, {at_rest} at rest before");
+        }
+        http.get(format!("{}/emulator/v1/stats", self.base))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats json")
+    }
+}
+
 impl Drop for EmulatorProcess {
     fn drop(&mut self) {
         let _ = Command::new("kill")

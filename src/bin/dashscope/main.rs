@@ -635,6 +635,25 @@ fn attach(message: Message, path: &std::path::Path, url: &str) -> Message {
     }
 }
 
+/// The name and arguments of each tool call of an answer's first choice, either API.
+fn tool_calls_of(answer: &serde_json::Value) -> Vec<(String, String)> {
+    let calls = answer
+        .pointer("/choices/0/message/tool_calls")
+        .or_else(|| answer.pointer("/output/choices/0/message/tool_calls"))
+        .and_then(serde_json::Value::as_array);
+    let text = |call: &serde_json::Value, field: &str| {
+        call.pointer(&format!("/function/{field}"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    calls
+        .into_iter()
+        .flatten()
+        .map(|call| (text(call, "name"), text(call, "arguments")))
+        .collect()
+}
+
 async fn chat(client: &Client, global: &Global, args: ChatArgs) -> u8 {
     if args.model.trim().is_empty() {
         eprintln!("dashscope: --model is empty");
@@ -702,19 +721,7 @@ async fn chat(client: &Client, global: &Global, args: ChatArgs) -> u8 {
                 }
                 collector.push(&chunk);
             }
-            let answer = collector.finish()?;
-            let calls = answer
-                .tool_calls()
-                .iter()
-                .map(|c| {
-                    let f = c.function.as_ref();
-                    (
-                        f.and_then(|f| f.name.clone()).unwrap_or_default(),
-                        f.and_then(|f| f.arguments.clone()).unwrap_or_default(),
-                    )
-                })
-                .collect::<Vec<_>>();
-            Ok((serde_json::to_value(&answer).unwrap_or_default(), calls))
+            Ok(serde_json::to_value(collector.finish()?).unwrap_or_default())
         } else {
             let mut stream = client.chat_stream(request).await?;
             let mut collector = ChatCollector::new();
@@ -728,35 +735,22 @@ async fn chat(client: &Client, global: &Global, args: ChatArgs) -> u8 {
                 }
                 collector.push(&chunk);
             }
-            let answer = collector.finish()?;
-            let calls = answer
-                .tool_calls()
-                .iter()
-                .map(|c| {
-                    let f = c.function.as_ref();
-                    (
-                        f.and_then(|f| f.name.clone()).unwrap_or_default(),
-                        f.and_then(|f| f.arguments.clone()).unwrap_or_default(),
-                    )
-                })
-                .collect::<Vec<_>>();
-            Ok((serde_json::to_value(&answer).unwrap_or_default(), calls))
+            Ok(serde_json::to_value(collector.finish()?).unwrap_or_default())
         }
     }
     .await
-    .map(|(answer, calls)| {
+    .inspect(|answer| {
         if json {
             let _ = write!(
                 stdout,
                 "{}",
-                serde_json::to_string_pretty(&answer).unwrap_or_default()
+                serde_json::to_string_pretty(answer).unwrap_or_default()
             );
         } else {
-            for (name, arguments) in calls {
+            for (name, arguments) in tool_calls_of(answer) {
                 let _ = write!(stdout, "\ntool call: {name}({arguments})");
             }
         }
-        answer
     });
     let _ = writeln!(stdout);
     match result {
