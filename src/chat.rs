@@ -652,6 +652,44 @@ impl ChoiceParts {
         }
     }
 
+    /// A choice's finish reason (not the native stream's string `"null"`) and logprobs.
+    fn add_choice_fields(&mut self, choice: &Map<String, Value>) {
+        if let Some(reason) = choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .filter(|r| *r != "null")
+        {
+            self.finish_reason = Some(reason.to_owned());
+        }
+        if let Some(Value::Object(logprobs)) = choice.get("logprobs")
+            && let Some(Value::Array(content)) = logprobs.get("content")
+        {
+            self.logprobs.extend(content.iter().cloned());
+        }
+    }
+
+    /// A message field both APIs write alike: the role, reasoning pieces, tool-call fragments;
+    /// anything else is kept as it comes.
+    fn add_field(&mut self, key: String, value: Value) {
+        match key.as_str() {
+            "role" => {
+                if let Some(role) = value.as_str() {
+                    self.role = Some(role.to_owned());
+                }
+            }
+            "reasoning_content" => Self::add_text(&mut self.reasoning, Some(&value)),
+            "tool_calls" => {
+                if let Value::Array(fragments) = &value {
+                    self.add_calls(fragments);
+                }
+            }
+            _ if value.is_null() => {}
+            _ => {
+                self.extra.insert(key, value);
+            }
+        }
+    }
+
     fn message(self) -> (Value, Option<String>, Vec<Value>) {
         let mut message = self.extra;
         message.insert(
@@ -703,33 +741,14 @@ impl ChatCollector {
                 .and_then(Value::as_i64)
                 .unwrap_or(i64::try_from(position).unwrap_or(0));
             let parts = self.choices.entry(index).or_default();
-            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-                parts.finish_reason = Some(reason.to_owned());
-            }
-            if let Some(Value::Object(logprobs)) = choice.get("logprobs")
-                && let Some(Value::Array(content)) = logprobs.get("content")
-            {
-                parts.logprobs.extend(content.iter().cloned());
-            }
+            parts.add_choice_fields(&choice);
             let Some(Value::Object(delta)) = choice.remove("delta") else {
                 continue;
             };
             for (key, value) in delta {
                 match key.as_str() {
-                    "role" => {
-                        if let Some(role) = value.as_str() {
-                            parts.role = Some(role.to_owned());
-                        }
-                    }
                     "content" => ChoiceParts::add_text(&mut parts.text, Some(&value)),
-                    "reasoning_content" => {
-                        ChoiceParts::add_text(&mut parts.reasoning, Some(&value));
-                    }
-                    "tool_calls" => {
-                        if let Value::Array(fragments) = &value {
-                            parts.add_calls(fragments);
-                        }
-                    }
+
                     "audio" => {
                         if let Value::Object(piece) = value {
                             let audio = parts.audio.get_or_insert_with(Map::new);
@@ -749,10 +768,7 @@ impl ChatCollector {
                             }
                         }
                     }
-                    _ if value.is_null() => {}
-                    _ => {
-                        parts.extra.insert(key, value);
-                    }
+                    _ => parts.add_field(key, value),
                 }
             }
         }
@@ -859,28 +875,12 @@ impl GenerationCollector {
                 self.choices.remove(&index);
             }
             let parts = self.choices.entry(index).or_default();
-            if let Some(reason) = choice
-                .get("finish_reason")
-                .and_then(Value::as_str)
-                .filter(|r| *r != "null")
-            {
-                parts.finish_reason = Some(reason.to_owned());
-            }
-            if let Some(Value::Object(logprobs)) = choice.get("logprobs")
-                && let Some(Value::Array(content)) = logprobs.get("content")
-            {
-                parts.logprobs.extend(content.iter().cloned());
-            }
+            parts.add_choice_fields(&choice);
             let Some(Value::Object(message)) = choice.remove("message") else {
                 continue;
             };
             for (key, value) in message {
                 match key.as_str() {
-                    "role" => {
-                        if let Some(role) = value.as_str() {
-                            parts.role = Some(role.to_owned());
-                        }
-                    }
                     "content" => match value {
                         Value::String(text) => {
                             ChoiceParts::add_text(&mut parts.text, Some(&json!(text)))
@@ -911,18 +911,8 @@ impl GenerationCollector {
                         }
                         _ => {}
                     },
-                    "reasoning_content" => {
-                        ChoiceParts::add_text(&mut parts.reasoning, Some(&value));
-                    }
-                    "tool_calls" => {
-                        if let Value::Array(fragments) = &value {
-                            parts.add_calls(fragments);
-                        }
-                    }
-                    _ if value.is_null() => {}
-                    _ => {
-                        parts.extra.insert(key, value);
-                    }
+
+                    _ => parts.add_field(key, value),
                 }
             }
         }
