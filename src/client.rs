@@ -6,16 +6,21 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Once};
+use std::time::SystemTime;
+
+use base64::Engine;
 
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 
 use crate::api::{self, types};
+use crate::cache::{UploadCache, UrlState};
+use crate::config::UploadCacheSetting;
 use crate::config::normalize_base_url;
 use crate::retry::RetryPolicy;
 use crate::transport;
-use crate::upload::{ProgressFn, Uploader, Uploads};
+use crate::upload::{self, ProgressFn, Uploader, Uploads};
 use crate::wire::{self, Media, OSS_RESOLVE_HEADER};
 use crate::{Config, Error, Result, Secret, UploadSource, UploadedFile};
 
@@ -28,6 +33,7 @@ pub struct Inner {
     pub(crate) retry: RetryPolicy,
     pub(crate) uploads: Arc<Uploads>,
     upload_local_files: bool,
+    inline_below: u64,
 }
 
 /// A DashScope client. Cheap to clone; clones share the connection pool and the credentials.
@@ -67,18 +73,27 @@ impl Client {
             Some(client) => client,
             None => build_http_client(&config)?,
         };
+        let margin = config.upload_cache_margin;
+        let cache = match &config.upload_cache {
+            UploadCacheSetting::Off => None,
+            UploadCacheSetting::Memory => Some(UploadCache::in_memory(margin)),
+            UploadCacheSetting::Dir(dir) => Some(UploadCache::on_disk(dir, margin)),
+        };
         let inner = Inner {
-            key,
             authorization,
             retry: config.retry,
             upload_local_files: config.upload_local_files,
+            inline_below: config.inline_below,
             uploads: Arc::new(Uploads::new(crate::upload::UploadSettings {
                 retry: config.retry,
                 concurrency: config.upload_concurrency,
                 credential_rate: config.credential_rate,
                 credential_margin: config.credential_margin,
                 allow_insecure_http: config.allow_insecure_http,
+                cache: cache.map(Arc::new),
+                account: crate::cache::account_digest(&key, &base_url),
             })),
+            key,
         };
         Ok(Self {
             api: Arc::new(api::Client::new_with_client(&base_url, http, inner)),
@@ -121,6 +136,11 @@ impl Client {
         >,
     ) -> Result<T> {
         transport::run(&self.api.inner().key, call).await
+    }
+
+    /// The upload cache (see [`Config::upload_cache`]), unless it is off.
+    pub fn upload_cache(&self) -> Option<&UploadCache> {
+        self.api.inner().uploads.cache()
     }
 
     /// The API key, to scrub it from error messages.
@@ -213,8 +233,7 @@ impl Client {
         mut request: reqwest::Request,
     ) -> Result<reqwest::Response> {
         prepare(&self.api, &mut request).await?;
-        let inner = self.api.inner();
-        transport::send(self.api.client(), &inner.key, inner.retry, request).await
+        send_healing(&self.api, request).await.map_err(|f| f.error)
     }
 
     /// A POST of `body` to `path`, ready for [`Client::send_prepared`].
@@ -233,7 +252,7 @@ impl Client {
 /// The first half of the execution path, for every request: credentials, local files, headers.
 async fn prepare(api: &api::Client, request: &mut reqwest::Request) -> Result<()> {
     if let Some(body) = request.body().and_then(reqwest::Body::as_bytes)
-        && let Some(resolved) = upload_local_media(api, body).await?
+        && let Some(resolved) = resolve_media(api, body).await?
     {
         *request.body_mut() = Some(resolved.into());
     }
@@ -259,64 +278,249 @@ async fn prepare(api: &api::Client, request: &mut reqwest::Request) -> Result<()
 
 type Resolved<'a> = Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>>> + Send + 'a>>;
 
-/// Uploads the local files in the media positions of a JSON body for its `model`, and returns
-/// the body with their `oss://` URLs, or `None` when it names no local file. Every file is
-/// checked before anything is uploaded. Boxed: an upload asks for a credential, a generated
-/// operation whose own hook comes back here.
-fn upload_local_media<'a>(api: &'a api::Client, body: &'a [u8]) -> Resolved<'a> {
+/// The media of a JSON body made ready to send, for its `model`: local files uploaded (or
+/// inlined as `data:` URIs, see [`Config::inline_below`]) and replaced by their URLs, and
+/// `oss://` URLs that end within the cache margin uploaded again from their files. Returns
+/// `None` when nothing changed. Every file is checked before anything is uploaded. Boxed: an
+/// upload asks for a credential, a generated operation whose own hook comes back here.
+fn resolve_media<'a>(api: &'a api::Client, body: &'a [u8]) -> Resolved<'a> {
     Box::pin(async move {
         let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
             return Ok(None);
         };
-        let mut local: Vec<String> = Vec::new();
-        wire::visit_media(&mut value, &mut |s| {
-            if matches!(Media::parse(s), Media::Path(_)) && !local.contains(s) {
-                local.push(s.clone());
+        // Each local path, with whether every place it sits in takes a `data:` URI of its kind.
+        let mut local: Vec<(String, bool)> = Vec::new();
+        let mut oss: Vec<String> = Vec::new();
+        wire::visit_media_at(&mut value, &mut |place, s| {
+            if wire::is_oss_url(s) {
+                if !oss.contains(s) {
+                    oss.push(s.clone());
+                }
+                return;
+            }
+            if !matches!(Media::parse(s), Media::Path(_)) {
+                return;
+            }
+            let takes = wire::inline_kind(place)
+                .is_some_and(|kind| upload::content_type(s).split('/').next() == Some(kind));
+            match local.iter_mut().find(|(l, _)| l == s) {
+                Some((_, inline)) => *inline &= takes,
+                None => local.push((s.clone(), takes)),
             }
         });
-        if local.is_empty() {
+        let renewed = renew_stale(api, &oss).await?;
+        if local.is_empty() && renewed.is_empty() {
             return Ok(None);
         }
-        if !api.inner().upload_local_files {
-            return Err(Error::InvalidRequest(format!(
-                "{:?} is a local path, and this client does not upload local files \
-                 (Config::upload_local_files)",
-                local[0]
-            )));
-        }
-        let model = value
-            .get("model")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                Error::InvalidRequest(
-                    "a request with local files needs a top-level `model` to upload them for"
-                        .to_owned(),
-                )
-            })?
-            .to_owned();
-        let sources: Vec<UploadSource> = local
-            .iter()
-            .map(|s| match Media::parse(s) {
-                Media::Path(p) => UploadSource::path(p),
-                Media::Url(u) => UploadSource::path(u),
-            })
-            .collect();
-        for source in &sources {
-            source.size().await?;
-        }
-        let mut urls = Vec::with_capacity(sources.len());
-        for result in Uploader::new(api).upload_many(&model, sources, None).await {
-            urls.push(result?.url);
+        let mut replace: Vec<(String, String)> = renewed;
+        if !local.is_empty() {
+            replace.extend(resolve_local(api, &value, local).await?);
         }
         wire::visit_media(&mut value, &mut |s| {
-            if let Some(i) = local.iter().position(|l| l == s) {
-                *s = urls[i].clone();
+            if let Some((_, to)) = replace.iter().find(|(from, _)| from == s) {
+                *s = to.clone();
             }
         });
         serde_json::to_vec(&value)
             .map(Some)
             .map_err(|e| Error::InvalidRequest(e.to_string()))
     })
+}
+
+/// The local files of a body, each with what replaces it: a `data:` URI or an `oss://` URL.
+async fn resolve_local(
+    api: &api::Client,
+    body: &Value,
+    local: Vec<(String, bool)>,
+) -> Result<Vec<(String, String)>> {
+    if !api.inner().upload_local_files {
+        return Err(Error::InvalidRequest(format!(
+            "{:?} is a local path, and this client does not upload local files \
+             (Config::upload_local_files)",
+            local[0].0
+        )));
+    }
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Error::InvalidRequest(
+                "a request with local files needs a top-level `model` to upload them for"
+                    .to_owned(),
+            )
+        })?
+        .to_owned();
+    let sources: Vec<UploadSource> = local
+        .iter()
+        .map(|(s, _)| UploadSource::path(Media::parse(s).as_path()))
+        .collect();
+    let mut sizes = Vec::with_capacity(sources.len());
+    for source in &sources {
+        sizes.push(source.size().await?);
+    }
+    let mut replace = Vec::with_capacity(local.len());
+    let mut upload = Vec::new();
+    for ((s, takes_inline), (source, size)) in local.into_iter().zip(sources.into_iter().zip(sizes))
+    {
+        match inline(api, takes_inline, &s, size).await? {
+            Some(uri) => replace.push((s, uri)),
+            None => upload.push((s, source)),
+        }
+    }
+    let (names, sources): (Vec<String>, Vec<UploadSource>) = upload.into_iter().unzip();
+    let results = Uploader::new(api).upload_many(&model, sources, None).await;
+    for (name, result) in names.into_iter().zip(results) {
+        replace.push((name, result?.url));
+    }
+    Ok(replace)
+}
+
+/// A small file as a `data:` URI, when the client inlines files of its size and every place it
+/// sits in takes one; `None` to upload it.
+async fn inline(api: &api::Client, takes: bool, path: &str, size: u64) -> Result<Option<String>> {
+    if !takes || !upload::inlines(path, size, api.inner().inline_below) {
+        return Ok(None);
+    }
+    let mime = upload::content_type(path);
+    let file = Media::parse(path).as_path();
+    let bytes = tokio::fs::read(&file).await.map_err(|source| Error::Io {
+        path: Some(file.clone()),
+        source,
+    })?;
+    let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    Ok(Some(format!("data:{mime};base64,{data}")))
+}
+
+/// The `oss://` URLs of a request that this client knows end within the cache margin, each
+/// with the URL of its file uploaded again; an error, before anything is sent, for one whose
+/// file is gone or changed.
+async fn renew_stale(api: &api::Client, urls: &[String]) -> Result<Vec<(String, String)>> {
+    let uploads = &api.inner().uploads;
+    let Some(cache) = uploads.cache() else {
+        return Ok(Vec::new());
+    };
+    let mut renewed = Vec::new();
+    for url in urls {
+        let UrlState::Stale(entry) = cache.url_state(uploads.account(), url, SystemTime::now())
+        else {
+            continue;
+        };
+        let expired = || Error::UrlExpired {
+            url: url.clone(),
+            expires_at: entry.expires_at(),
+            file: entry.source.clone(),
+        };
+        let Some(path) = entry.source.clone() else {
+            return Err(expired());
+        };
+        let unchanged = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || crate::cache::digest_file(&path).ok()
+        })
+        .await
+        .ok()
+        .flatten()
+            == Some(entry.content.clone());
+        if !unchanged {
+            return Err(expired());
+        }
+        tracing::info!(url, "ends within the margin: uploading its file again");
+        let file = Uploader::new(api)
+            .upload(&entry.model, UploadSource::path(path))
+            .await?;
+        renewed.push((url.clone(), file.url));
+    }
+    Ok(renewed)
+}
+
+/// Sends a prepared request on the one execution path. When the service refuses an `oss://`
+/// URL of it (invalid URL, or data inspection) that the upload cache knows, the cache forgets
+/// it, the file is uploaded again, and the request is sent once more with the new URL: a
+/// remembered URL the storage has lost costs one upload, not a failed call.
+async fn send_healing(
+    api: &api::Client,
+    request: reqwest::Request,
+) -> std::result::Result<reqwest::Response, transport::Failure> {
+    let inner = api.inner();
+    let copy = (inner.uploads.cache().is_some()
+        && request
+            .body()
+            .and_then(reqwest::Body::as_bytes)
+            .is_some_and(wire::carries_oss_url))
+    .then(|| request.try_clone())
+    .flatten();
+    let failure = match transport::send_raw(api.client(), &inner.key, inner.retry, request).await {
+        Err(f) if matches!(f.error, Error::InvalidUrl(_) | Error::DataInspection(_)) => f,
+        other => return other,
+    };
+    let Some(mut copy) = copy else {
+        return Err(failure);
+    };
+    match heal(api, &mut copy).await {
+        Ok(true) => {
+            tracing::warn!(error = %failure.error, "a remembered URL was refused: uploaded again, sending once more");
+            transport::send_raw(api.client(), &inner.key, inner.retry, copy).await
+        }
+        Ok(false) => Err(failure),
+        Err(error) => Err(transport::Failure {
+            error,
+            answer: None,
+        }),
+    }
+}
+
+/// Forgets the cached `oss://` URLs of a request's body, uploads their files again and puts
+/// the new URLs in; `false` when no URL of the body came from the cache with a file. Boxed for
+/// the same reason as [`resolve_media`].
+fn heal<'a>(
+    api: &'a api::Client,
+    request: &'a mut reqwest::Request,
+) -> Pin<Box<dyn Future<Output = Result<bool>> + Send + 'a>> {
+    Box::pin(heal_body(api, request))
+}
+
+async fn heal_body(api: &api::Client, request: &mut reqwest::Request) -> Result<bool> {
+    let uploads = &api.inner().uploads;
+    let (Some(cache), Some(body)) = (
+        uploads.cache(),
+        request.body().and_then(reqwest::Body::as_bytes),
+    ) else {
+        return Ok(false);
+    };
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return Ok(false);
+    };
+    let mut urls: Vec<String> = Vec::new();
+    wire::visit_media(&mut value, &mut |s| {
+        if wire::is_oss_url(s) && !urls.contains(s) {
+            urls.push(s.clone());
+        }
+    });
+    let mut replace = Vec::new();
+    for url in urls {
+        let Some(entry) = cache.entry(uploads.account(), &url) else {
+            continue;
+        };
+        cache.forget_content(&entry);
+        let Some(path) = entry.source.clone() else {
+            continue;
+        };
+        let file = Uploader::new(api)
+            .upload(&entry.model, UploadSource::path(path))
+            .await?;
+        replace.push((url, file.url));
+    }
+    if replace.is_empty() {
+        return Ok(false);
+    }
+    wire::visit_media(&mut value, &mut |s| {
+        if let Some((_, to)) = replace.iter().find(|(from, _)| from == s) {
+            *s = to.clone();
+        }
+    });
+    let bytes = serde_json::to_vec(&value).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+    *request.body_mut() = Some(bytes.into());
+    Ok(true)
 }
 
 impl ClientHooks<Inner> for api::Client {
@@ -337,8 +541,7 @@ impl ClientHooks<Inner> for api::Client {
         request: reqwest::Request,
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        let inner = self.inner();
-        match transport::send_raw(self.client(), &inner.key, inner.retry, request).await {
+        match send_healing(self, request).await {
             Ok(response) => {
                 transport::note_status(response.status().as_u16());
                 Ok(response)

@@ -109,6 +109,17 @@ pub struct Config {
     pub(crate) credential_rate: u32,
     pub(crate) credential_margin: Duration,
     pub(crate) upload_local_files: bool,
+    pub(crate) upload_cache: UploadCacheSetting,
+    pub(crate) upload_cache_margin: Duration,
+    pub(crate) inline_below: u64,
+}
+
+/// Where a client remembers its uploads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UploadCacheSetting {
+    Off,
+    Memory,
+    Dir(std::path::PathBuf),
 }
 
 impl Default for Config {
@@ -132,6 +143,10 @@ impl fmt::Debug for Config {
             .field("upload_concurrency", &self.upload_concurrency)
             .field("credential_rate", &self.credential_rate)
             .field("credential_margin", &self.credential_margin)
+            .field("upload_local_files", &self.upload_local_files)
+            .field("upload_cache", &self.upload_cache)
+            .field("upload_cache_margin", &self.upload_cache_margin)
+            .field("inline_below", &self.inline_below)
             .finish()
     }
 }
@@ -155,6 +170,9 @@ impl Config {
             credential_rate: 100,
             credential_margin: Duration::from_secs(30),
             upload_local_files: true,
+            upload_cache: UploadCacheSetting::Memory,
+            upload_cache_margin: crate::cache::DEFAULT_MARGIN,
+            inline_below: 0,
         }
     }
 
@@ -275,6 +293,42 @@ impl Config {
     /// is sent.
     pub fn upload_local_files(mut self, upload: bool) -> Self {
         self.upload_local_files = upload;
+        self
+    }
+
+    /// Keeps the upload cache in `dir` (created when first written), shared by every client
+    /// and process that uses the same directory. By default a client remembers its uploads in
+    /// memory only. An upload of the same content for the same model with the same key and
+    /// base URL then returns the earlier `oss://` URL while it has more than
+    /// [`Config::upload_cache_margin`] left, and sends nothing. The file holds content digests,
+    /// URLs, models, paths and a one-way digest of the key and base URL: never a secret.
+    pub fn upload_cache(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.upload_cache = UploadCacheSetting::Dir(dir.into());
+        self
+    }
+
+    /// Remembers no upload: every upload sends its file.
+    pub fn no_upload_cache(mut self) -> Self {
+        self.upload_cache = UploadCacheSetting::Off;
+        self
+    }
+
+    /// How long a remembered URL must still last to be used, or sent in a request (default one
+    /// hour). A URL this client knows (from its uploads or the cache) that ends sooner is
+    /// uploaded again from its file before a request is sent, or the request fails with
+    /// [`Error::UrlExpired`](crate::Error::UrlExpired) when the file is gone or changed.
+    pub fn upload_cache_margin(mut self, margin: Duration) -> Self {
+        self.upload_cache_margin = margin;
+        self
+    }
+
+    /// Sends local images and audio smaller than `bytes` inside the request as base64 `data:`
+    /// URIs instead of uploading them (0, the default, never does). Video is always uploaded,
+    /// and so is a file whose encoding would exceed the service's 10 MiB per `data:` URI; the
+    /// task APIs (transcription, image and video synthesis) take no `data:` URIs. The official
+    /// CLI inlines images under 5 MB; the documentation advises base64 only under about 7 MB.
+    pub fn inline_below(mut self, bytes: u64) -> Self {
+        self.inline_below = bytes;
         self
     }
 }

@@ -9,6 +9,7 @@
     irrefutable_let_patterns
 )]
 pub mod api;
+pub mod cache;
 pub mod chat;
 mod client;
 pub mod config;

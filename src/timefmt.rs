@@ -3,9 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-// Formatting is only for the emulator (its policies and upload dirs); the client only parses.
+// The client formats expiries in its errors; the emulator, its policies and upload dirs.
 
-#[cfg(any(feature = "emulator", test))]
 /// Days since 1970-01-01 → (year, month, day).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -31,12 +30,10 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-#[cfg(any(feature = "emulator", test))]
 fn since_epoch(t: SystemTime) -> Duration {
     t.duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
-#[cfg(any(feature = "emulator", test))]
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn format_iso8601(t: SystemTime) -> String {
     let d = since_epoch(t);

@@ -48,18 +48,6 @@ impl Answer {
     }
 }
 
-/// [`send_raw`], for callers that want only the typed error.
-pub(crate) async fn send(
-    http: &reqwest::Client,
-    key: &Secret,
-    retry: RetryPolicy,
-    request: reqwest::Request,
-) -> Result<reqwest::Response> {
-    send_raw(http, key, retry, request)
-        .await
-        .map_err(|f| f.error)
-}
-
 /// Sends `request`, retrying what the classifier says is worth retrying, and turns an error
 /// answer into an [`Error`]. A request whose body cannot be cloned (a stream) is sent once.
 pub(crate) async fn send_raw(

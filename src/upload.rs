@@ -31,6 +31,7 @@ use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 
 use crate::api::{self, types};
+use crate::cache::{CachedUpload, Identity, Stamp, UploadCache, Verdict};
 use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
 use crate::retry::{Class, RateLimiter, RetryPolicy, classify};
 use crate::{Error, Result, Secret};
@@ -204,8 +205,10 @@ pub struct UploadedFile {
     pub expires_at: SystemTime,
     /// OSS's request id of the upload that stored it.
     pub request_id: Option<String>,
-    /// Form POSTs made (1 without retries).
+    /// Form POSTs made (1 without retries; 0 when it came from the cache).
     pub attempts: u32,
+    /// Whether the URL came from the upload cache (nothing was sent): see `Config::upload_cache`.
+    pub from_cache: bool,
 }
 
 /// Progress of a batch, for progress bars.
@@ -288,6 +291,11 @@ pub(crate) struct UploadSettings {
     pub credential_rate: u32,
     pub credential_margin: Duration,
     pub allow_insecure_http: bool,
+    /// Where earlier uploads are remembered, if anywhere.
+    pub cache: Option<Arc<UploadCache>>,
+    /// The one-way digest of this client's key and base URL: the account part of an upload's
+    /// identity in the cache.
+    pub account: String,
 }
 
 /// The credential of one model. The async lock is held while a new one is fetched, so that
@@ -328,6 +336,14 @@ impl Uploads {
             settings,
             slots: Mutex::default(),
         }
+    }
+
+    pub(crate) fn cache(&self) -> Option<&UploadCache> {
+        self.settings.cache.as_deref()
+    }
+
+    pub(crate) fn account(&self) -> &str {
+        &self.settings.account
     }
 
     fn slot(&self, model: &str) -> Slot {
@@ -453,6 +469,73 @@ impl<'a> Uploader<'a> {
                 path: source.path_buf(),
             });
         }
+        let Some(cache) = self.uploads().cache() else {
+            return self.store(model, source, size, index, tally, None).await;
+        };
+        let Some(known) = identify(cache, source).await? else {
+            return self.store(model, source, size, index, tally, None).await;
+        };
+        let identity = Identity {
+            content: known.content.clone(),
+            content_type: content_type(&source.name).to_owned(),
+            model: model.to_owned(),
+            account: self.uploads().account().to_owned(),
+        };
+        if let Verdict::Fresh(entry) = cache.lookup(&identity, SystemTime::now()) {
+            tracing::info!(url = entry.url, "from the upload cache");
+            if let Some(t) = &tally {
+                t.report(index, size, size);
+            }
+            return Ok(from_cache(entry, model));
+        }
+        // The content is hashed again as it is sent: what is recorded is what was stored, even
+        // if the file changed between the lookup and the upload.
+        let sent = Arc::new(Mutex::new(None));
+        let file = self
+            .store(model, source, size, index, tally, Some(sent.clone()))
+            .await?;
+        let Some(content) = lock_plain(&sent).take() else {
+            return Ok(file);
+        };
+        // The fingerprint stands for the content only if the file did not change meanwhile.
+        let mark = match (&known.mark, &known.path) {
+            (Some(before), Some(path)) if content == known.content => {
+                let after = tokio::fs::metadata(path)
+                    .await
+                    .ok()
+                    .and_then(|m| Stamp::of(&m));
+                (after.as_ref() == Some(before)).then(|| (path.clone(), *before))
+            }
+            _ => None,
+        };
+        cache.record(
+            CachedUpload {
+                content,
+                content_type: identity.content_type,
+                model: model.to_owned(),
+                account: identity.account,
+                url: file.url.clone(),
+                size,
+                uploaded_at_ms: unix_ms(file.uploaded_at),
+                expires_at_ms: unix_ms(file.expires_at),
+                source: known.path,
+            },
+            mark,
+        );
+        Ok(file)
+    }
+
+    /// Stores a source in the storage: credential, form POST, retries. With `hash`, the
+    /// content's SHA-256 as sent by the POST that stored it is left there.
+    async fn store(
+        &self,
+        model: &str,
+        source: &UploadSource,
+        size: u64,
+        index: usize,
+        tally: Option<Arc<Tally>>,
+        hash: Option<Sent>,
+    ) -> Result<UploadedFile> {
         let settings = &self.uploads().settings;
         let span = tracing::info_span!(
             "dashscope.upload",
@@ -498,9 +581,27 @@ impl<'a> Uploader<'a> {
                     }
                 };
                 tracing::Span::current().record("key", key.as_str());
+                let hasher = hash.as_ref().map(|_| Arc::new(Mutex::new(Some(
+                    ring::digest::Context::new(&ring::digest::SHA256),
+                ))));
                 let outcome = self
-                    .post_form(&credential, &key, source, size, index, tally.as_ref())
+                    .post_form(
+                        &credential,
+                        &key,
+                        source,
+                        size,
+                        Feed {
+                            index,
+                            tally: tally.as_ref(),
+                            hasher: hasher.clone(),
+                        },
+                    )
                     .await;
+                if let (Ok(_), Some(out), Some(hasher)) = (&outcome, &hash, hasher)
+                    && let Some(context) = lock_plain(&hasher).take()
+                {
+                    *lock_plain(out) = Some(crate::cache::hex(context.finish().as_ref()));
+                }
                 let (attempt, error, request_id) = match outcome {
                     Ok(request_id) => (Attempt::Stored, None, request_id),
                     // Our key, written by nobody else: an earlier attempt landed.
@@ -623,9 +724,13 @@ impl<'a> Uploader<'a> {
         key: &str,
         source: &UploadSource,
         size: u64,
-        index: usize,
-        tally: Option<&Arc<Tally>>,
+        feed: Feed<'_>,
     ) -> Result<Option<String>> {
+        let Feed {
+            index,
+            tally,
+            hasher,
+        } = feed;
         let content_type = content_type(&source.name);
         let fields: [(&str, &str); 8] = [
             ("OSSAccessKeyId", credential.access_key_id.expose()),
@@ -647,8 +752,14 @@ impl<'a> Uploader<'a> {
         if let Some(t) = tally {
             t.restart(index);
         }
-        let body = file_stream(reader, size, index, tally.cloned())
-            .map(|chunk| chunk.map_err(std::io::Error::other));
+        let body = file_stream(reader, size, index, tally.cloned()).map(move |chunk| {
+            if let (Ok(bytes), Some(hasher)) = (&chunk, &hasher)
+                && let Some(context) = lock_plain(hasher).as_mut()
+            {
+                context.update(bytes);
+            }
+            chunk.map_err(std::io::Error::other)
+        });
         let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(head) })
             .chain(body)
             .chain(futures_util::stream::once(async move { Ok(tail) }));
@@ -701,6 +812,95 @@ impl<'a> Uploader<'a> {
             "upload refused"
         );
         Err(error)
+    }
+}
+
+/// Who watches the bytes of a POST go out: the batch's progress, and the content's hash.
+struct Feed<'a> {
+    index: usize,
+    tally: Option<&'a Arc<Tally>>,
+    hasher: Option<Hasher>,
+}
+
+/// Where the SHA-256 of what a POST sent is left (hex), once it stored the object.
+type Sent = Arc<Mutex<Option<String>>>;
+/// The running SHA-256 of one POST's file bytes.
+type Hasher = Arc<Mutex<Option<ring::digest::Context>>>;
+
+fn lock_plain<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What the cache needs to know of a source before uploading it.
+struct Known {
+    content: String,
+    /// The file (absolute), for a file.
+    path: Option<PathBuf>,
+    /// Its fingerprint before hashing, when settled enough to stand for the content.
+    mark: Option<Stamp>,
+}
+
+/// A source's content digest: from a trusted fingerprint without reading the file, or by
+/// reading it. `None` for a reader (it cannot be read twice).
+async fn identify(cache: &UploadCache, source: &UploadSource) -> Result<Option<Known>> {
+    match &source.kind {
+        SourceKind::Reader { .. } => Ok(None),
+        SourceKind::Bytes(bytes) => Ok(Some(Known {
+            content: crate::cache::digest_bytes(bytes),
+            path: None,
+            mark: None,
+        })),
+        SourceKind::Path(path) => {
+            let io = |source| Error::Io {
+                path: Some(path.clone()),
+                source,
+            };
+            let absolute = tokio::fs::canonicalize(path).await.map_err(io)?;
+            let taken = SystemTime::now();
+            let meta = tokio::fs::metadata(&absolute).await.map_err(io)?;
+            let stamp = Stamp::of(&meta).filter(|s| s.settled(taken));
+            if let Some(content) = stamp.and_then(|s| cache.known_content(&absolute, &s)) {
+                return Ok(Some(Known {
+                    content,
+                    path: Some(absolute),
+                    mark: stamp,
+                }));
+            }
+            let read = absolute.clone();
+            let content = tokio::task::spawn_blocking(move || crate::cache::digest_file(&read))
+                .await
+                .map_err(|e| io(std::io::Error::other(e)))?
+                .map_err(io)?;
+            Ok(Some(Known {
+                content,
+                path: Some(absolute),
+                mark: stamp,
+            }))
+        }
+    }
+}
+
+/// An earlier upload, as the upload it saves.
+fn from_cache(entry: CachedUpload, model: &str) -> UploadedFile {
+    UploadedFile {
+        key: entry
+            .url
+            .strip_prefix("oss://")
+            .unwrap_or(&entry.url)
+            .to_owned(),
+        model: model.to_owned(),
+        size: entry.size,
+        uploaded_at: entry.uploaded_at(),
+        expires_at: entry.expires_at(),
+        url: entry.url,
+        request_id: None,
+        attempts: 0,
+        from_cache: true,
     }
 }
 
@@ -802,6 +1002,7 @@ fn done(
         expires_at: uploaded_at + OBJECT_LIFETIME,
         request_id,
         attempts,
+        from_cache: false,
     }
 }
 
@@ -881,6 +1082,8 @@ pub(crate) fn check_credential(data: crate::api::types::UploadPolicy) -> Result<
         credential_rate: 100,
         credential_margin: Duration::from_secs(30),
         allow_insecure_http: false,
+        cache: None,
+        account: String::new(),
     };
     let credential = credential_from(data, Instant::now(), &settings)?;
     let _ = credential.claim_key("fuzz.png");
@@ -1048,6 +1251,17 @@ fn split_ext(name: &str) -> (&str, &str) {
     }
 }
 
+/// Whether a local file of this name and size is sent inline as a `data:` URI by a client with
+/// [`Config::inline_below`](crate::Config::inline_below) set to `below`: an image or audio file
+/// smaller than `below` whose encoding stays within the service's 10 MiB per `data:` URI.
+pub fn inlines(name: &str, size: u64, below: u64) -> bool {
+    let mime = content_type(name);
+    let encoded = "data:;base64,".len() as u64 + mime.len() as u64 + size.div_ceil(3) * 4;
+    size < below
+        && matches!(mime.split('/').next(), Some("image" | "audio"))
+        && encoded <= crate::wire::DATA_URI_LIMIT as u64
+}
+
 /// The MIME type for a file name's extension.
 pub fn content_type(name: &str) -> &'static str {
     let ext = split_ext(name)
@@ -1117,6 +1331,8 @@ mod tests {
             credential_rate: 100,
             credential_margin: Duration::from_secs(30),
             allow_insecure_http: false,
+            cache: None,
+            account: String::new(),
         }
     }
 

@@ -39,24 +39,42 @@ fn is_opaque_key(key: &str) -> bool {
 
 /// Calls `f` on every media string of a request body.
 pub(crate) fn visit_media(body: &mut Value, f: &mut dyn FnMut(&mut String)) {
+    walk(body, "", &mut |_, s| f(s));
+}
+
+/// Where a media string sits: the key that holds it (or its array) and the key of the object
+/// around that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Place<'a> {
+    pub key: &'a str,
+    pub parent: &'a str,
+}
+
+/// [`visit_media`], telling `f` where each string sits.
+pub(crate) fn visit_media_at(body: &mut Value, f: &mut dyn FnMut(Place<'_>, &mut String)) {
+    walk(body, "", f);
+}
+
+fn walk(body: &mut Value, parent: &str, f: &mut dyn FnMut(Place<'_>, &mut String)) {
     match body {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
                 if is_opaque_key(key) {
                     continue;
                 }
+                let place = Place { key, parent };
                 if is_media_key(key) {
                     match value {
                         Value::String(s) => {
-                            f(s);
+                            f(place, s);
                             continue;
                         }
                         Value::Array(items) => {
                             // A list of locations (frames, files); objects in it are searched.
                             for item in items {
                                 match item {
-                                    Value::String(s) => f(s),
-                                    other => visit_media(other, f),
+                                    Value::String(s) => f(place, s),
+                                    other => walk(other, key, f),
                                 }
                             }
                             continue;
@@ -64,17 +82,33 @@ pub(crate) fn visit_media(body: &mut Value, f: &mut dyn FnMut(&mut String)) {
                         _ => {}
                     }
                 }
-                visit_media(value, f);
+                walk(value, key, f);
             }
         }
         Value::Array(items) => {
             for item in items {
-                visit_media(item, f);
+                walk(item, parent, f);
             }
         }
         _ => {}
     }
 }
+
+/// What a `data:` URI may carry at a place, if the API reading it accepts one there: an image
+/// at compatible `image_url.url` or native `image`, audio at compatible `input_audio.data` or
+/// native `audio` (Qwen-VL, Qwen-Omni and Qwen-ASR documentation, see spec/SOURCES.md). The
+/// task APIs' URL fields (`file_urls`, `base_image_url`, …) take none.
+pub(crate) fn inline_kind(place: Place<'_>) -> Option<&'static str> {
+    match (place.parent, place.key) {
+        ("image_url", "url") | (_, "image") => Some("image"),
+        ("input_audio", "data") | (_, "audio") => Some("audio"),
+        _ => None,
+    }
+}
+
+/// The service's limit on one `data:` URI (`Exceeded limit on max bytes per data-uri item :
+/// 10485760`).
+pub const DATA_URI_LIMIT: usize = 10 * 1024 * 1024;
 
 /// Whether a serialized request body carries an `oss://` URL in a media position: the
 /// condition for [`OSS_RESOLVE_HEADER`].
@@ -118,6 +152,14 @@ impl Media {
             return Media::Url(s.to_owned());
         }
         Media::Path(PathBuf::from(s))
+    }
+
+    /// The path of a local file (a URL as if it were one).
+    pub(crate) fn as_path(&self) -> PathBuf {
+        match self {
+            Media::Url(u) => PathBuf::from(u),
+            Media::Path(p) => p.clone(),
+        }
     }
 
     /// The location as written in a request (a path as its display form).
@@ -312,6 +354,38 @@ mod tests {
             sorted([
                 "a.wav", "b.wav", "base.png", "m.png", "r.png", "f.png", "x.png"
             ])
+        );
+    }
+
+    #[test]
+    fn data_uris_go_only_where_the_apis_take_them() {
+        let mut body = json!({"model": "m",
+            "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "a.png"}},
+                {"type": "input_audio", "input_audio": {"data": "b.mp3"}},
+                {"type": "video_url", "video_url": {"url": "c.mp4"}},
+                {"type": "video", "video": ["d.jpg"]}]}],
+            "input": {"messages": [{"content": [{"image": "e.png"}, {"audio": "f.wav"}]}],
+                "base_image_url": "g.png", "file_urls": ["h.wav"],
+                "media": [{"type": "first_frame", "url": "i.png"}]}});
+        let mut kinds = Vec::new();
+        visit_media_at(&mut body, &mut |place, s| {
+            kinds.push((s.clone(), inline_kind(place)))
+        });
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            vec![
+                ("a.png".to_owned(), Some("image")),
+                ("b.mp3".to_owned(), Some("audio")),
+                ("c.mp4".to_owned(), None),
+                ("d.jpg".to_owned(), None),
+                ("e.png".to_owned(), Some("image")),
+                ("f.wav".to_owned(), Some("audio")),
+                ("g.png".to_owned(), None),
+                ("h.wav".to_owned(), None),
+                ("i.png".to_owned(), None),
+            ]
         );
     }
 

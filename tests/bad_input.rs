@@ -25,6 +25,7 @@ fn cli(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
         .env_remove("RUST_LOG")
         .env_remove("DASHSCOPE_BASE_URL")
         .env_remove("DASHSCOPE_HTTP_BASE_URL")
+        .env("XDG_CACHE_HOME", support::fresh_cache_home())
         .output()
         .expect("run dashscope");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -78,10 +79,13 @@ async fn files_and_names() {
     ))
     .await
     .expect("emulator");
+    // Names are what this test checks: no cache, which would answer a file of the same content
+    // with the URL (and name) of its first upload.
     let client = Client::new(
         Config::new()
             .api_key(DEFAULT_API_KEY)
-            .base_url(emulator.base_url()),
+            .base_url(emulator.base_url())
+            .no_upload_cache(),
     )
     .expect("client");
     let d = |name: &str| dir.0.join(name);

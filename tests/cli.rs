@@ -20,6 +20,7 @@ fn dashscope(args: &[&str], stdin: Option<&str>) -> Output {
         .env_remove("DASHSCOPE_BASE_URL")
         .env_remove("DASHSCOPE_HTTP_BASE_URL")
         .env("TZ", "UTC")
+        .env("XDG_CACHE_HOME", support::fresh_cache_home())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -202,10 +203,16 @@ async fn newer_form_json_and_a_list_from_stdin() {
         .collect();
     assert_eq!(objects.len(), 3, "one object per file, in input order");
     assert!(objects[0]["url"].is_string() && objects[1]["url"].is_string());
-    assert_ne!(
-        objects[0]["url"], objects[1]["url"],
-        "the same file twice gets two keys"
+    // The same file twice is uploaded once: the second comes from the upload cache.
+    assert_eq!(objects[0]["url"], objects[1]["url"]);
+    assert_eq!(
+        (
+            objects[0]["from_cache"].as_bool(),
+            objects[1]["from_cache"].as_bool()
+        ),
+        (Some(false), Some(true))
     );
+    assert_eq!(emulator.stats().uploads_ok, 1);
     assert_eq!(objects[2]["error"]["exit_code"], 5);
     insta::assert_snapshot!(show(&out, Some(&emulator)));
 }

@@ -143,7 +143,7 @@ async fn no_cli_path_prints_a_secret_even_at_trace() {
             false,
         ),
     ];
-    for (name, args, env_key) in paths {
+    for (run, (name, args, env_key)) in paths.into_iter().enumerate() {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dashscope"));
         command
             .args(&args)
@@ -154,9 +154,28 @@ async fn no_cli_path_prints_a_secret_even_at_trace() {
         } else {
             command.env_remove("DASHSCOPE_API_KEY");
         }
+        // The upload cache is written too: it must hold no secret either.
+        let cache_home = std::env::temp_dir().join(format!(
+            "dashscope-oss-secrets-cache-{}-{}",
+            std::process::id(),
+            run
+        ));
+        let _ = std::fs::remove_dir_all(&cache_home);
+        command.env("XDG_CACHE_HOME", &cache_home);
         let out = command.output().expect("run");
+        let mut cached = String::new();
+        for entry in std::fs::read_dir(cache_home.join("dashscope-oss"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            cached.push_str(&String::from_utf8_lossy(
+                &std::fs::read(entry.path()).unwrap_or_default(),
+            ));
+        }
+        let _ = std::fs::remove_dir_all(&cache_home);
         let text = format!(
-            "{}{}",
+            "{}{}{cached}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );

@@ -21,11 +21,14 @@ async fn emulator(config: EmulatorConfig) -> Emulator {
     Emulator::start(config).await.expect("emulator")
 }
 
+/// A client that uploads every time: these tests are about the upload path itself, which the
+/// upload cache would skip for content it has seen (tests/cache.rs is about the cache).
 fn client_for(emulator: &Emulator) -> Client {
     Client::new(
         Config::new()
             .api_key(DEFAULT_API_KEY)
             .base_url(emulator.base_url())
+            .no_upload_cache()
             .retry(RetryPolicy {
                 initial_backoff: Duration::from_millis(5),
                 ..RetryPolicy::default()

@@ -593,6 +593,17 @@ fn resolve_medium(
         });
     }
     if let Some(rest) = r.url.strip_prefix("data:") {
+        // The service's own words and limit for one data: URI (error-messages page).
+        if r.url.len() > crate::wire::DATA_URI_LIMIT {
+            return Err(error(
+                400,
+                "InvalidParameter",
+                format!(
+                    "Exceeded limit on max bytes per data-uri item : {}",
+                    crate::wire::DATA_URI_LIMIT
+                ),
+            ));
+        }
         let (meta, payload) = rest.split_once(',').ok_or_else(invalid_url)?;
         if !meta.ends_with(";base64") {
             return Err(invalid_url());

@@ -319,6 +319,12 @@ impl Emulator {
             .map(|o| o.uploaded_at + self.state.config.object_lifetime)
     }
 
+    /// Forgets a stored object before it expires, as a storage that lost it would: model calls
+    /// that name it then fail with the invalid-URL error. Whether there was one.
+    pub fn forget_object(&self, key: &str) -> bool {
+        self.state.forget_object(key)
+    }
+
     /// The bytes of a stored object, by key (tests compare them with what was sent).
     pub fn object_bytes(&self, key: &str) -> Option<Vec<u8>> {
         self.state.object_bytes(key)

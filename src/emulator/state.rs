@@ -454,6 +454,20 @@ impl State {
         lock(&self.capacity).retain(|(_, date), _| *date >= today);
     }
 
+    /// Removes an object before its time, as a storage that lost it would; whether it was there.
+    pub(crate) fn forget_object(&self, key: &str) -> bool {
+        let removed = lock(&self.objects).remove(key);
+        match removed {
+            Some(object) => {
+                if let Body::File(path) = object.body {
+                    let _ = std::fs::remove_file(path);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -287,6 +287,21 @@ pub enum Error {
         /// The path.
         path: PathBuf,
     },
+    /// An `oss://` URL in a request ends within the cache margin (or has ended), and its file
+    /// is gone or has changed, so it cannot be uploaded again: nothing was sent.
+    #[error(
+        "{url} expires at {} (within the upload cache margin) and its file {} cannot be uploaded again; nothing was sent",
+        crate::timefmt::format_iso8601(*expires_at),
+        file.as_ref().map_or("(unknown)".into(), |p| format!("{} is gone or changed", p.display()))
+    )]
+    UrlExpired {
+        /// The URL.
+        url: String,
+        /// When it stops (or stopped) resolving.
+        expires_at: std::time::SystemTime,
+        /// The file it was uploaded from, when known.
+        file: Option<PathBuf>,
+    },
     /// A local file could not be read.
     #[error("{}: {source}", path.as_ref().map_or("I/O error".into(), |p| p.display().to_string()))]
     Io {
@@ -333,7 +348,8 @@ impl Error {
             | Io { .. }
             | FileTooLarge { .. }
             | EmptyFile { .. }
-            | NotAFile { .. } => None,
+            | NotAFile { .. }
+            | UrlExpired { .. } => None,
         }
     }
 

@@ -183,3 +183,19 @@ pub fn client(url: &str) -> dashscope_oss::Client {
     dashscope_oss::Client::new(dashscope_oss::Config::new().api_key(TEST_KEY).base_url(url))
         .expect("client for the canned server")
 }
+
+/// A new, empty directory for the CLI's `XDG_CACHE_HOME`: each CLI run of a test gets its own
+/// upload cache unless the test shares one on purpose (and none writes to the user's).
+#[allow(dead_code)]
+pub fn fresh_cache_home() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "dashscope-oss-test-cache-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a cache home");
+    dir
+}

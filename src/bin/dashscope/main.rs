@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime};
 use clap::{Args, Parser, Subcommand};
 
 use dashscope_oss::api::types;
+use dashscope_oss::cache::UploadCache;
 use dashscope_oss::chat::{ChatCollector, ChatRequest, GenerationCollector, Message};
 use dashscope_oss::emulator::{
     Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind, MediaKind,
@@ -87,6 +88,16 @@ struct Global {
     /// No summary or progress on stderr (errors are still printed).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Upload every file, remembering none: no upload cache. By default an upload of the same
+    /// content for the same model with the same key and base URL reuses the earlier URL while
+    /// it lasts more than an hour, from $XDG_CACHE_HOME/dashscope-oss (else
+    /// ~/.cache/dashscope-oss). With --emulator the cache lives in memory only.
+    #[arg(long = "no-cache", global = true)]
+    no_cache: bool,
+    /// Send images and audio smaller than SIZE (e.g. 5MB, 512KiB) inside the request as base64
+    /// data: URIs instead of uploading them (off by default; video is always uploaded).
+    #[arg(long = "inline-below", global = true, value_name = "SIZE", value_parser = parse_size)]
+    inline_below: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -102,9 +113,26 @@ enum Command {
     },
     /// Ask a model about files: uploads them, then streams the answer to stdout.
     Chat(ChatArgs),
+    /// The upload cache: what was uploaded, for which model, until when.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Run the offline DashScope + OSS emulator until SIGINT/SIGTERM. Prints
     /// `DASHSCOPE_BASE_URL=http://127.0.0.1:PORT` as its first line.
     Emulator(EmulatorArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCommand {
+    /// One line per remembered upload: URL, model, size, expiry, file.
+    List {
+        /// One JSON object per upload instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget every upload.
+    Clear,
 }
 
 #[derive(Subcommand, Debug)]
@@ -301,6 +329,7 @@ async fn run(cli: Cli) -> u8 {
                 Err(code) => code,
             }
         }
+        Command::Cache { command } => cache_command(&command),
         Command::Chat(args) => match connect(&global, None).await {
             Ok((client, _emulator)) => chat(&client, &global, args).await,
             Err(code) => code,
@@ -352,6 +381,16 @@ async fn connect(
     {
         config = config.api_key(key.clone());
     }
+    if let Some(below) = global.inline_below {
+        config = config.inline_below(below);
+    }
+    // The built-in emulator is new at every run (a new port, new objects): its URLs are
+    // remembered for this run only.
+    config = match (global.no_cache, global.emulator, cache_dir()) {
+        (true, _, _) => config.no_upload_cache(),
+        (false, false, Some(dir)) => config.upload_cache(dir),
+        _ => config,
+    };
     match Client::new(config) {
         Ok(client) => Ok((client, emulator)),
         Err(e) => {
@@ -359,6 +398,114 @@ async fn connect(
             Err(exit_code(&e))
         }
     }
+}
+
+/// The CLI's upload cache: `$XDG_CACHE_HOME/dashscope-oss`, else `~/.cache/dashscope-oss`.
+fn cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_CACHE_HOME")
+        .filter(|p| p.is_absolute())
+        .or_else(|| var("HOME").map(|home| home.join(".cache")))
+        .map(|base| base.join("dashscope-oss"))
+}
+
+fn cache_command(command: &CacheCommand) -> u8 {
+    let Some(dir) = cache_dir() else {
+        eprintln!("dashscope: no cache directory: set XDG_CACHE_HOME or HOME");
+        return EXIT_USAGE;
+    };
+    let cache = UploadCache::on_disk(&dir, dashscope_oss::cache::DEFAULT_MARGIN);
+    let entries = cache.list();
+    if let Some(warning) = cache.take_warning() {
+        eprintln!("dashscope: warning: {warning}");
+    }
+    match command {
+        CacheCommand::List { json } => {
+            let now = SystemTime::now();
+            let mut stdout = std::io::stdout().lock();
+            for e in &entries {
+                let source = e.source.as_ref().map(|p| p.display().to_string());
+                let line = if *json {
+                    serde_json::json!({
+                        "url": e.url, "model": e.model, "size": e.size,
+                        "content_type": e.content_type, "sha256": e.content,
+                        "uploaded_at": rfc3339(e.uploaded_at()),
+                        "expires_at": rfc3339(e.expires_at()),
+                        "expired": e.expires_at() <= now, "source": source,
+                    })
+                    .to_string()
+                } else {
+                    format!(
+                        "{}\t{}\t{}\t{} {}\t{}",
+                        e.url,
+                        e.model,
+                        human_size(e.size),
+                        if e.expires_at() <= now {
+                            "expired"
+                        } else {
+                            "expires"
+                        },
+                        rfc3339(e.expires_at()),
+                        source.as_deref().unwrap_or("-")
+                    )
+                };
+                let _ = writeln!(stdout, "{line}");
+            }
+            EXIT_OK
+        }
+        CacheCommand::Clear => match cache.clear() {
+            Ok(()) => {
+                eprintln!(
+                    "dashscope: forgot {} upload(s) in {}",
+                    entries.len(),
+                    dir.display()
+                );
+                EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("dashscope: cannot clear {}: {e}", dir.display());
+                EXIT_FILE
+            }
+        },
+    }
+}
+
+/// Says why the upload cache was not used, if it was not (a warning: the command went on).
+fn warn_about_cache(client: &Client) {
+    if let Some(warning) = client.upload_cache().and_then(UploadCache::take_warning) {
+        eprintln!("dashscope: warning: {warning}");
+    }
+}
+
+/// `5MB`, `512KiB`, `1.5M`, `1000`: bytes (K, M, G as powers of 1000, KiB, MiB, GiB of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 5MB, 512KiB, 1000)"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (B, KB, MB, GB, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    Ok((number * factor).round() as u64)
 }
 
 /// The exit code of an error's class.
@@ -372,7 +519,8 @@ fn exit_code(e: &Error) -> u8 {
         Error::Io { .. }
         | Error::NotAFile { .. }
         | Error::EmptyFile { .. }
-        | Error::FileTooLarge { .. } => EXIT_FILE,
+        | Error::FileTooLarge { .. }
+        | Error::UrlExpired { .. } => EXIT_FILE,
         Error::Transport(_) | Error::Timeout(_) => EXIT_NETWORK,
         Error::Config(_) | Error::InvalidRequest(_) => EXIT_USAGE,
         _ => EXIT_SERVICE,
@@ -485,6 +633,7 @@ async fn upload(client: &Client, global: &Global, args: &UploadArgs, paths: Vec<
     if let Some(b) = bars {
         b.finish();
     }
+    warn_about_cache(client);
 
     let mut stdout = std::io::stdout().lock();
     let mut failures = Vec::new();
@@ -523,7 +672,8 @@ fn rfc3339(t: SystemTime) -> String {
 fn json_ok(path: &str, file: &UploadedFile) -> serde_json::Value {
     serde_json::json!({
         "path": path, "url": file.url, "key": file.key, "model": file.model,
-        "size": file.size, "expires_at": rfc3339(file.expires_at)
+        "size": file.size, "expires_at": rfc3339(file.expires_at),
+        "from_cache": file.from_cache
     })
 }
 
@@ -541,8 +691,13 @@ fn json_err(path: &str, e: &Error) -> serde_json::Value {
 fn summary(path: &str, file: &UploadedFile) -> String {
     let local = chrono::DateTime::<chrono::Local>::from(file.expires_at);
     format!(
-        "{path}: {}, expires {} ({})",
+        "{path}: {}{}, expires {} ({})",
         human_size(file.size),
+        if file.from_cache {
+            ", from the upload cache (nothing sent)"
+        } else {
+            ""
+        },
         local.format("%Y-%m-%d %H:%M:%S %:z"),
         rfc3339(file.expires_at)
     )
@@ -659,11 +814,26 @@ async fn chat(client: &Client, global: &Global, args: ChatArgs) -> u8 {
         eprintln!("dashscope: --model is empty");
         return EXIT_USAGE;
     }
-    // Upload first, here rather than inside the call, so that the URLs can be shown.
-    let sources = args.files.iter().map(|p| UploadSource::path(p.clone()));
+    // Upload first, here rather than inside the call, so that the URLs can be shown. Files small
+    // enough to go inline are left to the library, which sends them as data: URIs.
+    let inline_below = global.inline_below.unwrap_or(0);
+    let inlined = |path: &PathBuf| {
+        std::fs::metadata(path).is_ok_and(|m| {
+            m.is_file()
+                && dashscope_oss::upload::inlines(&path.to_string_lossy(), m.len(), inline_below)
+        })
+    };
+    let (inline, upload): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        args.files.iter().partition(|p| inlined(p));
+    let sources = upload.iter().map(|p| UploadSource::path(*p));
     let mut message = Message::user();
-    for (path, result) in args
-        .files
+    for path in &inline {
+        if !global.quiet {
+            eprintln!("{}: sent inline as a data: URI", path.display());
+        }
+        message = attach(message, path, &path.to_string_lossy());
+    }
+    for (path, result) in upload
         .iter()
         .zip(client.upload_many(&args.model, sources).await)
     {
@@ -684,6 +854,7 @@ async fn chat(client: &Client, global: &Global, args: ChatArgs) -> u8 {
             }
         }
     }
+    warn_about_cache(client);
     let request = ChatRequest::new(&args.model).message(message.text(args.prompt));
     let mut stdout = std::io::stdout().lock();
     let quiet = global.quiet;

@@ -1,0 +1,741 @@
+//! The upload cache: which content was stored for which model and which credentials, at which
+//! `oss://` URL, until when — so that a file asked about twice is uploaded once.
+//!
+//! Identity is the content's SHA-256, the model, and a one-way digest of the API key and base
+//! URL: a changed file never gets an old URL, another model or another account never gets a URL
+//! it cannot read, and no secret is written anywhere.
+//!
+//! Hashing a file costs a read of it (measured in README "Upload cache"). A file whose identity
+//! is known is not read again while its fingerprint (device, inode, size, modification and
+//! change times) is unchanged — git's racy-index rule: a fingerprint is only trusted when the
+//! file last changed well before it was taken, so that a rewrite within the same timestamp tick
+//! (same size, same second) cannot go unnoticed. The change time cannot be set by a program;
+//! any write moves it past the trusted one.
+//!
+//! On disk (`Config::upload_cache(dir)`) the book is one JSON file, replaced atomically (a
+//! temporary file renamed over it) under an exclusive lock, after reading what other processes
+//! wrote meanwhile. A reader never sees a half-written file, a killed writer leaves only a
+//! temporary file, and a file that cannot be read or parsed is a warning and a fresh start.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Of the cache file's format; another version is read as an empty cache.
+const VERSION: u32 = 1;
+/// The cache file, in the cache directory.
+pub const CACHE_FILE: &str = "uploads.json";
+const LOCK_FILE: &str = "uploads.lock";
+/// How long an entry is kept after its URL expired: long enough to recognise that URL, in a
+/// saved chat history, as expired (and to know its source) instead of sending it.
+const KEEP_EXPIRED: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The default margin: a cached URL is used only while it has this long left.
+pub const DEFAULT_MARGIN: Duration = Duration::from_secs(3600);
+
+/// One upload the cache remembers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CachedUpload {
+    /// SHA-256 of the content, hex.
+    pub content: String,
+    /// Its content type (from its name), which the storage keeps with it: the same bytes
+    /// named `.png` and `.jpg` are two uploads.
+    pub content_type: String,
+    /// The model it was uploaded for.
+    pub model: String,
+    /// A one-way digest of the API key and base URL it was uploaded with (never the key).
+    pub account: String,
+    /// `oss://` + key.
+    pub url: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When the POST that stored it was sent, in milliseconds since the Unix epoch.
+    pub uploaded_at_ms: u64,
+    /// When it stops resolving, in milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// The file it came from (absolute), when it came from a file: what is uploaded again when
+    /// the URL turns out stale or forgotten.
+    pub source: Option<PathBuf>,
+}
+
+impl CachedUpload {
+    /// When it stops resolving.
+    pub fn expires_at(&self) -> SystemTime {
+        from_ms(self.expires_at_ms)
+    }
+
+    /// When the POST that stored it was sent.
+    pub fn uploaded_at(&self) -> SystemTime {
+        from_ms(self.uploaded_at_ms)
+    }
+}
+
+/// A file's fingerprint, and the content digest it had when the fingerprint was trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Mark {
+    path: PathBuf,
+    stamp: Stamp,
+    content: String,
+}
+
+/// What changes when a file is written: device, inode, size, and the modification and change
+/// times in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Stamp {
+    /// The fingerprint of a file's metadata; `None` where the platform has no change time.
+    #[cfg(unix)]
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Some(Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    #[cfg(not(unix))]
+    pub(crate) fn of(_meta: &std::fs::Metadata) -> Option<Stamp> {
+        None
+    }
+
+    /// Whether this fingerprint, taken at `taken`, can stand for the content: the file last
+    /// changed more than a timestamp tick before. A filesystem that keeps nanoseconds ticks at
+    /// the kernel's coarse clock (at most 10 ms); one that keeps whole seconds (FAT: two)
+    /// shows as a change time with no nanoseconds, and gets two seconds.
+    pub(crate) fn settled(&self, taken: SystemTime) -> bool {
+        let tick_ns: i128 = if self.ctime_ns % 1_000_000_000 == 0 {
+            2_000_000_000
+        } else {
+            100_000_000
+        };
+        let taken_ns = taken
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        self.ctime_ns.max(self.mtime_ns) + tick_ns < taken_ns
+    }
+}
+
+/// Everything the cache knows; what the cache file holds.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Book {
+    version: u32,
+    entries: Vec<CachedUpload>,
+    marks: Vec<Mark>,
+}
+
+impl Book {
+    /// Drops entries long expired, marks no entry needs, and older duplicates.
+    fn prune(&mut self, now: SystemTime) {
+        let now = ms(now);
+        let keep = KEEP_EXPIRED.as_millis() as u64;
+        self.entries
+            .retain(|e| e.expires_at_ms.saturating_add(keep) > now);
+        // One entry per URL, and per identity the one that lasts longest.
+        self.entries
+            .sort_by_key(|e| std::cmp::Reverse(e.expires_at_ms));
+        let mut seen = std::collections::HashSet::new();
+        self.entries.retain(|e| seen.insert(e.url.clone()));
+        let contents: std::collections::HashSet<&str> =
+            self.entries.iter().map(|e| e.content.as_str()).collect();
+        self.marks.retain(|m| contents.contains(m.content.as_str()));
+        let mut paths = std::collections::HashSet::new();
+        // The latest mark of a path wins (marks are appended).
+        self.marks.reverse();
+        self.marks.retain(|m| paths.insert(m.path.clone()));
+        self.marks.reverse();
+    }
+}
+
+/// What a lookup found for an identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// A URL with more than the margin left.
+    Fresh(CachedUpload),
+    /// Nothing usable: upload.
+    Miss,
+}
+
+/// The pure rule of a lookup: the longest-lasting entry of the identity, if it outlasts the
+/// margin.
+fn verdict(
+    entries: &[CachedUpload],
+    identity: &Identity,
+    now: SystemTime,
+    margin: Duration,
+) -> Verdict {
+    let usable_after = ms(now).saturating_add(margin.as_millis() as u64);
+    entries
+        .iter()
+        .filter(|e| {
+            e.content == identity.content
+                && e.model == identity.model
+                && e.account == identity.account
+        })
+        .filter(|e| e.expires_at_ms > usable_after)
+        .max_by_key(|e| e.expires_at_ms)
+        .cloned()
+        .map_or(Verdict::Miss, Verdict::Fresh)
+}
+
+/// What a URL the client is about to send needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UrlState {
+    /// Not one of ours, or fine: send it.
+    Send,
+    /// Ends within the margin (or already ended); `source` is where it came from, if known.
+    Stale(CachedUpload),
+}
+
+fn url_state(
+    entries: &[CachedUpload],
+    account: &str,
+    url: &str,
+    now: SystemTime,
+    margin: Duration,
+) -> UrlState {
+    let usable_after = ms(now).saturating_add(margin.as_millis() as u64);
+    match entries
+        .iter()
+        .find(|e| e.url == url && e.account == account)
+    {
+        Some(e) if e.expires_at_ms <= usable_after => UrlState::Stale(e.clone()),
+        _ => UrlState::Send,
+    }
+}
+
+/// The identity of an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub content: String,
+    pub content_type: String,
+    pub model: String,
+    pub account: String,
+}
+
+/// The one-way digest of the credentials an upload was made with: a different key or base URL
+/// is a different account as far as the cache knows (a miss costs an upload; a wrong hit, a
+/// failed model call).
+pub(crate) fn account_digest(key: &Secret, base_url: &str) -> String {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(b"dashscope-oss upload cache v1\0");
+    context.update(key.expose().as_bytes());
+    context.update(b"\0");
+    context.update(base_url.as_bytes());
+    hex(context.finish().as_ref())
+}
+
+/// SHA-256 of bytes, hex.
+pub(crate) fn digest_bytes(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+/// SHA-256 of a file's content, hex, read in 1 MiB blocks. Blocking: call it off the runtime.
+pub fn digest_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        context.update(&buf[..n]);
+    }
+    Ok(hex(context.finish().as_ref()))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// The cache of one client: in memory, and on disk when given a directory.
+#[derive(Debug)]
+pub struct UploadCache {
+    book: Mutex<Book>,
+    dir: Option<PathBuf>,
+    margin: Duration,
+    /// Why the cache file was not read, the first time it was not (reported once).
+    warning: Mutex<Option<String>>,
+}
+
+impl UploadCache {
+    /// A cache kept in memory only.
+    pub fn in_memory(margin: Duration) -> Self {
+        Self {
+            book: Mutex::new(Book::default()),
+            dir: None,
+            margin,
+            warning: Mutex::new(None),
+        }
+    }
+
+    /// A cache kept in `dir` (created if missing). Reading is deferred to the first lookup.
+    pub fn on_disk(dir: impl Into<PathBuf>, margin: Duration) -> Self {
+        Self {
+            dir: Some(dir.into()),
+            ..Self::in_memory(margin)
+        }
+    }
+
+    /// The directory, for a cache on disk.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The margin: a URL is used only while it has this long left.
+    pub fn margin(&self) -> Duration {
+        self.margin
+    }
+
+    /// Why the cache file could not be used (a warning: the cache started afresh), once.
+    pub fn take_warning(&self) -> Option<String> {
+        lock(&self.warning).take()
+    }
+
+    /// Every entry, longest-lasting first.
+    pub fn list(&self) -> Vec<CachedUpload> {
+        self.refresh();
+        let mut entries = lock(&self.book).entries.clone();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.expires_at_ms));
+        entries
+    }
+
+    /// Forgets everything (and empties the cache file).
+    pub fn clear(&self) -> std::io::Result<()> {
+        self.change(|book| {
+            book.entries.clear();
+            book.marks.clear();
+        })
+    }
+
+    pub(crate) fn lookup(&self, identity: &Identity, now: SystemTime) -> Verdict {
+        self.refresh();
+        verdict(&lock(&self.book).entries, identity, now, self.margin)
+    }
+
+    pub(crate) fn url_state(&self, account: &str, url: &str, now: SystemTime) -> UrlState {
+        self.refresh();
+        url_state(&lock(&self.book).entries, account, url, now, self.margin)
+    }
+
+    /// The content digest a trusted fingerprint stands for.
+    pub(crate) fn known_content(&self, path: &Path, stamp: &Stamp) -> Option<String> {
+        self.refresh();
+        lock(&self.book)
+            .marks
+            .iter()
+            .rev()
+            .find(|m| m.path == path && m.stamp == *stamp)
+            .map(|m| m.content.clone())
+    }
+
+    /// Remembers an upload, and the fingerprint its content digest stands for (when settled).
+    pub(crate) fn record(&self, entry: CachedUpload, mark: Option<(PathBuf, Stamp)>) {
+        let content = entry.content.clone();
+        let result = self.change(move |book| {
+            book.entries.push(entry);
+            if let Some((path, stamp)) = mark {
+                book.marks.push(Mark {
+                    path,
+                    stamp,
+                    content,
+                });
+            }
+        });
+        if let Err(e) = result {
+            self.warn(format!("the upload cache could not be written: {e}"));
+        }
+    }
+
+    /// The entry of a URL of this account, in any state.
+    pub(crate) fn entry(&self, account: &str, url: &str) -> Option<CachedUpload> {
+        self.refresh();
+        lock(&self.book)
+            .entries
+            .iter()
+            .find(|e| e.url == url && e.account == account)
+            .cloned()
+    }
+
+    /// Forgets every URL of an entry's identity: the service refused one of them.
+    pub(crate) fn forget_content(&self, entry: &CachedUpload) {
+        let gone = entry.clone();
+        let result = self.change(move |book| {
+            book.entries.retain(|e| {
+                !(e.content == gone.content
+                    && e.content_type == gone.content_type
+                    && e.model == gone.model
+                    && e.account == gone.account)
+            })
+        });
+        if let Err(e) = result {
+            self.warn(format!("the upload cache could not be written: {e}"));
+        }
+    }
+
+    fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        lock(&self.warning).get_or_insert(message);
+    }
+
+    /// Reads the cache file into memory (on disk only): other processes may have added to it.
+    fn refresh(&self) {
+        let Some(dir) = &self.dir else { return };
+        match read_book(&dir.join(CACHE_FILE)) {
+            Ok(book) => *lock(&self.book) = book,
+            Err(message) => {
+                self.warn(message);
+                // Keep what this process knows; the file is replaced on the next write.
+            }
+        }
+    }
+
+    /// Applies `f` to the book: in memory, or on disk under the lock, merged with what other
+    /// processes wrote, pruned, and written atomically.
+    fn change(&self, f: impl FnOnce(&mut Book)) -> std::io::Result<()> {
+        let now = SystemTime::now();
+        let Some(dir) = &self.dir else {
+            let mut book = lock(&self.book);
+            f(&mut book);
+            book.prune(now);
+            return Ok(());
+        };
+        create_private_dir(dir)?;
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))?;
+        lock_file.lock()?;
+        let path = dir.join(CACHE_FILE);
+        let mut book = match read_book(&path) {
+            Ok(book) => book,
+            Err(message) => {
+                self.warn(message);
+                Book::default()
+            }
+        };
+        f(&mut book);
+        book.version = VERSION;
+        book.prune(now);
+        let written = write_atomically(dir, &path, &book);
+        *lock(&self.book) = book;
+        drop(lock_file);
+        written
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The cache file's book: empty when there is none yet; an error (a warning for the caller) when
+/// it cannot be read or parsed, or is of another version.
+fn read_book(path: &Path) -> std::result::Result<Book, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Book::default()),
+        Err(e) => {
+            return Err(format!(
+                "the upload cache {} cannot be read ({e}); starting afresh",
+                path.display()
+            ));
+        }
+    };
+    match serde_json::from_slice::<Book>(&bytes) {
+        Ok(book) if book.version == VERSION => Ok(book),
+        Ok(book) => Err(format!(
+            "the upload cache {} is of version {}, not {VERSION}; starting afresh",
+            path.display(),
+            book.version
+        )),
+        Err(e) => Err(format!(
+            "the upload cache {} is damaged ({e}); starting afresh",
+            path.display()
+        )),
+    }
+}
+
+/// Writes the book beside its file and renames it over: readers see the old file or the new
+/// one, never a part. Temporary files left by killed writers are removed.
+fn write_atomically(dir: &Path, path: &Path, book: &Book) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(book).map_err(std::io::Error::other)?;
+    remove_stale_temporaries(dir);
+    let temporary = dir.join(format!(
+        "{CACHE_FILE}.{}.{}.tmp",
+        std::process::id(),
+        ms(SystemTime::now())
+    ));
+    let mut file = private_file(&temporary)?;
+    let written = (|| {
+        #[cfg(feature = "cli")]
+        test_hooks::pause_mid_write(&mut file, &bytes)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+/// The cache directory, readable by its owner only when this creates it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// A new file only its owner can read: it names the files a user uploaded.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Temporary files of writers that died (the lock is held, so none is being written now).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in read.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(CACHE_FILE) && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Fault injection for the CLI's kill-mid-write test: with `DASHSCOPE_OSS_TEST_PAUSE_MID_WRITE`
+/// set, a writer writes half the file, says so on stderr, and waits to be killed.
+#[cfg(feature = "cli")]
+mod test_hooks {
+    use std::io::Write;
+
+    pub(super) fn pause_mid_write(file: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+        if std::env::var_os("DASHSCOPE_OSS_TEST_PAUSE_MID_WRITE").is_none() {
+            return Ok(());
+        }
+        file.write_all(&bytes[..bytes.len() / 2])?;
+        file.sync_all()?;
+        eprintln!("dashscope-oss test hook: paused mid-write");
+        std::thread::sleep(std::time::Duration::from_secs(600));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        content: &str,
+        model: &str,
+        account: &str,
+        url: &str,
+        expires_at_ms: u64,
+    ) -> CachedUpload {
+        CachedUpload {
+            content: content.to_owned(),
+            content_type: "image/png".to_owned(),
+            model: model.to_owned(),
+            account: account.to_owned(),
+            url: url.to_owned(),
+            size: 1,
+            uploaded_at_ms: 0,
+            expires_at_ms,
+            source: None,
+        }
+    }
+
+    fn identity(content: &str, model: &str, account: &str) -> Identity {
+        Identity {
+            content: content.to_owned(),
+            content_type: "image/png".to_owned(),
+            model: model.to_owned(),
+            account: account.to_owned(),
+        }
+    }
+
+    const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn a_hit_needs_the_same_content_model_and_account_and_more_than_the_margin() {
+        let now = from_ms(100 * HOUR);
+        let margin = Duration::from_millis(HOUR);
+        let entries = vec![entry("c", "m", "a", "oss://x", 102 * HOUR)];
+        let hit = |content, model, account| {
+            verdict(&entries, &identity(content, model, account), now, margin)
+        };
+        assert_eq!(hit("c", "m", "a"), Verdict::Fresh(entries[0].clone()));
+        assert_eq!(hit("d", "m", "a"), Verdict::Miss, "other content");
+        assert_eq!(hit("c", "n", "a"), Verdict::Miss, "other model");
+        assert_eq!(hit("c", "m", "b"), Verdict::Miss, "other account");
+        // Exactly the margin left is not enough.
+        let edge = vec![entry("c", "m", "a", "oss://x", 101 * HOUR)];
+        assert_eq!(
+            verdict(&edge, &identity("c", "m", "a"), now, margin),
+            Verdict::Miss
+        );
+    }
+
+    #[test]
+    fn the_longest_lasting_entry_wins() {
+        let now = from_ms(100 * HOUR);
+        let entries = vec![
+            entry("c", "m", "a", "oss://old", 110 * HOUR),
+            entry("c", "m", "a", "oss://new", 140 * HOUR),
+        ];
+        match verdict(&entries, &identity("c", "m", "a"), now, Duration::ZERO) {
+            Verdict::Fresh(e) => assert_eq!(e.url, "oss://new"),
+            Verdict::Miss => panic!("a miss"),
+        }
+    }
+
+    #[test]
+    fn urls_within_the_margin_are_stale_and_unknown_urls_are_sent() {
+        let now = from_ms(100 * HOUR);
+        let margin = Duration::from_millis(HOUR);
+        let entries = vec![
+            entry("c", "m", "a", "oss://soon", 100 * HOUR + HOUR / 2),
+            entry("c", "m", "a", "oss://later", 130 * HOUR),
+        ];
+        assert!(matches!(
+            url_state(&entries, "a", "oss://soon", now, margin),
+            UrlState::Stale(_)
+        ));
+        assert_eq!(
+            url_state(&entries, "a", "oss://later", now, margin),
+            UrlState::Send
+        );
+        assert_eq!(
+            url_state(&entries, "a", "oss://other", now, margin),
+            UrlState::Send
+        );
+        // Another account's entry says nothing about this account's URL.
+        assert_eq!(
+            url_state(&entries, "b", "oss://soon", now, margin),
+            UrlState::Send
+        );
+    }
+
+    #[test]
+    fn a_fingerprint_is_trusted_only_after_a_tick() {
+        let stamp = |ctime_ns: i128| Stamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: ctime_ns,
+            ctime_ns,
+        };
+        let at = |ns: u64| UNIX_EPOCH + Duration::from_nanos(ns);
+        let second = 1_000_000_000u64;
+        // Nanosecond timestamps: 100 ms.
+        let fine = stamp(i128::from(50 * second + 1));
+        assert!(!fine.settled(at(50 * second + 50_000_000)));
+        assert!(fine.settled(at(50 * second + 200_000_000)));
+        // Whole seconds: two of them.
+        let coarse = stamp(i128::from(50 * second));
+        assert!(!coarse.settled(at(51 * second + 500_000_000)));
+        assert!(coarse.settled(at(52 * second + 1)));
+    }
+
+    #[test]
+    fn pruning_keeps_recent_expiries_one_entry_per_url_and_needed_marks() {
+        let now = from_ms(1000 * HOUR);
+        let mut book = Book {
+            version: VERSION,
+            entries: vec![
+                entry(
+                    "old",
+                    "m",
+                    "a",
+                    "oss://gone",
+                    1000 * HOUR - KEEP_EXPIRED.as_millis() as u64,
+                ),
+                entry("c", "m", "a", "oss://x", 999 * HOUR),
+                entry("c", "m", "a", "oss://x", 1040 * HOUR),
+            ],
+            marks: vec![
+                Mark {
+                    path: "/a".into(),
+                    stamp: Stamp {
+                        dev: 0,
+                        ino: 0,
+                        size: 0,
+                        mtime_ns: 0,
+                        ctime_ns: 0,
+                    },
+                    content: "old".into(),
+                },
+                Mark {
+                    path: "/b".into(),
+                    stamp: Stamp {
+                        dev: 0,
+                        ino: 0,
+                        size: 0,
+                        mtime_ns: 0,
+                        ctime_ns: 0,
+                    },
+                    content: "c".into(),
+                },
+            ],
+        };
+        book.prune(now);
+        assert_eq!(book.entries.len(), 1);
+        assert_eq!(book.entries[0].expires_at_ms, 1040 * HOUR);
+        assert_eq!(book.marks.len(), 1);
+        assert_eq!(book.marks[0].content, "c");
+    }
+
+    #[test]
+    fn the_account_digest_is_one_way_and_tells_keys_and_hosts_apart() {
+        let a = account_digest(&Secret::new("sk-one"), "https://dashscope.aliyuncs.com");
+        let b = account_digest(&Secret::new("sk-two"), "https://dashscope.aliyuncs.com");
+        let c = account_digest(
+            &Secret::new("sk-one"),
+            "https://dashscope-intl.aliyuncs.com",
+        );
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.len(), 64);
+        assert!(!a.contains("sk-one"));
+    }
+}
