@@ -885,8 +885,8 @@ async fn every_model_call_error_row() {
                 r.redacted()
             ));
         }
-        // 413: a body over 8 MiB
-        let huge = json!({"model": "qwen-vl-plus", "messages": [{"role": "user", "content": "x".repeat(9 * 1024 * 1024)}]});
+        // 413: a body over 32 MiB
+        let huge = json!({"model": "qwen-vl-plus", "messages": [{"role": "user", "content": "x".repeat(33 * 1024 * 1024)}]});
         let r = call(&emulator, path, DEFAULT_API_KEY, &huge, false, false).await;
         assert_eq!(r.status, 413);
         out.push_str(&format!(

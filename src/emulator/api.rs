@@ -20,8 +20,9 @@ use super::oss::sign_policy;
 use super::state::{Credential, FaultKind, State, bump, lock};
 use super::{AccountStatus, MediaKind};
 
-/// Model-call bodies larger than this answer 413 `BadRequest.TooLarge`.
-const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+/// Model-call bodies larger than this answer 413 `BadRequest.TooLarge`. The service's own limit
+/// is not documented; it must exceed one `data:` URI's documented 10 MiB, so 32 MiB (inferred).
+const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
 /// Text that makes the emulator answer 400 `DataInspectionFailed`, so that the content-rejected
 /// path can be tested.

@@ -1,0 +1,414 @@
+//! The upload cache against the emulator: what is a hit and what must miss, the margin, healing
+//! a URL the storage lost, a stale URL in a chat history, a damaged cache file, and small media
+//! sent inline. The emulator's counters prove what was (not) sent.
+#![cfg(feature = "emulator")]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dashscope_oss::chat::{ChatRequest, Message};
+use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, Stats};
+use dashscope_oss::{Client, Config, Error, RetryPolicy};
+
+/// A PNG header the emulator sniffs as an image (448×280).
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\xc0\0\0\x01\x18\x08\x02\0\0\0";
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "dashscope-oss-cache-test-{tag}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        Self(dir)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A PNG of its own content (the tag), written and left to settle: a fingerprint is trusted
+/// only for a file that last changed more than a timestamp tick before it was taken.
+fn png(path: &Path, tag: &str) -> PathBuf {
+    let mut bytes = PNG.to_vec();
+    bytes.extend_from_slice(tag.as_bytes());
+    std::fs::write(path, bytes).expect("write");
+    std::thread::sleep(Duration::from_millis(250));
+    path.to_path_buf()
+}
+
+async fn emulator() -> Emulator {
+    Emulator::start(EmulatorConfig::default().account("team", &["sk-team-one", "sk-team-two"]))
+        .await
+        .expect("emulator")
+}
+
+fn config(emulator: &Emulator) -> Config {
+    Config::new()
+        .api_key(DEFAULT_API_KEY)
+        .base_url(emulator.base_url())
+        .retry(RetryPolicy {
+            initial_backoff: Duration::from_millis(5),
+            ..RetryPolicy::default()
+        })
+}
+
+fn client(config: Config) -> Client {
+    Client::new(config).expect("client")
+}
+
+/// (credential requests, uploads stored, model calls).
+fn sent(stats: Stats) -> (u64, u64, u64) {
+    (stats.policy_requests, stats.uploads_ok, stats.chat_requests)
+}
+
+#[tokio::test]
+async fn a_second_upload_of_the_same_content_sends_nothing() {
+    let emulator = emulator().await;
+    let dir = Dir::new("hit");
+    let cat = png(&dir.join("cat.png"), "hit");
+    let client = client(config(&emulator));
+    let first = client.upload("qwen-vl-plus", &*cat).await.expect("upload");
+    assert!(!first.from_cache);
+    let second = client.upload("qwen-vl-plus", &*cat).await.expect("upload");
+    assert!(second.from_cache);
+    assert_eq!((&second.url, second.attempts), (&first.url, 0));
+    // Kept to the millisecond, never later than the real expiry.
+    let early = first
+        .expires_at
+        .duration_since(second.expires_at)
+        .expect("not later");
+    assert!(early < Duration::from_millis(1), "{early:?}");
+    assert_eq!(sent(emulator.stats()), (1, 1, 0));
+    // The same bytes under another name (a copy) are the same content.
+    let copy = dir.join("copy.png");
+    std::fs::copy(&cat, &copy).expect("copy");
+    let third = client.upload("qwen-vl-plus", &*copy).await.expect("upload");
+    assert_eq!((third.url, third.from_cache), (first.url.clone(), true));
+    // A model call naming the file uses the URL too.
+    client
+        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("hi")))
+        .await
+        .expect("chat");
+    assert_eq!(sent(emulator.stats()), (1, 1, 1));
+    // Off, every upload sends its file.
+    let uncached = dashscope_oss::Client::new(config(&emulator).no_upload_cache()).expect("client");
+    let fourth = uncached
+        .upload("qwen-vl-plus", &*cat)
+        .await
+        .expect("upload");
+    assert!(!fourth.from_cache && fourth.url != first.url);
+    assert_eq!(emulator.stats().uploads_ok, 2);
+}
+
+#[tokio::test]
+async fn another_model_key_or_base_url_misses() {
+    let emulator = emulator().await;
+    let dir = Dir::new("miss");
+    let cache = dir.join("cache");
+    let cat = png(&dir.join("cat.png"), "miss");
+    let one = client(
+        config(&emulator)
+            .api_key("sk-team-one")
+            .upload_cache(&cache),
+    );
+    let url = one.upload("qwen-vl-plus", &*cat).await.expect("upload").url;
+
+    // Another model: its own upload (only the model it was uploaded for can read a URL).
+    let other_model = one.upload("qwen-vl-max", &*cat).await.expect("upload");
+    assert!(!other_model.from_cache && other_model.url != url);
+    // Another key of the same account, sharing the cache directory: a miss (a miss costs an
+    // upload; a wrong hit, a failed model call).
+    let two = client(
+        config(&emulator)
+            .api_key("sk-team-two")
+            .upload_cache(&cache),
+    );
+    let other_key = two.upload("qwen-vl-plus", &*cat).await.expect("upload");
+    assert!(!other_key.from_cache && other_key.url != url);
+    // The same key from another process (a new client on the directory): a hit.
+    let again = client(
+        config(&emulator)
+            .api_key("sk-team-one")
+            .upload_cache(&cache),
+    );
+    let hit = again.upload("qwen-vl-plus", &*cat).await.expect("upload");
+    assert_eq!((hit.url, hit.from_cache), (url, true));
+    // Another base URL (the same emulator by another name): a miss.
+    let by_name = emulator.base_url().replace("127.0.0.1", "localhost");
+    let elsewhere = client(
+        config(&emulator)
+            .api_key("sk-team-one")
+            .base_url(by_name)
+            .upload_cache(&cache),
+    );
+    assert!(
+        !elsewhere
+            .upload("qwen-vl-plus", &*cat)
+            .await
+            .expect("upload")
+            .from_cache
+    );
+    assert_eq!(emulator.stats().uploads_ok, 4);
+    // Nothing secret is written.
+    let written = std::fs::read_to_string(cache.join("uploads.json")).expect("cache file");
+    assert!(!written.contains("sk-team"), "{written}");
+    assert!(!written.contains("Signature") && !written.contains("policy\""));
+}
+
+#[tokio::test]
+async fn a_same_size_rewrite_in_the_same_second_misses() {
+    let emulator = emulator().await;
+    let dir = Dir::new("rewrite");
+    let cache = dir.join("cache");
+    let path = png(&dir.join("photo.png"), "first!");
+    let client = client(config(&emulator).upload_cache(&cache));
+    let first = client.upload("qwen-vl-plus", &*path).await.expect("upload");
+    // Rewritten with other bytes of the same size, its modification time put back: only the
+    // change time (which no program can set) tells.
+    let modified = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    let mut bytes = PNG.to_vec();
+    bytes.extend_from_slice(b"second");
+    std::fs::write(&path, &bytes).expect("rewrite");
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(modified))
+        .expect("set mtime");
+    assert_eq!(
+        std::fs::metadata(&path).expect("meta").len() as usize,
+        bytes.len()
+    );
+    let second = client.upload("qwen-vl-plus", &*path).await.expect("upload");
+    assert!(!second.from_cache && second.url != first.url);
+    assert_eq!(
+        emulator.object_bytes(&second.key).as_deref(),
+        Some(&bytes[..]),
+        "the new URL holds the new content"
+    );
+    // Unchanged since: a hit on the new upload.
+    std::thread::sleep(Duration::from_millis(250));
+    let third = client.upload("qwen-vl-plus", &*path).await.expect("upload");
+    assert_eq!((third.url, third.from_cache), (second.url, true));
+}
+
+#[tokio::test]
+async fn a_url_is_reused_only_while_it_outlasts_the_margin() {
+    let emulator = emulator().await;
+    let dir = Dir::new("margin");
+    let cache = dir.join("cache");
+    let cat = png(&dir.join("cat.png"), "margin");
+    let uploaded = client(config(&emulator).upload_cache(&cache))
+        .upload("qwen-vl-plus", &*cat)
+        .await
+        .expect("upload");
+    // A fresh URL has (almost) 48 hours left: more than 47 h 59 min, less than 48 h.
+    let within = client(
+        config(&emulator)
+            .upload_cache(&cache)
+            .upload_cache_margin(Duration::from_secs(48 * 3600 - 60)),
+    );
+    assert!(
+        within
+            .upload("qwen-vl-plus", &*cat)
+            .await
+            .expect("upload")
+            .from_cache
+    );
+    let beyond = client(
+        config(&emulator)
+            .upload_cache(&cache)
+            .upload_cache_margin(Duration::from_secs(48 * 3600)),
+    );
+    let renewed = beyond.upload("qwen-vl-plus", &*cat).await.expect("upload");
+    assert!(!renewed.from_cache && renewed.url != uploaded.url);
+    assert_eq!(emulator.stats().uploads_ok, 2);
+}
+
+#[tokio::test]
+async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() {
+    let emulator = emulator().await;
+    let dir = Dir::new("heal");
+    let cat = png(&dir.join("cat.png"), "heal");
+    let client = client(config(&emulator));
+    let ask = || ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?"));
+    client.chat(ask()).await.expect("first call");
+    let lost = client.upload("qwen-vl-plus", &*cat).await.expect("cached");
+    assert!(lost.from_cache);
+    assert!(emulator.forget_object(&lost.key));
+
+    let answer = client.chat(ask()).await.expect("healed");
+    let text = answer.text().unwrap_or_default().to_owned();
+    assert!(!text.contains(&lost.url), "{text}");
+    // Two uploads, and three model calls: the first, the refused one, the one sent again.
+    assert_eq!(sent(emulator.stats()), (1, 2, 3));
+    let healed = client.upload("qwen-vl-plus", &*cat).await.expect("cached");
+    assert!(healed.from_cache && healed.url != lost.url && text.contains(&healed.url));
+
+    // A URL the cache does not know is not healed: the error stands.
+    let foreign = "oss://dashscope-instant/x/2026-01-01/y/unknown.png";
+    let err = client
+        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(foreign).text("?")))
+        .await
+        .expect_err("unknown URL");
+    assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
+    assert_eq!(emulator.stats().uploads_ok, 2);
+}
+
+#[tokio::test]
+async fn a_stale_url_in_a_history_is_renewed_or_refused_before_sending() {
+    let emulator = emulator().await;
+    let dir = Dir::new("stale");
+    let cache = dir.join("cache");
+    let cat = png(&dir.join("cat.png"), "stale");
+    let old = client(config(&emulator).upload_cache(&cache))
+        .upload("qwen-vl-plus", &*cat)
+        .await
+        .expect("upload")
+        .url;
+    // Later (a margin of 48 h makes every URL stale), the history holds the old URL.
+    let later = client(
+        config(&emulator)
+            .upload_cache(&cache)
+            .upload_cache_margin(Duration::from_secs(48 * 3600)),
+    );
+    let history = || {
+        ChatRequest::new("qwen-vl-plus")
+            .message(Message::user().image(old.as_str()).text("what is this?"))
+            .message(Message::assistant("a cat"))
+            .message(Message::user().text("and its colour?"))
+    };
+    let answer = later.chat(history()).await.expect("renewed");
+    let text = answer.text().unwrap_or_default();
+    assert!(!text.contains(&old) && text.contains("oss://"), "{text}");
+    assert_eq!(sent(emulator.stats()), (2, 2, 1));
+
+    // The file gone: a typed error, and no model call.
+    std::fs::remove_file(&cat).expect("remove");
+    let err = later.chat(history()).await.expect_err("expired");
+    match &err {
+        Error::UrlExpired { url, file, .. } => {
+            assert_eq!((url, file.as_deref()), (&old, Some(&*cat)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("nothing was sent"));
+    assert_eq!(emulator.stats().chat_requests, 1);
+}
+
+#[tokio::test]
+async fn a_damaged_cache_file_is_a_warning_and_a_fresh_start() {
+    let emulator = emulator().await;
+    let dir = Dir::new("damaged");
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).expect("dir");
+    let cat = png(&dir.join("cat.png"), "damaged");
+    for damage in [
+        &b"{\"version\":1,\"entries\":[{\"url\":"[..],
+        b"\0\0\0garbage",
+        b"{\"version\":99,\"entries\":[],\"marks\":[]}",
+    ] {
+        std::fs::write(cache.join("uploads.json"), damage).expect("damage");
+        let client = client(config(&emulator).upload_cache(&cache));
+        let file = client.upload("qwen-vl-plus", &*cat).await.expect("upload");
+        assert!(!file.from_cache);
+        let warning = client
+            .upload_cache()
+            .and_then(|c| c.take_warning())
+            .expect("a warning");
+        assert!(warning.contains("starting afresh"), "{warning}");
+        // Written whole again: the next client hits without a warning.
+        let next = self::client(config(&emulator).upload_cache(&cache));
+        let hit = next.upload("qwen-vl-plus", &*cat).await.expect("upload");
+        assert_eq!((hit.url, hit.from_cache), (file.url, true));
+        assert_eq!(next.upload_cache().and_then(|c| c.take_warning()), None);
+    }
+}
+
+#[tokio::test]
+async fn small_images_and_audio_go_inline_and_the_rest_is_uploaded() {
+    let emulator = emulator().await;
+    let dir = Dir::new("inline");
+    let cat = png(&dir.join("cat.png"), "inline");
+    let mut wav = b"RIFF\x24\0\0\0WAVEfmt ".to_vec();
+    wav.resize(64, 0);
+    let voice = dir.join("voice.wav");
+    std::fs::write(&voice, &wav).expect("write");
+    let mut mp4 = b"\0\0\0\x18ftypmp42".to_vec();
+    mp4.resize(64, 0);
+    let clip = dir.join("clip.mp4");
+    std::fs::write(&clip, &mp4).expect("write");
+    let client = client(config(&emulator).inline_below(1024));
+
+    let answer = client
+        .chat(
+            ChatRequest::new("qwen-omni-turbo").message(
+                Message::user()
+                    .image(&*cat)
+                    .audio(&*voice)
+                    .video(&*clip)
+                    .text("?"),
+            ),
+        )
+        .await
+        .expect("chat");
+    let text = answer.text().unwrap_or_default();
+    assert_eq!(text.matches("data URI").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("oss://").count(),
+        1,
+        "the video is uploaded: {text}"
+    );
+    assert_eq!(emulator.stats().uploads_ok, 1);
+
+    // Native: the same rule.
+    let native = client
+        .generate(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?")))
+        .await
+        .expect("generate");
+    assert!(native.text().unwrap_or_default().contains("data URI"));
+    // Above the size: uploaded.
+    let small = self::client(config(&emulator).inline_below(8));
+    let answer = small
+        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?")))
+        .await
+        .expect("chat");
+    assert!(answer.text().unwrap_or_default().contains("oss://"));
+    assert_eq!(emulator.stats().uploads_ok, 2);
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_a_data_uri_over_the_service_limit() {
+    let emulator = emulator().await;
+    let client = client(config(&emulator));
+    let mut big = PNG.to_vec();
+    // Just over 10 MiB once encoded.
+    big.resize(7 * 1024 * 1024 + 512 * 1024, 0);
+    use base64::Engine;
+    let uri = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&big)
+    );
+    let err = client
+        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(uri).text("?")))
+        .await
+        .expect_err("over the limit");
+    assert!(
+        err.to_string()
+            .contains("Exceeded limit on max bytes per data-uri item : 10485760"),
+        "{err}"
+    );
+    assert_eq!(err.status(), Some(400));
+}
