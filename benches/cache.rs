@@ -144,20 +144,32 @@ fn main() {
         .expect("runtime");
     let config = || Config::new().api_key(KEY).base_url(&base);
     let uncached = Client::new(config().no_upload_cache()).expect("client");
+    let cached = Client::new(config()).expect("client");
     println!("\nthe cost of the cache on a miss, {rounds} rounds, alternating (medians):");
     println!("  size      upload, cache off   upload, cache miss   hashing alone   miss/off");
     for mb in sizes {
         let file = dir.join(format!("file-{mb}.mp4"));
         write_video(&file, mb * 1000 * 1000);
         let (mut off, mut miss, mut hash) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..rounds {
+        for round in 0..rounds {
+            // New content each round (eight bytes changed in place), so that the cached client
+            // (whose credential is as warm as the other's) misses.
+            {
+                use std::io::{Seek, Write};
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&file)
+                    .expect("open");
+                f.seek(std::io::SeekFrom::Start(16)).expect("seek");
+                f.write_all(&(round as u64 + 1).to_le_bytes())
+                    .expect("write");
+            }
+            std::thread::sleep(Duration::from_millis(300));
             let started = Instant::now();
             runtime
                 .block_on(uncached.upload(MODEL, &*file))
                 .expect("upload");
             off.push(started.elapsed().as_secs_f64());
-            // A new client: an empty cache, so a miss.
-            let cached = Client::new(config()).expect("client");
             let started = Instant::now();
             let uploaded = runtime
                 .block_on(cached.upload(MODEL, &*file))

@@ -35,8 +35,10 @@ fn hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The transfer alone, as curl does it: no upload cache (whose cost on a miss, one hashing read
+/// of the file, benches/cache.rs measures).
 fn client(base: &str) -> Client {
-    Client::new(Config::new().api_key(KEY).base_url(base)).expect("client")
+    Client::new(Config::new().api_key(KEY).base_url(base).no_upload_cache()).expect("client")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -488,25 +488,32 @@ impl<'a> Uploader<'a> {
             }
             return Ok(from_cache(entry, model));
         }
-        // The content is hashed again as it is sent: what is recorded is what was stored, even
-        // if the file changed between the lookup and the upload.
-        let sent = Arc::new(Mutex::new(None));
+        // What is recorded must be what was stored. A settled file whose fingerprint did not
+        // move during the upload was not written to (any write moves its change time past a
+        // settled one): its digest stands. Any other file is hashed again as it is sent, and
+        // recorded under what was sent.
+        let settled = known.mark.is_some();
+        let sent = (!settled && known.path.is_some()).then(|| Arc::new(Mutex::new(None)));
         let file = self
-            .store(model, source, size, index, tally, Some(sent.clone()))
+            .store(model, source, size, index, tally, sent.clone())
             .await?;
-        let Some(content) = lock_plain(&sent).take() else {
-            return Ok(file);
-        };
-        // The fingerprint stands for the content only if the file did not change meanwhile.
-        let mark = match (&known.mark, &known.path) {
-            (Some(before), Some(path)) if content == known.content => {
+        let (content, mark) = match (&known.path, known.mark, sent) {
+            (Some(path), Some(before), _) => {
                 let after = tokio::fs::metadata(path)
                     .await
                     .ok()
                     .and_then(|m| Stamp::of(&m));
-                (after.as_ref() == Some(before)).then(|| (path.clone(), *before))
+                if after != Some(before) {
+                    return Ok(file);
+                }
+                (known.content, Some((path.clone(), before)))
             }
-            _ => None,
+            (Some(_), None, Some(sent)) => match lock_plain(&sent).take() {
+                Some(content) => (content, None),
+                None => return Ok(file),
+            },
+            // Bytes in memory cannot change.
+            _ => (known.content, None),
         };
         cache.record(
             CachedUpload {
