@@ -44,7 +44,8 @@ fn generate() -> Result<(), String> {
         .map_err(|e| format!("{SPEC}: progenitor cannot generate a client: {e}"))?;
     let file: syn::File =
         syn::parse2(tokens).map_err(|e| format!("{SPEC}: generated code does not parse: {e}"))?;
-    let code = default_extra_maps(prettyplease::unparse(&file))?;
+    let mut code = default_extra_maps(prettyplease::unparse(&file))?;
+    code.push_str(&operation_tables(&spec));
 
     let out_dir = std::env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?;
     let out = Path::new(&out_dir).join("codegen.rs");
@@ -64,6 +65,39 @@ fn default_extra_maps(code: String) -> Result<String, String> {
         ));
     }
     Ok(code.replace(REQUIRED, DEFAULT))
+}
+
+/// The operation ids that carry each of our extensions, as constants the client's hooks read:
+/// what an operation needs beyond the spec's shapes is said in the spec, next to it.
+/// `x-dashscope-async: true`: a task submit (the async header; never resent once it may have
+/// arrived). `x-dashscope-task-query: true`: an endpoint under the 20-per-second task limit.
+fn operation_tables(spec: &openapiv3::OpenAPI) -> String {
+    let mut tables = String::new();
+    for (extension, name, doc) in [
+        (
+            "x-dashscope-async",
+            "ASYNC_OPERATIONS",
+            "Task submits (`x-dashscope-async` in the spec).",
+        ),
+        (
+            "x-dashscope-task-query",
+            "TASK_QUERY_OPERATIONS",
+            "Task queries, cancels and lists (`x-dashscope-task-query` in the spec).",
+        ),
+    ] {
+        let mut ids: Vec<&str> = spec
+            .operations()
+            .filter(|(_, _, op)| {
+                op.extensions.get(extension) == Some(&serde_json::Value::Bool(true))
+            })
+            .filter_map(|(_, _, op)| op.operation_id.as_deref())
+            .collect();
+        ids.sort_unstable();
+        tables.push_str(&format!(
+            "\n/// {doc}\npub const {name}: &[&str] = &{ids:?};\n"
+        ));
+    }
+    tables
 }
 
 fn quote_path(path: &str) -> proc_macro2::TokenStream {

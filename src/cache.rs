@@ -86,6 +86,7 @@ struct Mark {
 /// What changes when a file is written: device, inode, size, and the modification and change
 /// times in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) struct Stamp {
     dev: u64,
     ino: u64,
@@ -143,7 +144,7 @@ impl Book {
     /// Drops entries long expired, marks no entry needs, and older duplicates.
     fn prune(&mut self, now: SystemTime) {
         let now = ms(now);
-        let keep = KEEP_EXPIRED.as_millis() as u64;
+        let keep = millis(KEEP_EXPIRED);
         self.entries
             .retain(|e| e.expires_at_ms.saturating_add(keep) > now);
         // One entry per URL, and per identity the one that lasts longest.
@@ -179,11 +180,12 @@ fn verdict(
     now: SystemTime,
     margin: Duration,
 ) -> Verdict {
-    let usable_after = ms(now).saturating_add(margin.as_millis() as u64);
+    let usable_after = ms(now).saturating_add(millis(margin));
     entries
         .iter()
         .filter(|e| {
             e.content == identity.content
+                && e.content_type == identity.content_type
                 && e.model == identity.model
                 && e.account == identity.account
         })
@@ -209,7 +211,7 @@ fn url_state(
     now: SystemTime,
     margin: Duration,
 ) -> UrlState {
-    let usable_after = ms(now).saturating_add(margin.as_millis() as u64);
+    let usable_after = ms(now).saturating_add(millis(margin));
     match entries
         .iter()
         .find(|e| e.url == url && e.account == account)
@@ -270,13 +272,37 @@ fn ms(t: SystemTime) -> u64 {
 }
 
 fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(UNIX_EPOCH)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether an entry read from the file can be true: an `oss://` URL, a SHA-256, and times an
+/// upload can have (stored before now, expiring 48 hours later at most). Anything else, edited
+/// by hand or damaged, is dropped: never served, never shown.
+fn plausible(entry: &CachedUpload, now: SystemTime) -> bool {
+    let lifetime = millis(crate::upload::OBJECT_LIFETIME);
+    let skew = 24 * 3600 * 1000;
+    entry.url.starts_with("oss://")
+        && entry.content.len() == 64
+        && entry.content.bytes().all(|b| b.is_ascii_hexdigit())
+        && entry.uploaded_at_ms <= ms(now).saturating_add(skew)
+        && entry.expires_at_ms >= entry.uploaded_at_ms
+        && entry.expires_at_ms <= entry.uploaded_at_ms.saturating_add(lifetime)
 }
 
 /// The cache of one client: in memory, and on disk when given a directory.
 #[derive(Debug)]
 pub struct UploadCache {
     book: Mutex<Book>,
+    /// The fingerprint of the cache file when it was last read, to read it only when changed.
+    seen: Mutex<Option<Stamp>>,
+    /// URLs this client got from the cache or found in a request: those a refusal may heal.
+    served: Mutex<std::collections::HashSet<String>>,
     dir: Option<PathBuf>,
     margin: Duration,
     /// Why the cache file was not read, the first time it was not (reported once).
@@ -288,6 +314,8 @@ impl UploadCache {
     pub fn in_memory(margin: Duration) -> Self {
         Self {
             book: Mutex::new(Book::default()),
+            seen: Mutex::new(None),
+            served: Mutex::default(),
             dir: None,
             margin,
             warning: Mutex::new(None),
@@ -382,6 +410,30 @@ impl UploadCache {
             .cloned()
     }
 
+    /// Notes that a URL came from the cache (or stood in a request) rather than from an upload
+    /// made for the request at hand: a refusal of it may be the storage's loss, worth healing.
+    pub(crate) fn note_served(&self, url: &str) {
+        lock(&self.served).insert(url.to_owned());
+    }
+
+    pub(crate) fn was_served(&self, url: &str) -> bool {
+        lock(&self.served).contains(url)
+    }
+
+    /// Remembers that a settled fingerprint stands for a content (a hit on a file hashed again).
+    pub(crate) fn remember_mark(&self, path: PathBuf, stamp: Stamp, content: String) {
+        let result = self.change(move |book| {
+            book.marks.push(Mark {
+                path,
+                stamp,
+                content,
+            })
+        });
+        if let Err(e) = result {
+            self.warn(format!("the upload cache could not be written: {e}"));
+        }
+    }
+
     /// Forgets every URL of an entry's identity: the service refused one of them.
     pub(crate) fn forget_content(&self, entry: &CachedUpload) {
         let gone = entry.clone();
@@ -406,12 +458,20 @@ impl UploadCache {
     /// Reads the cache file into memory (on disk only): other processes may have added to it.
     fn refresh(&self) {
         let Some(dir) = &self.dir else { return };
-        match read_book(&dir.join(CACHE_FILE)) {
-            Ok(book) => *lock(&self.book) = book,
-            Err(message) => {
-                self.warn(message);
-                // Keep what this process knows; the file is replaced on the next write.
+        let path = dir.join(CACHE_FILE);
+        // Every write renames a new file over the old: the same inode, size and time is the
+        // file read last.
+        let seen = std::fs::metadata(&path).ok().and_then(|m| Stamp::of(&m));
+        if seen.is_some() && *lock(&self.seen) == seen {
+            return;
+        }
+        match read_book(&path) {
+            Ok(book) => {
+                *lock(&self.book) = book;
+                *lock(&self.seen) = seen;
             }
+            // Keep what this process knows; a damaged file is replaced on the next write.
+            Err(unusable) => self.warn(unusable.message()),
         }
     }
 
@@ -435,9 +495,12 @@ impl UploadCache {
         let path = dir.join(CACHE_FILE);
         let mut book = match read_book(&path) {
             Ok(book) => book,
-            Err(message) => {
+            Err(Unusable::Damaged(message)) => {
                 self.warn(message);
                 Book::default()
+            }
+            Err(Unusable::Unreadable(message)) => {
+                return Err(std::io::Error::other(message));
             }
         };
         f(&mut book);
@@ -445,6 +508,7 @@ impl UploadCache {
         book.prune(now);
         let written = write_atomically(dir, &path, &book);
         *lock(&self.book) = book;
+        *lock(&self.seen) = None;
         drop(lock_file);
         written
     }
@@ -454,30 +518,49 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The cache file's book: empty when there is none yet; an error (a warning for the caller) when
-/// it cannot be read or parsed, or is of another version.
-fn read_book(path: &Path) -> std::result::Result<Book, String> {
+/// Why the cache file's book could not be had.
+enum Unusable {
+    /// It could not be read (permissions, I/O): left alone, never overwritten.
+    Unreadable(String),
+    /// It was read and is damaged or of another version: a fresh start replaces it.
+    Damaged(String),
+}
+
+impl Unusable {
+    fn message(self) -> String {
+        match self {
+            Unusable::Unreadable(m) | Unusable::Damaged(m) => m,
+        }
+    }
+}
+
+/// The cache file's book: empty when there is none yet; implausible entries dropped.
+fn read_book(path: &Path) -> std::result::Result<Book, Unusable> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Book::default()),
         Err(e) => {
-            return Err(format!(
-                "the upload cache {} cannot be read ({e}); starting afresh",
+            return Err(Unusable::Unreadable(format!(
+                "the upload cache {} cannot be read ({e}); going on without it",
                 path.display()
-            ));
+            )));
         }
     };
     match serde_json::from_slice::<Book>(&bytes) {
-        Ok(book) if book.version == VERSION => Ok(book),
-        Ok(book) => Err(format!(
+        Ok(mut book) if book.version == VERSION => {
+            let now = SystemTime::now();
+            book.entries.retain(|e| plausible(e, now));
+            Ok(book)
+        }
+        Ok(book) => Err(Unusable::Damaged(format!(
             "the upload cache {} is of version {}, not {VERSION}; starting afresh",
             path.display(),
             book.version
-        )),
-        Err(e) => Err(format!(
+        ))),
+        Err(e) => Err(Unusable::Damaged(format!(
             "the upload cache {} is damaged ({e}); starting afresh",
             path.display()
-        )),
+        ))),
     }
 }
 
@@ -493,10 +576,11 @@ fn write_atomically(dir: &Path, path: &Path, book: &Book) -> std::io::Result<()>
     ));
     let mut file = private_file(&temporary)?;
     let written = (|| {
-        #[cfg(feature = "cli")]
+        #[cfg(feature = "test-hooks")]
         test_hooks::pause_mid_write(&mut file, &bytes)?;
+        // No fsync: a write killed by a crash of the machine leaves a damaged file, which is a
+        // warning and a fresh start; an fsync per upload would cost more than it saves.
         file.write_all(&bytes)?;
-        file.sync_all()?;
         std::fs::rename(&temporary, path)
     })();
     if written.is_err() {
@@ -543,9 +627,10 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Fault injection for the CLI's kill-mid-write test: with `DASHSCOPE_OSS_TEST_PAUSE_MID_WRITE`
-/// set, a writer writes half the file, says so on stderr, and waits to be killed.
-#[cfg(feature = "cli")]
+/// Fault injection for the CLI's kill-mid-write test (feature `test-hooks`, never in a release
+/// build): with `DASHSCOPE_OSS_TEST_PAUSE_MID_WRITE` set, a writer writes half the file, says so
+/// on stderr, and waits to be killed.
+#[cfg(feature = "test-hooks")]
 mod test_hooks {
     use std::io::Write;
 

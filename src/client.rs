@@ -18,10 +18,10 @@ use crate::api::{self, types};
 use crate::cache::{UploadCache, UrlState};
 use crate::config::UploadCacheSetting;
 use crate::config::normalize_base_url;
-use crate::retry::RetryPolicy;
-use crate::transport;
+use crate::retry::{RateLimiter, RetryPolicy};
+use crate::transport::{self, Manner};
 use crate::upload::{self, ProgressFn, Uploader, Uploads};
-use crate::wire::{self, Media, OSS_RESOLVE_HEADER};
+use crate::wire::{self, ASYNC_HEADER, Media, OSS_RESOLVE_HEADER};
 use crate::{Config, Error, Result, Secret, UploadSource, UploadedFile};
 
 /// What the generated client's hooks need: the key (as a ready header), the retry policy that
@@ -34,7 +34,18 @@ pub struct Inner {
     pub(crate) uploads: Arc<Uploads>,
     upload_local_files: bool,
     inline_below: u64,
+    /// Every task query, cancel and list of this client takes a slot (see [`TASK_QUERY_WINDOW`]).
+    pub(crate) task_queries: Arc<RateLimiter>,
 }
+
+/// The task endpoints allow 20 queries per second per account. The service counts arrivals,
+/// and two queries sent a second apart may arrive closer together: this client sends at most
+/// 20 in any 1.2 s, so that a delay of up to 200 ms never puts 21 in one of the service's
+/// seconds.
+pub const TASK_QUERY_WINDOW: std::time::Duration = std::time::Duration::from_millis(1200);
+
+/// The documented limit of task queries per second per account.
+pub const TASK_QUERIES_PER_SECOND: u32 = 20;
 
 /// A DashScope client. Cheap to clone; clones share the connection pool and the credentials.
 ///
@@ -84,6 +95,10 @@ impl Client {
             retry: config.retry,
             upload_local_files: config.upload_local_files,
             inline_below: config.inline_below,
+            task_queries: Arc::new(RateLimiter::with_window(
+                TASK_QUERIES_PER_SECOND,
+                TASK_QUERY_WINDOW,
+            )),
             uploads: Arc::new(Uploads::new(crate::upload::UploadSettings {
                 retry: config.retry,
                 concurrency: config.upload_concurrency,
@@ -233,7 +248,9 @@ impl Client {
         mut request: reqwest::Request,
     ) -> Result<reqwest::Response> {
         prepare(&self.api, &mut request).await?;
-        send_healing(&self.api, request).await.map_err(|f| f.error)
+        send_healing(&self.api, request, Manner::default())
+            .await
+            .map_err(|f| f.error)
     }
 
     /// A POST of `body` to `path`, ready for [`Client::send_prepared`].
@@ -308,6 +325,11 @@ fn resolve_media<'a>(api: &'a api::Client, body: &'a [u8]) -> Resolved<'a> {
                 None => local.push((s.clone(), takes)),
             }
         });
+        if let Some(cache) = api.inner().uploads.cache() {
+            for url in &oss {
+                cache.note_served(url);
+            }
+        }
         let renewed = renew_stale(api, &oss).await?;
         if local.is_empty() && renewed.is_empty() {
             return Ok(None);
@@ -410,7 +432,11 @@ async fn renew_stale(api: &api::Client, urls: &[String]) -> Result<Vec<(String, 
             expires_at: entry.expires_at(),
             file: entry.source.clone(),
         };
-        let Some(path) = entry.source.clone() else {
+        let Some(path) = entry
+            .source
+            .clone()
+            .filter(|_| api.inner().upload_local_files)
+        else {
             return Err(expired());
         };
         let unchanged = tokio::task::spawn_blocking({
@@ -440,6 +466,7 @@ async fn renew_stale(api: &api::Client, urls: &[String]) -> Result<Vec<(String, 
 async fn send_healing(
     api: &api::Client,
     request: reqwest::Request,
+    manner: Manner<'_>,
 ) -> std::result::Result<reqwest::Response, transport::Failure> {
     let inner = api.inner();
     let copy = (inner.uploads.cache().is_some()
@@ -449,7 +476,8 @@ async fn send_healing(
             .is_some_and(wire::carries_oss_url))
     .then(|| request.try_clone())
     .flatten();
-    let failure = match transport::send_raw(api.client(), &inner.key, inner.retry, request).await {
+    let sent = transport::send_raw(api.client(), &inner.key, inner.retry, request, manner).await;
+    let failure = match sent {
         Err(f) if matches!(f.error, Error::InvalidUrl(_) | Error::DataInspection(_)) => f,
         other => return other,
     };
@@ -459,7 +487,7 @@ async fn send_healing(
     match heal(api, &mut copy).await {
         Ok(true) => {
             tracing::warn!(error = %failure.error, "a remembered URL was refused: uploaded again, sending once more");
-            transport::send_raw(api.client(), &inner.key, inner.retry, copy).await
+            transport::send_raw(api.client(), &inner.key, inner.retry, copy, manner).await
         }
         Ok(false) => Err(failure),
         Err(error) => Err(transport::Failure {
@@ -498,6 +526,11 @@ async fn heal_body(api: &api::Client, request: &mut reqwest::Request) -> Result<
     });
     let mut replace = Vec::new();
     for url in urls {
+        // Only a URL the cache gave (or a request carried): one uploaded for this very request
+        // and refused is the media's fault, not the storage's.
+        if !cache.was_served(&url) {
+            continue;
+        }
         let Some(entry) = cache.entry(uploads.account(), &url) else {
             continue;
         };
@@ -505,6 +538,18 @@ async fn heal_body(api: &api::Client, request: &mut reqwest::Request) -> Result<
         let Some(path) = entry.source.clone() else {
             continue;
         };
+        // The file must still hold what the URL held: otherwise the answer would be about
+        // other content than the request named.
+        let digest = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || crate::cache::digest_file(&path).ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        if digest.as_deref() != Some(entry.content.as_str()) {
+            continue;
+        }
         let file = Uploader::new(api)
             .upload(&entry.model, UploadSource::path(path))
             .await?;
@@ -527,21 +572,34 @@ impl ClientHooks<Inner> for api::Client {
     async fn pre<E>(
         &self,
         request: &mut reqwest::Request,
-        _info: &OperationInfo,
+        info: &OperationInfo,
     ) -> std::result::Result<(), progenitor_client::Error<E>> {
         prepare(self, request).await.map_err(|error| {
             let message = error.to_string();
             transport::leave_error(error);
             progenitor_client::Error::Custom(message)
-        })
+        })?;
+        // A task submit (marked in the spec) is refused without it.
+        if api::ASYNC_OPERATIONS.contains(&info.operation_id) {
+            request
+                .headers_mut()
+                .insert(ASYNC_HEADER, HeaderValue::from_static("enable"));
+        }
+        Ok(())
     }
 
     async fn exec(
         &self,
         request: reqwest::Request,
-        _info: &OperationInfo,
+        info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        match send_healing(self, request).await {
+        let manner = Manner {
+            creates: api::ASYNC_OPERATIONS.contains(&info.operation_id),
+            limiter: api::TASK_QUERY_OPERATIONS
+                .contains(&info.operation_id)
+                .then(|| &*self.inner().task_queries),
+        };
+        match send_healing(self, request, manner).await {
             Ok(response) => {
                 transport::note_status(response.status().as_u16());
                 Ok(response)

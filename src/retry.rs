@@ -72,17 +72,25 @@ fn jitter() -> f64 {
     0.5 + (z >> 11) as f64 / (1u64 << 53) as f64 / 2.0
 }
 
-/// At most `per_second` credential requests in any one-second window, per model.
+/// At most `per_second` requests in any one-second window (or a longer `window`), per key:
+/// credential requests per model, task queries per client.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     per_second: u32,
+    window: Duration,
     windows: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl RateLimiter {
     pub(crate) fn new(per_second: u32) -> Self {
+        Self::with_window(per_second, Duration::from_secs(1))
+    }
+
+    /// `per_window` requests in any `window`.
+    pub(crate) fn with_window(per_window: u32, window: Duration) -> Self {
         Self {
-            per_second: per_second.max(1),
+            per_second: per_window.max(1),
+            window,
             windows: Mutex::default(),
         }
     }
@@ -96,7 +104,7 @@ impl RateLimiter {
                 let now = Instant::now();
                 while window
                     .front()
-                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
                 {
                     window.pop_front();
                 }
@@ -105,7 +113,7 @@ impl RateLimiter {
                     return;
                 }
                 window.front().map_or(Duration::ZERO, |first| {
-                    Duration::from_secs(1).saturating_sub(now.duration_since(*first))
+                    self.window.saturating_sub(now.duration_since(*first))
                 })
             };
             tokio::time::sleep(wait + Duration::from_millis(1)).await;

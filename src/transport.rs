@@ -12,7 +12,7 @@ use progenitor_client::ResponseValue;
 use tracing::Instrument;
 
 use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
-use crate::retry::{Class, RetryPolicy, classify};
+use crate::retry::{Class, RateLimiter, RetryPolicy, classify};
 use crate::{Error, Result, Secret};
 
 /// Which wire format answers a request, by its path: one rule for every operation.
@@ -48,6 +48,15 @@ impl Answer {
     }
 }
 
+/// How an operation may be sent, from the spec's marks on it.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Manner<'a> {
+    /// It creates something (a task submit): it is not sent again once it may have arrived.
+    pub(crate) creates: bool,
+    /// Every attempt takes a slot of this limiter first (task queries).
+    pub(crate) limiter: Option<&'a RateLimiter>,
+}
+
 /// Sends `request`, retrying what the classifier says is worth retrying, and turns an error
 /// answer into an [`Error`]. A request whose body cannot be cloned (a stream) is sent once.
 pub(crate) async fn send_raw(
@@ -55,6 +64,7 @@ pub(crate) async fn send_raw(
     key: &Secret,
     retry: RetryPolicy,
     request: reqwest::Request,
+    manner: Manner<'_>,
 ) -> std::result::Result<reqwest::Response, Failure> {
     let service = service_of(request.url());
     let span = tracing::debug_span!(
@@ -77,17 +87,25 @@ pub(crate) async fn send_raw(
                 });
             };
             let spare = current.try_clone();
+            if let Some(limiter) = manner.limiter {
+                limiter.acquire("").await;
+            }
             let failure = match execute(http, key, service, current).await {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
             let error = &failure.error;
-            // Every operation of the spec today creates nothing, so sending it twice does no
-            // harm beyond cost (a repeated model call spends its tokens again): throttling,
-            // server errors and lost connections are all retried. An operation that creates
-            // something (an async task) must not be repeated after a failure that
-            // `Class::may_have_arrived`; no such operation is in the spec yet.
+            // An operation that creates nothing can be sent twice with no harm beyond cost (a
+            // repeated model call spends its tokens again): throttling, server errors and lost
+            // connections are all retried. One that creates a task is repeated only after a
+            // failure that proves it was not acted on; otherwise the error says it may exist.
             let class = classify(error);
+            if manner.creates && class.may_have_arrived() && !never_sent(error) {
+                return Err(Failure {
+                    error: Error::MayHaveSubmitted(Box::new(failure.error)),
+                    answer: failure.answer,
+                });
+            }
             let retry_it = class.is_retryable()
                 && class != Class::StaleCredential
                 && attempt < retry.max_attempts
@@ -103,6 +121,11 @@ pub(crate) async fn send_raw(
     }
     .instrument(span)
     .await
+}
+
+/// A failure before the request left: no connection was made.
+fn never_sent(error: &Error) -> bool {
+    matches!(error, Error::Transport(e) if e.is_connect())
 }
 
 /// One attempt: a success answer as it is, an error answer as an [`Error`].

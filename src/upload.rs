@@ -483,6 +483,11 @@ impl<'a> Uploader<'a> {
         };
         if let Verdict::Fresh(entry) = cache.lookup(&identity, SystemTime::now()) {
             tracing::info!(url = entry.url, "from the upload cache");
+            cache.note_served(&entry.url);
+            // A settled file that had to be read: next time its fingerprint will do.
+            if let (false, Some(stamp), Some(path)) = (known.from_mark, known.mark, &known.path) {
+                cache.remember_mark(path.clone(), stamp, known.content.clone());
+            }
             if let Some(t) = &tally {
                 t.report(index, size, size);
             }
@@ -494,8 +499,21 @@ impl<'a> Uploader<'a> {
         // recorded under what was sent.
         let settled = known.mark.is_some();
         let sent = (!settled && known.path.is_some()).then(|| Arc::new(Mutex::new(None)));
+        // The file the digest was taken of, under the name it was given: a symlink moved
+        // meanwhile cannot send other bytes under this digest.
+        let canonical = known.path.as_ref().map(|path| UploadSource {
+            name: source.name.clone(),
+            kind: SourceKind::Path(path.clone()),
+        });
         let file = self
-            .store(model, source, size, index, tally, sent.clone())
+            .store(
+                model,
+                canonical.as_ref().unwrap_or(source),
+                size,
+                index,
+                tally,
+                sent.clone(),
+            )
             .await?;
         let (content, mark) = match (&known.path, known.mark, sent) {
             (Some(path), Some(before), _) => {
@@ -850,6 +868,8 @@ struct Known {
     path: Option<PathBuf>,
     /// Its fingerprint before hashing, when settled enough to stand for the content.
     mark: Option<Stamp>,
+    /// Whether the digest came from that fingerprint (the file was not read).
+    from_mark: bool,
 }
 
 /// A source's content digest: from a trusted fingerprint without reading the file, or by
@@ -861,21 +881,29 @@ async fn identify(cache: &UploadCache, source: &UploadSource) -> Result<Option<K
             content: crate::cache::digest_bytes(bytes),
             path: None,
             mark: None,
+            from_mark: false,
         })),
         SourceKind::Path(path) => {
             let io = |source| Error::Io {
                 path: Some(path.clone()),
                 source,
             };
-            let absolute = tokio::fs::canonicalize(path).await.map_err(io)?;
+            // A path that cannot be made absolute or read here is uploaded without the cache
+            // (the upload reports what is wrong with it, if anything).
+            let Ok(absolute) = tokio::fs::canonicalize(path).await else {
+                return Ok(None);
+            };
             let taken = SystemTime::now();
-            let meta = tokio::fs::metadata(&absolute).await.map_err(io)?;
+            let Ok(meta) = tokio::fs::metadata(&absolute).await else {
+                return Ok(None);
+            };
             let stamp = Stamp::of(&meta).filter(|s| s.settled(taken));
             if let Some(content) = stamp.and_then(|s| cache.known_content(&absolute, &s)) {
                 return Ok(Some(Known {
                     content,
                     path: Some(absolute),
                     mark: stamp,
+                    from_mark: true,
                 }));
             }
             let read = absolute.clone();
@@ -887,6 +915,7 @@ async fn identify(cache: &UploadCache, source: &UploadSource) -> Result<Option<K
                 content,
                 path: Some(absolute),
                 mark: stamp,
+                from_mark: false,
             }))
         }
     }

@@ -19,6 +19,9 @@ use serde_json::Value;
 /// The header that lets the service read `oss://` URLs.
 pub const OSS_RESOLVE_HEADER: &str = "X-DashScope-OssResourceResolve";
 
+/// The header a task submit needs (`enable`); without it the service refuses the call.
+pub const ASYNC_HEADER: &str = "X-DashScope-Async";
+
 /// Whether a key's string value (or array of strings) is a medium's location.
 pub(crate) fn is_media_key(key: &str) -> bool {
     matches!(

@@ -257,6 +257,21 @@ async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() 
     let healed = client.upload("qwen-vl-plus", &*cat).await.expect("cached");
     assert!(healed.from_cache && healed.url != lost.url && text.contains(&healed.url));
 
+    // A file uploaded for the call and refused (not an image) is the media's fault: no second
+    // upload, no second call.
+    let before = sent(emulator.stats());
+    let fake = dir.join("fake.png");
+    std::fs::write(&fake, b"this is not an image at all").expect("write");
+    let err = client
+        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*fake).text("?")))
+        .await
+        .expect_err("not an image");
+    assert!(matches!(err, Error::DataInspection(_)), "{err:?}");
+    assert_eq!(
+        sent(emulator.stats()),
+        (before.0, before.1 + 1, before.2 + 1)
+    );
+
     // A URL the cache does not know is not healed: the error stands.
     let foreign = "oss://dashscope-instant/x/2026-01-01/y/unknown.png";
     let err = client
@@ -264,7 +279,7 @@ async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() 
         .await
         .expect_err("unknown URL");
     assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
-    assert_eq!(emulator.stats().uploads_ok, 2);
+    assert_eq!(emulator.stats().uploads_ok, 3);
 }
 
 #[tokio::test]
@@ -315,6 +330,16 @@ async fn a_damaged_cache_file_is_a_warning_and_a_fresh_start() {
     let cache = dir.join("cache");
     std::fs::create_dir_all(&cache).expect("dir");
     let cat = png(&dir.join("cat.png"), "damaged");
+    // An entry no upload can have made (it would never expire) is dropped, never served.
+    let forever = format!(
+        "{{\"version\":1,\"marks\":[],\"entries\":[{{\"content\":\"{}\",\"content_type\":\"image/png\",\
+         \"model\":\"qwen-vl-plus\",\"account\":\"x\",\"url\":\"oss://forever/cat.png\",\"size\":1,\
+         \"uploaded_at_ms\":0,\"expires_at_ms\":18446744073709551615,\"source\":null}}]}}",
+        "0".repeat(64)
+    );
+    std::fs::write(cache.join("uploads.json"), &forever).expect("write");
+    let listed = dashscope_oss::cache::UploadCache::on_disk(&cache, Duration::ZERO).list();
+    assert!(listed.is_empty(), "{listed:?}");
     for damage in [
         &b"{\"version\":1,\"entries\":[{\"url\":"[..],
         b"\0\0\0garbage",

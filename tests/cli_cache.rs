@@ -223,6 +223,7 @@ async fn the_cache_is_on_by_default_says_so_and_can_be_listed_cleared_and_skippe
     );
 }
 
+#[cfg(feature = "test-hooks")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_killed_mid_write_leaves_the_cache_whole() {
     let emulator = Emulator::start(EmulatorConfig::default())

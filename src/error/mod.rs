@@ -63,6 +63,23 @@ struct Detail {
 }
 
 impl ApiError {
+    /// The error of a task that failed, as its query answered it (HTTP 200).
+    pub(crate) fn of_task(
+        code: Option<String>,
+        message: Option<String>,
+        request_id: Option<String>,
+    ) -> Self {
+        ApiError(Box::new(ApiErrorFields {
+            status: 200,
+            service: Service::Native,
+            code,
+            message: message.unwrap_or_default(),
+            request_id,
+            retry_after: None,
+            detail: Detail::default(),
+        }))
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         self.0.status
@@ -237,9 +254,53 @@ pub enum Error {
     /// 5xx `InternalError`, `InternalError.Algo`, or any 5xx: the service failed; retrying may succeed.
     #[error("server error: {0}")]
     ServerError(ApiError),
+    /// 400 `UnsupportedOperation`: e.g. cancelling a task that is no longer `PENDING`.
+    #[error("unsupported operation: {0}")]
+    UnsupportedOperation(ApiError),
     /// Any other error the service answered.
     #[error("API error: {0}")]
     Api(ApiError),
+    /// A task ended `FAILED`: its `output.code` and `output.message`, answered at HTTP 200
+    /// (`status()` is 200), with the request id of the query that saw it.
+    #[error("task {task_id} failed: {error}")]
+    TaskFailed {
+        /// The task.
+        task_id: String,
+        /// Its code, message and request id.
+        error: ApiError,
+    },
+    /// A task ended `CANCELED`.
+    #[error("task {task_id} was cancelled")]
+    TaskCanceled {
+        /// The task.
+        task_id: String,
+    },
+    /// The service does not know the task (`UNKNOWN`): a wrong id, another account's, or one
+    /// older than the 24 hours tasks are kept.
+    #[error(
+        "task {task_id} is unknown: a wrong id, another account's, or expired (tasks are kept 24 hours)"
+    )]
+    TaskUnknown {
+        /// The task.
+        task_id: String,
+    },
+    /// A wait ran out of time before the task ended; the task goes on.
+    #[error("gave up waiting for task {task_id} after {waited:?}: it is still {status}")]
+    WaitTimeout {
+        /// The task.
+        task_id: String,
+        /// Its last state.
+        status: String,
+        /// How long the wait lasted.
+        waited: Duration,
+    },
+    /// A task submit failed in a way that may have reached the service (a 5xx, a lost
+    /// connection or answer): the task may exist, so it was not sent again. Look for it
+    /// (`list_tasks`) before submitting again.
+    #[error(
+        "{0}; the submit may have arrived, so the task may exist: it was not sent again (list the account's tasks before submitting again)"
+    )]
+    MayHaveSubmitted(Box<Error>),
     /// A response whose body could not be parsed.
     #[error("unreadable response: {0}")]
     Decode(DecodeError),
@@ -290,9 +351,9 @@ pub enum Error {
     /// An `oss://` URL in a request ends within the cache margin (or has ended), and its file
     /// is gone or has changed, so it cannot be uploaded again: nothing was sent.
     #[error(
-        "{url} expires at {} (within the upload cache margin) and its file {} cannot be uploaded again; nothing was sent",
+        "{url} expires at {}, within the upload cache margin, and cannot be uploaded again ({}); nothing was sent",
         crate::timefmt::format_iso8601(*expires_at),
-        file.as_ref().map_or("(unknown)".into(), |p| format!("{} is gone or changed", p.display()))
+        file.as_ref().map_or("its file is not known".into(), |p| format!("{} is gone, changed, or not to be uploaded", p.display()))
     )]
     UrlExpired {
         /// The URL.
@@ -338,7 +399,10 @@ impl Error {
             | ModelNotFound(e)
             | RequestTooLarge(e)
             | ServerError(e)
-            | Api(e) => Some(e),
+            | UnsupportedOperation(e)
+            | Api(e)
+            | TaskFailed { error: e, .. } => Some(e),
+            MayHaveSubmitted(inner) => inner.api_error(),
             Decode(_)
             | MissingApiKey
             | Config(_)
@@ -349,7 +413,10 @@ impl Error {
             | FileTooLarge { .. }
             | EmptyFile { .. }
             | NotAFile { .. }
-            | UrlExpired { .. } => None,
+            | UrlExpired { .. }
+            | TaskCanceled { .. }
+            | TaskUnknown { .. }
+            | WaitTimeout { .. } => None,
         }
     }
 

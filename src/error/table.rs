@@ -87,6 +87,7 @@ const RULES: &[Rule] = &[
     rule("ModelNotFound", Error::ModelNotFound),
     rule("model_not_found", Error::ModelNotFound),
     rule("BadRequest.TooLarge", Error::RequestTooLarge),
+    rule("UnsupportedOperation", Error::UnsupportedOperation),
     rule("InternalError", Error::ServerError),
     rule("InternalError.Algo", Error::ServerError),
     rule("internal_error", Error::ServerError),
