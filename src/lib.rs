@@ -22,6 +22,7 @@ pub mod fuzzing;
 mod retry;
 mod secret;
 mod sse;
+pub mod task;
 mod timefmt;
 mod transport;
 pub mod upload;

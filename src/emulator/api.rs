@@ -22,19 +22,19 @@ use super::{AccountStatus, MediaKind};
 
 /// Model-call bodies larger than this answer 413 `BadRequest.TooLarge`. The service's own limit
 /// is not documented; it must exceed one `data:` URI's documented 10 MiB, so 32 MiB (inferred).
-const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+pub(super) const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
 /// Text that makes the emulator answer 400 `DataInspectionFailed`, so that the content-rejected
 /// path can be tested.
 pub const REJECTED_TEXT: &str = "EMULATOR-REJECT-CONTENT";
 
-const INVALID_URL: &str =
+pub(super) const INVALID_URL: &str =
     "The provided URL does not appear to be valid. Ensure it is correctly formatted.";
-const DATA_INSPECTION: &str =
+pub(super) const DATA_INSPECTION: &str =
     "The media format is not supported or incorrect for the data inspection.";
-const INVALID_PARAMETER: &str =
+pub(super) const INVALID_PARAMETER: &str =
     "Required parameter(s) missing or invalid, please check the request parameters.";
-const RATE_LIMITED: &str = "Requests rate limit exceeded, please try again later.";
+pub(super) const RATE_LIMITED: &str = "Requests rate limit exceeded, please try again later.";
 
 pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
@@ -44,6 +44,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             "/api/v1/services/aigc/multimodal-generation/generation",
             post(native),
         )
+        .merge(super::tasks::routes())
         .route("/emulator/v1/stats", get(stats))
         .route("/emulator/v1/clock", post(clock))
         .route("/emulator/v1/faults", post(faults))
@@ -55,18 +56,18 @@ pub(crate) fn router(state: Arc<State>) -> Router {
 
 /// Which error format an endpoint answers in.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Api {
+pub(super) enum Api {
     Native,
     Compatible,
 }
 
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+pub(super) struct ApiError {
+    pub(super) status: StatusCode,
+    pub(super) code: &'static str,
+    pub(super) message: String,
 }
 
-fn error(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+pub(super) fn error(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         code,
@@ -75,7 +76,7 @@ fn error(status: u16, code: &'static str, message: impl Into<String>) -> ApiErro
 }
 
 impl ApiError {
-    fn render(self, api: Api, request_id: &str) -> Response {
+    pub(super) fn render(self, api: Api, request_id: &str) -> Response {
         let body = match api {
             Api::Native => {
                 json!({"code": self.code, "message": self.message, "request_id": request_id})
@@ -130,7 +131,7 @@ async fn not_found(AxState(state): AxState<Arc<State>>) -> Response {
 }
 
 /// The account of the request's bearer key.
-fn authenticate(state: &State, headers: &HeaderMap) -> Result<usize, ApiError> {
+pub(super) fn authenticate(state: &State, headers: &HeaderMap) -> Result<usize, ApiError> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -278,8 +279,8 @@ async fn native(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: B
 }
 
 /// A medium named in a request.
-struct MediaRef {
-    url: String,
+pub(super) struct MediaRef {
+    pub(super) url: String,
 }
 
 /// What a request asked about, once every medium is resolved.
@@ -289,10 +290,10 @@ struct Received {
     media: Vec<Described>,
 }
 
-struct Described {
-    summary: String,
-    kind: MediaKind,
-    tokens: u64,
+pub(super) struct Described {
+    pub(super) summary: String,
+    pub(super) kind: MediaKind,
+    pub(super) tokens: u64,
 }
 
 async fn model_call(state: &State, api: Api, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -552,7 +553,7 @@ fn collect(
     Ok(())
 }
 
-fn resolve_medium(
+pub(super) fn resolve_medium(
     state: &State,
     account: usize,
     model: &str,

@@ -26,6 +26,7 @@ mod media;
 mod oss;
 mod server;
 mod state;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ pub use api::REJECTED_TEXT;
 pub use state::{FaultKind, Stats};
 
 use state::State;
+pub use tasks::{FAIL_TASK_TEXT, RESULT_MP4, RESULT_PNG, TaskSteps};
 
 /// The API key of the default account, so that the quickstart needs no set-up.
 pub const DEFAULT_API_KEY: &str = "sk-emulator-default";
@@ -132,6 +134,17 @@ pub struct EmulatorConfig {
     pub api_addr: SocketAddr,
     /// The OSS host's address (port 0: any free port).
     pub oss_addr: SocketAddr,
+    /// How tasks move from `PENDING` to their end (by default a second of the emulator's clock
+    /// in each of `PENDING` and `RUNNING`).
+    pub task_steps: TaskSteps,
+    /// Task queries (query, cancel, list) allowed per `task_rate_window` per account (20, as
+    /// documented).
+    pub task_query_qps: u32,
+    /// The real-time window `task_query_qps` counts in: a second, as documented (tests that
+    /// count refusals widen it; see `policy_rate_window`).
+    pub task_rate_window: Duration,
+    /// How long a task is known after its submit (24 hours); `UNKNOWN` after.
+    pub task_lifetime: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -154,6 +167,18 @@ impl Default for EmulatorConfig {
             ("qwen3-omni-flash", all(1024)),
             ("qwen-audio-turbo", audio(100)),
             ("qwen2-audio-instruct", audio(100)),
+            // Task APIs and the other file-URL APIs.
+            ("paraformer-v2", spec(1024, &[Audio, Video])),
+            ("fun-asr", spec(1024, &[Audio, Video])),
+            ("qwen3-asr-flash-filetrans", spec(1024, &[Audio, Video])),
+            ("wanx2.1-t2i-turbo", spec(100, &[Image])),
+            ("wanx2.1-imageedit", spec(100, &[Image])),
+            ("wan2.5-i2i-preview", spec(100, &[Image])),
+            ("wan2.2-i2v-flash", spec(100, &[Image, Audio])),
+            ("wan2.2-kf2v-flash", spec(100, &[Image])),
+            ("wanx2.1-kf2v-plus", spec(100, &[Image])),
+            ("voice-enrollment", audio(100)),
+            ("multimodal-embedding-v1", vl(100)),
         ]
         .into_iter()
         .map(|(name, spec)| (name.to_owned(), spec))
@@ -175,6 +200,10 @@ impl Default for EmulatorConfig {
             storage: Storage::TempDir,
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             oss_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            task_steps: TaskSteps::default(),
+            task_query_qps: 20,
+            task_rate_window: Duration::from_secs(1),
+            task_lifetime: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -317,6 +346,12 @@ impl Emulator {
         state::lock(&self.state.objects)
             .get(key)
             .map(|o| o.uploaded_at + self.state.config.object_lifetime)
+    }
+
+    /// The body a task was submitted with, as the emulator received it (local files already
+    /// replaced by their `oss://` URLs); `None` for an unknown task.
+    pub fn task_request(&self, task_id: &str) -> Option<serde_json::Value> {
+        self.state.tasks.request(task_id)
     }
 
     /// Forgets a stored object before it expires, as a storage that lost it would: model calls

@@ -51,6 +51,10 @@ pub enum FaultKind {
     ChatThrottle,
     /// The next streamed model calls send an `event:error` after their first event.
     StreamError,
+    /// The next task queries answer 500 `InternalError`.
+    TaskQueryError,
+    /// The next task queries lose their connection with no answer.
+    TaskQueryDrop,
 }
 
 impl FaultKind {
@@ -65,11 +69,13 @@ impl FaultKind {
             FaultKind::ChatError => "chat_error",
             FaultKind::ChatThrottle => "chat_throttle",
             FaultKind::StreamError => "stream_error",
+            FaultKind::TaskQueryError => "task_query_error",
+            FaultKind::TaskQueryDrop => "task_query_drop",
         }
     }
 
     /// Every kind.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::PolicyError,
         FaultKind::PolicyThrottle,
         FaultKind::UploadError,
@@ -78,6 +84,8 @@ impl FaultKind {
         FaultKind::ChatError,
         FaultKind::ChatThrottle,
         FaultKind::StreamError,
+        FaultKind::TaskQueryError,
+        FaultKind::TaskQueryDrop,
     ];
 }
 
@@ -159,6 +167,16 @@ pub struct Stats {
     /// it does not count what the allocator keeps after a free, so a leak shows as steady growth
     /// and fragmentation does not.
     pub heap_bytes: Option<u64>,
+    /// Task submits accepted.
+    pub tasks_submitted: u64,
+    /// Tasks by state now (`PENDING`, `RUNNING`, `SUCCEEDED`, `FAILED`, `CANCELED`, `UNKNOWN`).
+    pub tasks: std::collections::BTreeMap<String, u64>,
+    /// Task queries, cancels and lists received (refused ones too).
+    pub task_queries: u64,
+    /// Of those, refused with 429 over the per-second limit.
+    pub task_queries_throttled: u64,
+    /// The most task queries of one account that arrived within one second (a sliding window).
+    pub task_queries_max_per_second: u64,
 }
 
 #[derive(Default)]
@@ -218,6 +236,7 @@ pub(crate) struct State {
     /// `upload_dir` → who it was issued to.
     pub credentials: Mutex<HashMap<String, Credential>>,
     pub objects: Mutex<HashMap<String, Object>>,
+    pub tasks: super::tasks::Tasks,
     rate: Mutex<HashMap<(usize, String), VecDeque<std::time::Instant>>>,
     /// (account, date) → bytes uploaded that day.
     capacity: Mutex<HashMap<(usize, String), u64>>,
@@ -281,6 +300,7 @@ impl State {
             policy_lifetime_ms,
             credentials: Mutex::default(),
             objects: Mutex::default(),
+            tasks: super::tasks::Tasks::default(),
             rate: Mutex::default(),
             capacity: Mutex::default(),
             storage_dir,
@@ -420,6 +440,7 @@ impl State {
     fn sweep(&self, now: SystemTime) {
         let grace = Duration::from_secs(3600);
         lock(&self.credentials).retain(|_, c| c.expires + grace > now);
+        self.tasks.sweep(now, self.config.task_lifetime);
         let expired: Vec<Body> = {
             let mut objects = lock(&self.objects);
             let lifetime = self.config.object_lifetime;
@@ -482,6 +503,11 @@ impl State {
             objects: lock(&self.objects).len() as u64,
             credentials: lock(&self.credentials).len() as u64,
             heap_bytes: super::heap::in_use(),
+            tasks_submitted: get(&self.tasks.submitted),
+            tasks: self.tasks.by_state(self),
+            task_queries: get(&self.tasks.queries),
+            task_queries_throttled: get(&self.tasks.throttled),
+            task_queries_max_per_second: get(&self.tasks.max_per_second),
         }
     }
 }

@@ -1,0 +1,858 @@
+//! The asynchronous task APIs, as `shared/reference/async-tasks.md` describes them: submits that
+//! need `X-DashScope-Async: enable` (403 `AccessDenied` "current user api does not support
+//! synchronous calls" without it, as users report), task queries at 20 per second per account
+//! (429 beyond), cancel from `PENDING` only (400 `UnsupportedOperation`), `UNKNOWN` for a wrong,
+//! foreign or expired (24 hours) id, failures at HTTP 200 with `output.code`/`message`, and
+//! results served by the emulator: a transcript that states what was received, a small PNG, a
+//! small MP4. Also voice enrollment and multimodal embedding, which read file URLs too.
+//!
+//! Where the documentation is silent the emulator decides, and the client agrees: a transcription
+//! file that is not audio or video fails alone (`InvalidFile.DecodeFailed`) while the task
+//! succeeds with the others (the documented partial success); a prompt containing
+//! [`FAIL_TASK_TEXT`] makes a task fail with `InvalidParameter`; the answer of a cancel is
+//! `{"request_id"}`; a list answers in the Java SDK's `data` shape.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::MediaKind;
+use super::api::{
+    Api, ApiError, INVALID_PARAMETER, MAX_REQUEST_BYTES, MediaRef, RATE_LIMITED, authenticate,
+    error, resolve_medium,
+};
+use super::state::{FaultKind, State, bump, lock};
+
+/// A prompt containing this makes a task end `FAILED` (so that the failure path can be tested).
+pub const FAIL_TASK_TEXT: &str = "EMULATOR-FAIL-TASK";
+
+/// How a task moves from `PENDING` through `RUNNING` to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSteps {
+    /// By the emulator's clock: `PENDING` for the first duration, `RUNNING` for the second.
+    Clock {
+        /// How long it stays `PENDING`.
+        pending: Duration,
+        /// How long it then stays `RUNNING`.
+        running: Duration,
+    },
+    /// By queries of it: each of `PENDING` and `RUNNING` lasts this many queries.
+    Polls(u32),
+}
+
+impl Default for TaskSteps {
+    fn default() -> Self {
+        TaskSteps::Clock {
+            pending: Duration::from_secs(1),
+            running: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a task makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Transcription,
+    Image,
+    Video,
+}
+
+/// One file of a transcription, as the emulator received it.
+#[derive(Debug, Clone)]
+struct File {
+    url: String,
+    /// What was received, or why the file fails (code, message).
+    outcome: Result<String, (String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Task {
+    account: usize,
+    model: String,
+    kind: Kind,
+    submitted: SystemTime,
+    /// Queries of it so far.
+    polls: u32,
+    canceled: bool,
+    failure: Option<(String, String)>,
+    files: Vec<File>,
+    images: u64,
+    diarization: bool,
+    prompt: String,
+    /// The submit's body as received (tests snapshot it).
+    request: Value,
+}
+
+/// The task state of the emulator: tasks, and the query windows of the accounts.
+#[derive(Default)]
+pub(crate) struct Tasks {
+    tasks: std::sync::Mutex<HashMap<String, Task>>,
+    /// Per account: when its recent queries arrived (all of them, refused ones too).
+    windows: std::sync::Mutex<HashMap<usize, VecDeque<Instant>>>,
+    pub(crate) submitted: std::sync::atomic::AtomicU64,
+    pub(crate) queries: std::sync::atomic::AtomicU64,
+    pub(crate) throttled: std::sync::atomic::AtomicU64,
+    pub(crate) max_per_second: std::sync::atomic::AtomicU64,
+}
+
+impl Tasks {
+    /// The body a task was submitted with.
+    pub(crate) fn request(&self, task_id: &str) -> Option<Value> {
+        lock(&self.tasks).get(task_id).map(|t| t.request.clone())
+    }
+
+    /// Tasks by state, now (a stats read is not a query: it moves nothing).
+    pub(crate) fn by_state(&self, state: &State) -> BTreeMap<String, u64> {
+        let now = state.clock.now();
+        let mut counts = BTreeMap::new();
+        for task in lock(&self.tasks).values() {
+            *counts
+                .entry(status_of(task, now, &state.config).to_owned())
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Forgets tasks past their lifetime (a day) and a bit.
+    pub(crate) fn sweep(&self, now: SystemTime, lifetime: Duration) {
+        lock(&self.tasks).retain(|_, t| {
+            now.duration_since(t.submitted)
+                .map_or(true, |age| age < lifetime + Duration::from_secs(3600))
+        });
+    }
+}
+
+/// The state of a task at an age, after some queries: one pure rule.
+pub(crate) fn state_at(
+    canceled: bool,
+    failed: bool,
+    age: Duration,
+    polls: u32,
+    steps: TaskSteps,
+    lifetime: Duration,
+) -> &'static str {
+    if age >= lifetime {
+        return "UNKNOWN";
+    }
+    if canceled {
+        return "CANCELED";
+    }
+    let phase = match steps {
+        TaskSteps::Clock { pending, running } => {
+            if age < pending {
+                0
+            } else if age < pending + running {
+                1
+            } else {
+                2
+            }
+        }
+        TaskSteps::Polls(n) => (polls / n.max(1)).min(2),
+    };
+    match (phase, failed) {
+        (0, _) => "PENDING",
+        (1, _) => "RUNNING",
+        (_, true) => "FAILED",
+        (_, false) => "SUCCEEDED",
+    }
+}
+
+fn status_of(task: &Task, now: SystemTime, config: &super::EmulatorConfig) -> &'static str {
+    state_at(
+        task.canceled,
+        task.failure.is_some(),
+        now.duration_since(task.submitted).unwrap_or(Duration::ZERO),
+        task.polls,
+        config.task_steps,
+        config.task_lifetime,
+    )
+}
+
+pub(crate) fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route(
+            "/api/v1/services/audio/asr/transcription",
+            post(|s, h, b| submit(s, h, b, Kind::Transcription, "")),
+        )
+        .route(
+            "/api/v1/services/aigc/text2image/image-synthesis",
+            post(|s, h, b| submit(s, h, b, Kind::Image, "text2image")),
+        )
+        .route(
+            "/api/v1/services/aigc/image2image/image-synthesis",
+            post(|s, h, b| submit(s, h, b, Kind::Image, "image2image")),
+        )
+        .route(
+            "/api/v1/services/aigc/video-generation/video-synthesis",
+            post(|s, h, b| submit(s, h, b, Kind::Video, "video-generation")),
+        )
+        .route(
+            "/api/v1/services/aigc/image2video/video-synthesis",
+            post(|s, h, b| submit(s, h, b, Kind::Video, "image2video")),
+        )
+        .route("/api/v1/tasks", get(list))
+        .route("/api/v1/tasks/{task_id}", get(query))
+        .route("/api/v1/tasks/{task_id}/cancel", post(cancel))
+        .route("/emulator/v1/results/{task_id}/{name}", get(result))
+        .route("/api/v1/services/audio/tts/customization", post(enroll))
+        .route(
+            "/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding",
+            post(embed),
+        )
+}
+
+fn header_is(headers: &HeaderMap, name: &str, value: &str) -> bool {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+}
+
+/// The request's JSON, its account and model (known to the emulator).
+fn open_call(
+    state: &State,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(usize, String, Vec<MediaKind>, Value), ApiError> {
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(error(413, "BadRequest.TooLarge", "Payload Too Large"));
+    }
+    let account = authenticate(state, headers)?;
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|_| error(400, "InvalidParameter", INVALID_PARAMETER))?;
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?
+        .to_owned();
+    let spec = state
+        .config
+        .models
+        .get(&model)
+        .ok_or_else(|| error(404, "ModelNotFound", "Model not exist."))?;
+    Ok((account, model, spec.accepts.clone(), request))
+}
+
+fn field<'a>(request: &'a Value, pointer: &str) -> Option<&'a str> {
+    request
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+async fn submit(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+    kind: Kind,
+    route: &'static str,
+) -> Response {
+    state.faults.delay().await;
+    let request_id = state.request_id();
+    match create(&state, &headers, &body, kind, route) {
+        Ok(task_id) => axum::Json(json!({
+            "request_id": request_id,
+            "output": {"task_id": task_id, "task_status": "PENDING"}
+        }))
+        .into_response(),
+        Err(e) => e.render(Api::Native, &request_id),
+    }
+}
+
+fn create(
+    state: &State,
+    headers: &HeaderMap,
+    body: &[u8],
+    kind: Kind,
+    route: &str,
+) -> Result<String, ApiError> {
+    let (account, model, accepts, request) = open_call(state, headers, body)?;
+    if !header_is(headers, "x-dashscope-async", "enable") {
+        return Err(error(
+            403,
+            "AccessDenied",
+            "current user api does not support synchronous calls",
+        ));
+    }
+    let resolve = header_is(headers, "x-dashscope-ossresourceresolve", "enable");
+    let invalid = |what: &str| error(400, "InvalidParameter", what.to_owned());
+    let prompt = field(&request, "/input/prompt").unwrap_or("").to_owned();
+    let mut task = Task {
+        account,
+        model: model.clone(),
+        kind,
+        submitted: state.clock.now(),
+        polls: 0,
+        canceled: false,
+        failure: prompt.contains(FAIL_TASK_TEXT).then(|| {
+            (
+                "InvalidParameter".to_owned(),
+                "The task failed as the emulator was asked to (EMULATOR-FAIL-TASK in the prompt)."
+                    .to_owned(),
+            )
+        }),
+        files: Vec::new(),
+        images: 1,
+        diarization: request
+            .pointer("/parameters/diarization_enabled")
+            .and_then(Value::as_bool)
+            == Some(true),
+        prompt,
+        request: request.clone(),
+    };
+    let resolve_one = |url: &str| {
+        resolve_medium(
+            state,
+            account,
+            &model,
+            &accepts,
+            &MediaRef {
+                url: url.to_owned(),
+            },
+            resolve,
+        )
+    };
+    match kind {
+        Kind::Transcription => {
+            let mut urls: Vec<String> = request
+                .pointer("/input/file_urls")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(one) = field(&request, "/input/file_url") {
+                urls.push(one.to_owned());
+            }
+            if urls.is_empty() {
+                return Err(invalid("input.file_urls must name at least one file"));
+            }
+            if urls.len() > 100 {
+                return Err(invalid("input.file_urls takes at most 100 files"));
+            }
+            for url in urls {
+                let outcome = match resolve_one(&url) {
+                    Ok(described) => Ok(described.summary),
+                    // A file that is not audio fails alone; the task goes on with the others.
+                    Err(e) if e.code == "InvalidParameter.DataInspection" => Err((
+                        "InvalidFile.DecodeFailed".to_owned(),
+                        "The audio file cannot be decoded.".to_owned(),
+                    )),
+                    Err(e) => return Err(e),
+                };
+                task.files.push(File { url, outcome });
+            }
+        }
+        Kind::Image => {
+            if route == "image2image" {
+                let function = field(&request, "/input/function");
+                if model.contains("imageedit") {
+                    match function {
+                        Some(f) if crate::task::IMAGE_EDIT_FUNCTIONS.contains(&f) => {}
+                        _ => return Err(invalid("input.function is missing or not supported")),
+                    }
+                }
+                if field(&request, "/input/base_image_url").is_none()
+                    && request.pointer("/input/images").is_none()
+                {
+                    return Err(invalid("input.base_image_url is required"));
+                }
+            } else if task.prompt.is_empty() {
+                return Err(invalid("input.prompt is required"));
+            }
+            task.images = request
+                .pointer("/parameters/n")
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            if !(1..=4).contains(&task.images) {
+                return Err(invalid("parameters.n must be from 1 to 4"));
+            }
+        }
+        Kind::Video => {
+            if route == "image2video" && field(&request, "/input/first_frame_url").is_none() {
+                return Err(invalid("input.first_frame_url is required"));
+            }
+            if let Some(r) = field(&request, "/parameters/resolution")
+                && !crate::task::VIDEO_RESOLUTIONS.contains(&r)
+            {
+                return Err(invalid("parameters.resolution must be 480P, 720P or 1080P"));
+            }
+        }
+    }
+    if kind != Kind::Transcription {
+        // Every medium the request names must resolve, by the same rules as a model call.
+        let mut urls = Vec::new();
+        let mut body = request.clone();
+        crate::wire::visit_media(&mut body, &mut |s| urls.push(s.clone()));
+        for url in urls {
+            resolve_one(&url)?;
+        }
+    }
+    let id = state.request_id();
+    lock(&state.tasks.tasks).insert(id.clone(), task);
+    bump(&state.tasks.submitted);
+    state.sweep_if_due();
+    Ok(id)
+}
+
+/// Counts a task query of an account; `false` when it is over the limit.
+fn admit_query(state: &State, account: usize) -> bool {
+    bump(&state.tasks.queries);
+    let now = Instant::now();
+    let mut windows = lock(&state.tasks.windows);
+    let window = windows.entry(account).or_default();
+    while window
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= state.config.task_rate_window)
+    {
+        window.pop_front();
+    }
+    let admitted = window.len() < state.config.task_query_qps as usize;
+    window.push_back(now);
+    state
+        .tasks
+        .max_per_second
+        .fetch_max(window.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    if !admitted {
+        bump(&state.tasks.throttled);
+    }
+    admitted
+}
+
+/// Authenticates a task query and counts it against the account's limit.
+fn open_query(state: &State, headers: &HeaderMap) -> Result<usize, ApiError> {
+    let account = authenticate(state, headers)?;
+    if !admit_query(state, account) {
+        return Err(error(429, "Throttling.RateQuota", RATE_LIMITED));
+    }
+    Ok(account)
+}
+
+fn service_time(t: SystemTime) -> String {
+    crate::timefmt::format_iso8601(t)
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_owned()
+}
+
+/// The base of result URLs: the host the client reached the emulator at.
+fn base_of(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+async fn query(
+    AxState(state): AxState<Arc<State>>,
+    Path(task_id): Path<String>,
+    axum::Extension(switch): axum::Extension<super::server::DropConnection>,
+    headers: HeaderMap,
+) -> Response {
+    state.faults.delay().await;
+    let request_id = state.request_id();
+    let account = match open_query(&state, &headers) {
+        Ok(a) => a,
+        Err(e) => return e.render(Api::Native, &request_id),
+    };
+    if state.faults.take(FaultKind::TaskQueryDrop) {
+        switch.pull();
+        // The connection task drops this future with the connection: no answer is sent.
+        std::future::pending::<()>().await;
+    }
+    if state.faults.take(FaultKind::TaskQueryError) {
+        return error(
+            500,
+            "InternalError",
+            "An internal error has occured, please try again later.",
+        )
+        .render(Api::Native, &request_id);
+    }
+    let now = state.clock.now();
+    let mut tasks = lock(&state.tasks.tasks);
+    let Some(task) = tasks.get_mut(&task_id).filter(|t| t.account == account) else {
+        return axum::Json(json!({
+            "request_id": request_id,
+            "output": {"task_id": task_id, "task_status": "UNKNOWN"}
+        }))
+        .into_response();
+    };
+    let status = status_of(task, now, &state.config);
+    task.polls = task.polls.saturating_add(1);
+    let task = task.clone();
+    drop(tasks);
+    let mut output = json!({"task_id": task_id, "task_status": status});
+    let mut usage = Value::Null;
+    if status != "UNKNOWN" {
+        output["submit_time"] = json!(service_time(task.submitted));
+    }
+    if matches!(status, "RUNNING" | "SUCCEEDED" | "FAILED") {
+        output["scheduled_time"] = json!(service_time(task.submitted + Duration::from_millis(10)));
+    }
+    if matches!(status, "SUCCEEDED" | "FAILED" | "CANCELED") {
+        output["end_time"] = json!(service_time(now));
+    }
+    if status == "FAILED"
+        && let Some((code, message)) = &task.failure
+    {
+        output["code"] = json!(code);
+        output["message"] = json!(message);
+    }
+    if status == "SUCCEEDED" {
+        let base = base_of(&headers);
+        match task.kind {
+            Kind::Transcription => {
+                let results: Vec<Value> = task
+                    .files
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| match &f.outcome {
+                        Ok(_) => json!({
+                            "file_url": f.url, "subtask_status": "SUCCEEDED",
+                            "transcription_url": format!("{base}/emulator/v1/results/{task_id}/{i}.json")
+                        }),
+                        Err((code, message)) => json!({
+                            "file_url": f.url, "subtask_status": "FAILED",
+                            "code": code, "message": message
+                        }),
+                    })
+                    .collect();
+                let ok = task.files.iter().filter(|f| f.outcome.is_ok()).count();
+                output["results"] = json!(results);
+                output["task_metrics"] = json!({
+                    "TOTAL": task.files.len(), "SUCCEEDED": ok, "FAILED": task.files.len() - ok
+                });
+                usage = json!({"duration": ok});
+            }
+            Kind::Image => {
+                let results: Vec<Value> = (0..task.images)
+                    .map(|i| {
+                        json!({
+                            "url": format!("{base}/emulator/v1/results/{task_id}/{i}.png"),
+                            "orig_prompt": task.prompt
+                        })
+                    })
+                    .collect();
+                output["results"] = json!(results);
+                output["task_metrics"] =
+                    json!({"TOTAL": task.images, "SUCCEEDED": task.images, "FAILED": 0});
+                usage = json!({"image_count": task.images});
+            }
+            Kind::Video => {
+                output["video_url"] = json!(format!("{base}/emulator/v1/results/{task_id}/0.mp4"));
+                usage = json!({"video_count": 1, "video_duration": 5, "video_ratio": "832*480"});
+            }
+        }
+    }
+    let mut answer = json!({"request_id": request_id, "output": output});
+    if !usage.is_null() {
+        answer["usage"] = usage;
+    }
+    axum::Json(answer).into_response()
+}
+
+async fn cancel(
+    AxState(state): AxState<Arc<State>>,
+    Path(task_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let request_id = state.request_id();
+    let account = match open_query(&state, &headers) {
+        Ok(a) => a,
+        Err(e) => return e.render(Api::Native, &request_id),
+    };
+    let now = state.clock.now();
+    let mut tasks = lock(&state.tasks.tasks);
+    match tasks.get_mut(&task_id).filter(|t| t.account == account) {
+        Some(task) if status_of(task, now, &state.config) == "PENDING" => {
+            task.canceled = true;
+            axum::Json(json!({"request_id": request_id})).into_response()
+        }
+        _ => error(
+            400,
+            "UnsupportedOperation",
+            "Failed to cancel the task, please confirm if the task status is PENDING.",
+        )
+        .render(Api::Native, &request_id),
+    }
+}
+
+async fn list(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let request_id = state.request_id();
+    let account = match open_query(&state, &headers) {
+        Ok(a) => a,
+        Err(e) => return e.render(Api::Native, &request_id),
+    };
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let page_no = param("page_no")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let page_size = param("page_size")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(10)
+        .clamp(1, 100);
+    let now = state.clock.now();
+    let tasks = lock(&state.tasks.tasks);
+    let mut mine: Vec<(&String, &Task)> = tasks
+        .iter()
+        .filter(|(_, t)| t.account == account)
+        .filter(|(_, t)| param("model_name").is_none_or(|m| m == t.model))
+        .filter(|(_, t)| param("status").is_none_or(|s| s == status_of(t, now, &state.config)))
+        .collect();
+    mine.sort_by_key(|(id, t)| (t.submitted, (*id).clone()));
+    let total = mine.len();
+    let data: Vec<Value> = mine
+        .iter()
+        .skip((page_no - 1) * page_size)
+        .take(page_size)
+        .map(|(id, t)| {
+            json!({
+                "task_id": id, "task_status": status_of(t, now, &state.config),
+                "model_name": t.model, "submit_time": service_time(t.submitted)
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "request_id": request_id, "data": data, "total": total,
+        "total_page": total.div_ceil(page_size), "page_no": page_no, "page_size": page_size
+    }))
+    .into_response()
+}
+
+/// A 1×1 PNG: what every image task makes.
+pub const RESULT_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// A small MP4 (an `ftyp` box and an empty `free` box): what every video task makes.
+pub const RESULT_MP4: &[u8] = &[
+    0x00, 0x00, 0x00, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0x00, 0x00, 0x02, 0x00,
+    b'i', b's', b'o', b'm', b'm', b'p', b'4', b'1', 0x00, 0x00, 0x00, 0x08, b'f', b'r', b'e', b'e',
+];
+
+/// A result, as the storage behind a presigned URL would serve it: no key needed; gone (404)
+/// once the task is forgotten.
+async fn result(
+    AxState(state): AxState<Arc<State>>,
+    Path((task_id, name)): Path<(String, String)>,
+) -> Response {
+    let now = state.clock.now();
+    let task = lock(&state.tasks.tasks).get(&task_id).cloned();
+    let Some(task) = task.filter(|t| status_of(t, now, &state.config) == "SUCCEEDED") else {
+        return (StatusCode::NOT_FOUND, "NoSuchKey").into_response();
+    };
+    let (stem, ext) = name.split_once('.').unwrap_or((name.as_str(), ""));
+    let index: usize = stem.parse().unwrap_or(usize::MAX);
+    match (task.kind, ext) {
+        (Kind::Transcription, "json") => {
+            let Some(file) = task.files.get(index) else {
+                return (StatusCode::NOT_FOUND, "NoSuchKey").into_response();
+            };
+            let Ok(summary) = &file.outcome else {
+                return (StatusCode::NOT_FOUND, "NoSuchKey").into_response();
+            };
+            let text = format!(
+                "[DashScope emulator, no model ran] {} received {summary}.",
+                task.model
+            );
+            let mut sentence =
+                json!({"begin_time": 0, "end_time": 1000, "text": text, "sentence_id": 1});
+            if task.diarization {
+                sentence["speaker_id"] = json!(0);
+            }
+            axum::Json(json!({
+                "file_url": file.url,
+                "properties": {
+                    "audio_format": "unknown", "channels": [0],
+                    "original_sampling_rate": 16000, "original_duration_in_milliseconds": 1000
+                },
+                "transcripts": [{
+                    "channel_id": 0, "content_duration_in_milliseconds": 1000,
+                    "text": text, "sentences": [sentence]
+                }]
+            }))
+            .into_response()
+        }
+        (Kind::Image, "png") if (index as u64) < task.images => {
+            ([(header::CONTENT_TYPE, "image/png")], RESULT_PNG).into_response()
+        }
+        (Kind::Video, "mp4") if index == 0 => {
+            ([(header::CONTENT_TYPE, "video/mp4")], RESULT_MP4).into_response()
+        }
+        _ => (StatusCode::NOT_FOUND, "NoSuchKey").into_response(),
+    }
+}
+
+/// CosyVoice voice enrollment: `create_voice` reads `input.url` like a model call reads media.
+async fn enroll(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = state.request_id();
+    let answered = (|| {
+        let (account, model, accepts, request) = open_call(&state, &headers, &body)?;
+        let resolve = header_is(&headers, "x-dashscope-ossresourceresolve", "enable");
+        let action = field(&request, "/input/action").unwrap_or("");
+        match action {
+            "create_voice" => {
+                let url = field(&request, "/input/url")
+                    .ok_or_else(|| error(400, "InvalidParameter", "input.url is required"))?;
+                let described = resolve_medium(
+                    &state,
+                    account,
+                    &model,
+                    &accepts,
+                    &MediaRef {
+                        url: url.to_owned(),
+                    },
+                    resolve,
+                )?;
+                let prefix = field(&request, "/input/prefix").unwrap_or("voice");
+                let target = field(&request, "/input/target_model").unwrap_or("cosyvoice-v2");
+                let digest =
+                    ring::digest::digest(&ring::digest::SHA256, described.summary.as_bytes());
+                let id = super::state::hex(&digest.as_ref()[..6]);
+                Ok(
+                    json!({"output": {"voice_id": format!("{target}-{prefix}-{id}")}, "usage": {"count": 1}}),
+                )
+            }
+            "list_voice" => Ok(json!({"output": {"voice_list": []}})),
+            "query_voice" | "update_voice" | "delete_voice" => Ok(json!({"output": {}})),
+            _ => Err(error(
+                400,
+                "InvalidParameter",
+                "input.action is not supported",
+            )),
+        }
+    })();
+    match answered {
+        Ok(mut body) => {
+            body["request_id"] = json!(request_id);
+            axum::Json(body).into_response()
+        }
+        Err(e) => e.render(Api::Native, &request_id),
+    }
+}
+
+/// Multimodal embedding: each item resolved like a model call's media; vectors derived from
+/// what was received, so that the same input embeds the same.
+async fn embed(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = state.request_id();
+    let answered = (|| {
+        let (account, model, accepts, request) = open_call(&state, &headers, &body)?;
+        let resolve = header_is(&headers, "x-dashscope-ossresourceresolve", "enable");
+        let contents = request
+            .pointer("/input/contents")
+            .and_then(Value::as_array)
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?;
+        let mut embeddings = Vec::new();
+        for (index, item) in contents.iter().enumerate() {
+            let (kind, seed) = if let Some(text) = item.get("text").and_then(Value::as_str) {
+                ("text", text.to_owned())
+            } else if let Some((kind, url)) = ["image", "video", "audio"]
+                .iter()
+                .find_map(|k| item.get(*k).and_then(Value::as_str).map(|u| (*k, u)))
+            {
+                let described = resolve_medium(
+                    &state,
+                    account,
+                    &model,
+                    &accepts,
+                    &MediaRef {
+                        url: url.to_owned(),
+                    },
+                    resolve,
+                )?;
+                (kind, described.summary)
+            } else {
+                return Err(error(400, "InvalidParameter", INVALID_PARAMETER));
+            };
+            let digest = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
+            let vector: Vec<f64> = digest.as_ref()[..8]
+                .iter()
+                .map(|b| f64::from(*b) / 255.0)
+                .collect();
+            embeddings.push(json!({"index": index, "embedding": vector, "type": kind}));
+        }
+        Ok(json!({"output": {"embeddings": embeddings}, "usage": {"input_tokens": contents.len()}}))
+    })();
+    match answered {
+        Ok(mut body) => {
+            body["request_id"] = json!(request_id);
+            axum::Json(body).into_response()
+        }
+        Err(e) => e.render(Api::Native, &request_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[test]
+    fn tasks_move_by_the_clock_or_by_queries_and_end_once() {
+        let clock = TaskSteps::Clock {
+            pending: Duration::from_secs(1),
+            running: Duration::from_secs(2),
+        };
+        let at = |secs: u64, failed: bool| {
+            state_at(false, failed, Duration::from_secs(secs), 0, clock, DAY)
+        };
+        assert_eq!(
+            [
+                at(0, false),
+                at(1, false),
+                at(2, false),
+                at(3, false),
+                at(3, true)
+            ],
+            ["PENDING", "RUNNING", "RUNNING", "SUCCEEDED", "FAILED"]
+        );
+        let polls = |n: u32| state_at(false, false, Duration::ZERO, n, TaskSteps::Polls(2), DAY);
+        assert_eq!(
+            [polls(0), polls(1), polls(2), polls(3), polls(4), polls(100)],
+            [
+                "PENDING",
+                "PENDING",
+                "RUNNING",
+                "RUNNING",
+                "SUCCEEDED",
+                "SUCCEEDED"
+            ]
+        );
+        // Cancelled stays cancelled; a day later nothing is known.
+        assert_eq!(
+            state_at(true, false, Duration::from_secs(9), 9, clock, DAY),
+            "CANCELED"
+        );
+        assert_eq!(state_at(false, false, DAY, 0, clock, DAY), "UNKNOWN");
+        assert_eq!(state_at(true, true, DAY, 0, clock, DAY), "UNKNOWN");
+    }
+}
