@@ -192,6 +192,8 @@ async fn every_submit_carries_its_local_files_as_oss_urls() {
     let client = client(emulator.base_url(), DEFAULT_API_KEY);
     let dir = Dir::new("submit");
     let (a, b) = (dir.wav("a.wav"), dir.wav("b.wav"));
+    let last = dir.0.join("last.png");
+    std::fs::copy(CAT, &last).expect("copy");
     let mut out = String::new();
     let mut show = |name: &str, task: &dashscope_oss::task::Task| {
         let body = emulator.task_request(&task.id).expect("submitted");
@@ -274,16 +276,12 @@ async fn every_submit_carries_its_local_files_as_oss_urls() {
                 types::VideoSynthesisInput::builder()
                     .prompt(Some("it jumps".to_owned()))
                     .first_frame_url(Some(CAT.to_owned()))
-                    .last_frame_url(Some(format!(
-                        "file://{}",
-                        std::fs::canonicalize(CAT).expect("abs").display()
-                    ))),
+                    .last_frame_url(Some(format!("file://{}", s(&last)))),
             ))
             .await
             .expect("kf2v"),
     );
-    // One credential per model, for all of a request's files. (The kf2v frames, one file
-    // named two ways, are two uploads: uploads running at once are not merged.)
+    // One credential per model, for all of a request's files.
     let stats = emulator.stats();
     assert_eq!(stats.policy_requests, 6);
     assert_eq!(stats.tasks_submitted, 6);
