@@ -130,5 +130,83 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ))
         .try_into()?;
     println!("{}", serde_json::to_string_pretty(&native)?);
+
+    // The task APIs: local paths in their URL fields are uploaded when the request is sent.
+    let transcription: types::TranscriptionRequest = types::TranscriptionRequest::builder()
+        .model("paraformer-v2")
+        .input(types::TranscriptionInput::builder().file_urls(vec!["meeting.wav".to_owned()]))
+        .parameters(Some(
+            types::TranscriptionParameters::builder()
+                .language_hints(vec!["zh".to_owned(), "en".to_owned()])
+                .diarization_enabled(Some(true))
+                .try_into()?,
+        ))
+        .resources(vec![
+            types::TranscriptionResource::builder()
+                .resource_id("phrase-1")
+                .resource_type("asr_phrase")
+                .try_into()?,
+        ])
+        .try_into()?;
+    let edit: types::ImageSynthesisRequest = types::ImageSynthesisRequest::builder()
+        .model("wanx2.1-imageedit")
+        .input(
+            types::ImageSynthesisInput::builder()
+                .function(Some("description_edit_with_mask".to_owned()))
+                .prompt(Some("an orange cat".to_owned()))
+                .base_image_url(Some("photos/cat.png".to_owned()))
+                .mask_image_url(Some("photos/mask.png".to_owned())),
+        )
+        .parameters(Some(
+            types::ImageSynthesisParameters::builder()
+                .n(Some(2))
+                .try_into()?,
+        ))
+        .try_into()?;
+    let video: types::VideoSynthesisRequest = types::VideoSynthesisRequest::builder()
+        .model("wan2.2-kf2v-flash")
+        .input(
+            types::VideoSynthesisInput::builder()
+                .prompt(Some("the cat jumps".to_owned()))
+                .first_frame_url(Some("first.png".to_owned()))
+                .last_frame_url(Some("last.png".to_owned()))
+                .media(vec![
+                    types::VideoMedia::builder()
+                        .type_("first_frame")
+                        .url("first.png")
+                        .try_into()?,
+                ]),
+        )
+        .parameters(Some(
+            types::VideoSynthesisParameters::builder()
+                .resolution(Some("480P".to_owned()))
+                .try_into()?,
+        ))
+        .try_into()?;
+    let enrollment: types::VoiceEnrollmentRequest = types::VoiceEnrollmentRequest::builder()
+        .model("voice-enrollment")
+        .input(
+            types::VoiceEnrollmentInput::builder()
+                .action("create_voice")
+                .url(Some("sample.wav".to_owned())),
+        )
+        .try_into()?;
+    let embedding: types::MultimodalEmbeddingRequest = types::MultimodalEmbeddingRequest::builder()
+        .model("multimodal-embedding-v1")
+        .input(types::MultimodalEmbeddingInput::builder().contents(vec![
+            types::EmbeddingContent::builder()
+                .image(Some("photos/cat.png".to_owned()))
+                .try_into()?,
+        ]))
+        .try_into()?;
+    for request in [
+        serde_json::to_value(&transcription)?,
+        serde_json::to_value(&edit)?,
+        serde_json::to_value(&video)?,
+        serde_json::to_value(&enrollment)?,
+        serde_json::to_value(&embedding)?,
+    ] {
+        println!("{}", serde_json::to_string_pretty(&request)?);
+    }
     Ok(())
 }

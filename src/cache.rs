@@ -285,7 +285,7 @@ fn millis(d: Duration) -> u64 {
 /// upload can have (stored before now, expiring 48 hours later at most). Anything else, edited
 /// by hand or damaged, is dropped: never served, never shown.
 fn plausible(entry: &CachedUpload, now: SystemTime) -> bool {
-    let lifetime = millis(crate::upload::OBJECT_LIFETIME);
+    let lifetime = millis(crate::wire::OBJECT_LIFETIME);
     let skew = 24 * 3600 * 1000;
     entry.url.starts_with("oss://")
         && entry.content.len() == 64

@@ -36,8 +36,7 @@ use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
 use crate::retry::{Class, RateLimiter, RetryPolicy, classify};
 use crate::{Error, Result, Secret};
 
-/// How long an uploaded file stays readable by the model.
-pub const OBJECT_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+pub use crate::wire::OBJECT_LIFETIME;
 
 /// The chunk size of file reads.
 const CHUNK: usize = 256 * 1024;

@@ -19,6 +19,9 @@ use serde_json::Value;
 /// The header that lets the service read `oss://` URLs.
 pub const OSS_RESOLVE_HEADER: &str = "X-DashScope-OssResourceResolve";
 
+/// How long an uploaded file stays readable by the model.
+pub const OBJECT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+
 /// The header a task submit needs (`enable`); without it the service refuses the call.
 pub const ASYNC_HEADER: &str = "X-DashScope-Async";
 

@@ -1,5 +1,5 @@
 //! Copied by `.ci/spec-checks` into a scratch copy of the crate whose spec gained the
-//! multimodal-embedding operation: with no hand-written code for it, a call of it takes the one
+//! EMO face-detection operation: with no hand-written code for it, a call of it takes the one
 //! execution path — authenticated, `X-DashScope-OssResourceResolve` for its `oss://` URL, the
 //! error typed by the table, and retried by the classifier.
 
@@ -29,18 +29,16 @@ async fn an_operation_added_to_the_spec_takes_the_one_path() {
             }),
     )
     .expect("client");
-    let body: types::EmbeddingRequest = types::EmbeddingRequest::builder()
-        .model("multimodal-embedding-v1")
-        .input(types::EmbeddingInput::builder().contents(vec![
-            types::EmbeddingContent::builder()
-                .image(Some("oss://dashscope-instant/abc/2026-01-01/r/cat.png".to_owned()))
-                .try_into()
-                .expect("content"),
-        ]))
+    let body: types::FaceDetectRequest = types::FaceDetectRequest::builder()
+        .model("emo-detect-v1")
+        .input(
+            types::FaceDetectInput::builder()
+                .image_url("oss://dashscope-instant/abc/2026-01-01/r/cat.png".to_owned()),
+        )
         .try_into()
         .expect("request");
     let err = client
-        .call(client.api().create_multimodal_embedding().body(body).send())
+        .call(client.api().create_face_detect().body(body).send())
         .await
         .expect_err("throttled every time");
     assert!(matches!(err, Error::RateLimited(_)), "{err:?}");

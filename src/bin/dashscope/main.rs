@@ -13,7 +13,11 @@
 //! | 5 | a local file: missing, unreadable, not a file, empty, too large |
 //! | 6 | network: connection, timeout |
 //! | 7 | the service refused the request or answered something unreadable |
+//! | 8 | a task ended without success: failed, cancelled, or unknown |
+//! | 9 | gave up waiting for a task (`--timeout`); the task goes on |
 //! | 70 | internal failure (the emulator could not start) |
+
+mod tasks;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -49,6 +53,10 @@ pub const EXIT_FILE: u8 = 5;
 pub const EXIT_NETWORK: u8 = 6;
 /// The service refused or answered nonsense.
 pub const EXIT_SERVICE: u8 = 7;
+/// A task ended without success (failed, cancelled, unknown).
+pub const EXIT_TASK: u8 = 8;
+/// Gave up waiting for a task.
+pub const EXIT_WAIT: u8 = 9;
 /// A failure of the tool itself.
 pub const EXIT_SOFTWARE: u8 = 70;
 
@@ -57,7 +65,7 @@ pub const EXIT_SOFTWARE: u8 = 70;
     name = "dashscope",
     version,
     about = "DashScope temporary storage and multimodal calls, from the command line",
-    after_help = "Exit codes: 0 ok, 1 partial batch failure, 2 usage, 3 auth, 4 rate/quota, 5 file, 6 network, 7 service, 70 internal."
+    after_help = "Exit codes: 0 ok, 1 partial batch failure, 2 usage, 3 auth, 4 rate/quota, 5 file, 6 network, 7 service, 8 task failed/cancelled/unknown, 9 gave up waiting, 70 internal."
 )]
 struct Cli {
     #[command(flatten)]
@@ -67,7 +75,7 @@ struct Cli {
 }
 
 #[derive(Args, Debug, Clone)]
-struct Global {
+pub struct Global {
     /// API key (default: DASHSCOPE_API_KEY). Prefer the variable: flags end up in shell history.
     #[arg(long = "api-key", alias = "api_key", global = true, value_name = "KEY")]
     api_key: Option<String>,
@@ -113,6 +121,20 @@ enum Command {
     },
     /// Ask a model about files: uploads them, then streams the answer to stdout.
     Chat(ChatArgs),
+    /// Transcribe recorded audio or video files (an async task); prints each file's transcript.
+    Transcribe(tasks::TranscribeArgs),
+    /// Image tasks.
+    Image {
+        #[command(subcommand)]
+        command: tasks::ImageCommand,
+    },
+    /// Make a video from frames or an image (an async task).
+    Video(tasks::VideoArgs),
+    /// Query, wait for or cancel an async task by its id.
+    Task {
+        #[command(subcommand)]
+        command: tasks::TaskCommand,
+    },
     /// The upload cache: what was uploaded, for which model, until when.
     Cache {
         #[command(subcommand)]
@@ -330,6 +352,22 @@ async fn run(cli: Cli) -> u8 {
             }
         }
         Command::Cache { command } => cache_command(&command),
+        Command::Transcribe(args) => match connect(&global, None).await {
+            Ok((client, _emulator)) => tasks::transcribe(&client, &global, args).await,
+            Err(code) => code,
+        },
+        Command::Image { command } => match connect(&global, None).await {
+            Ok((client, _emulator)) => tasks::image(&client, &global, command).await,
+            Err(code) => code,
+        },
+        Command::Video(args) => match connect(&global, None).await {
+            Ok((client, _emulator)) => tasks::video(&client, &global, args).await,
+            Err(code) => code,
+        },
+        Command::Task { command } => match connect(&global, None).await {
+            Ok((client, _emulator)) => tasks::task(&client, &global, command).await,
+            Err(code) => code,
+        },
         Command::Chat(args) => match connect(&global, None).await {
             Ok((client, _emulator)) => chat(&client, &global, args).await,
             Err(code) => code,
@@ -509,7 +547,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The exit code of an error's class.
-fn exit_code(e: &Error) -> u8 {
+pub fn exit_code(e: &Error) -> u8 {
     match e {
         Error::InvalidApiKey(_)
         | Error::MissingApiKey
@@ -523,6 +561,11 @@ fn exit_code(e: &Error) -> u8 {
         | Error::UrlExpired { .. } => EXIT_FILE,
         Error::Transport(_) | Error::Timeout(_) => EXIT_NETWORK,
         Error::Config(_) | Error::InvalidRequest(_) => EXIT_USAGE,
+        Error::TaskFailed { .. } | Error::TaskCanceled { .. } | Error::TaskUnknown { .. } => {
+            EXIT_TASK
+        }
+        Error::WaitTimeout { .. } => EXIT_WAIT,
+        Error::MayHaveSubmitted(inner) => exit_code(inner),
         _ => EXIT_SERVICE,
     }
 }
@@ -544,12 +587,16 @@ fn hint(e: &Error) -> Option<&'static str> {
             "check the network and the base URL (--base-url, --region)"
         }
         Error::InvalidUrl(_) => "upload the file again for this model and account",
+        Error::MayHaveSubmitted(_) => {
+            "look for the task (GET /api/v1/tasks) before submitting again"
+        }
+        Error::UnsupportedOperation(_) => "only a PENDING task can be cancelled",
         _ => return None,
     })
 }
 
 /// Prints an error on stderr: what, the code and request id, and a hint.
-fn report(e: &Error, path: Option<&str>) {
+pub fn report(e: &Error, path: Option<&str>) {
     let mut line = String::from("dashscope: ");
     let message = e.to_string();
     if let Some(p) = path.filter(|p| !message.starts_with(p)) {

@@ -1,0 +1,496 @@
+//! The task commands: `transcribe`, `image edit`, `video`, `task get|wait|cancel`. Each submits
+//! through the library (local files uploaded there, for the task's model), waits with a spinner
+//! showing the task's state on a terminal (state lines on stderr otherwise), and prints results.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use dashscope_oss::api::types;
+use dashscope_oss::task::{Task, WaitOptions};
+use dashscope_oss::{Client, Error};
+
+use crate::{EXIT_OK, EXIT_USAGE, Global, exit_code, report};
+
+/// What every task command shares.
+#[derive(Args, Debug, Clone)]
+pub struct TaskFlags {
+    /// Print only the task id and exit; `dashscope task wait ID` gets the result later.
+    #[arg(long = "async")]
+    pub no_wait: bool,
+    /// Seconds before the first query (doubling to 8 s between queries).
+    #[arg(long = "poll-interval", value_name = "SECS", default_value_t = 1.0)]
+    pub poll_interval: f64,
+    /// Give up waiting after SECS (the task goes on; exit code 9).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct TranscribeArgs {
+    /// The model: paraformer-v2, fun-asr, qwen3-asr-flash-filetrans, ...
+    #[arg(short, long)]
+    pub model: String,
+    /// Languages to expect, e.g. `zh,en`.
+    #[arg(long, value_delimiter = ',')]
+    pub language: Vec<String>,
+    /// Tell speakers apart.
+    #[arg(long)]
+    pub diarize: bool,
+    /// Print every file's transcript as JSON (one object for the task).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub task: TaskFlags,
+    /// Audio or video files (local paths are uploaded first) or URLs; at most 100.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Edit an image (wanx2.1-imageedit): `--function` chooses the edit.
+    Edit(ImageEditArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImageEditArgs {
+    /// The model.
+    #[arg(short, long, default_value = "wanx2.1-imageedit")]
+    pub model: String,
+    /// The edit: description_edit, description_edit_with_mask, stylization_all, expand, ...
+    #[arg(long)]
+    pub function: String,
+    /// The image to edit (a path or URL).
+    #[arg(long = "base-image", value_name = "IMAGE")]
+    pub base_image: String,
+    /// Where to edit (white) and where not (black).
+    #[arg(long, value_name = "IMAGE")]
+    pub mask: Option<String>,
+    /// Images to make (1 to 4).
+    #[arg(short, default_value_t = 1)]
+    pub n: i64,
+    /// Write the result here (several: `out-1.png`, `out-2.png`, ...); without it the result
+    /// URLs (valid 24 hours) are printed.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub task: TaskFlags,
+    /// What to do.
+    pub prompt: String,
+}
+
+#[derive(Args, Debug)]
+pub struct VideoArgs {
+    /// The model: wan2.2-kf2v-flash (first/last frame), wan2.2-i2v-flash (image to video), ...
+    #[arg(short, long)]
+    pub model: String,
+    /// The first frame (first/last-frame models).
+    #[arg(long = "first-frame", value_name = "IMAGE")]
+    pub first_frame: Option<String>,
+    /// The last frame (first/last-frame models).
+    #[arg(long = "last-frame", value_name = "IMAGE")]
+    pub last_frame: Option<String>,
+    /// The first frame of an image-to-video model.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// 480P, 720P or 1080P.
+    #[arg(long)]
+    pub resolution: Option<String>,
+    /// Write the video here; without it its URL (valid 24 hours) is printed.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub task: TaskFlags,
+    /// What happens.
+    pub prompt: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TaskCommand {
+    /// Print a task's state (its whole answer with --json).
+    Get {
+        /// The task id.
+        id: String,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait for a task to end; print its result URLs (its whole answer with --json).
+    Wait {
+        /// The task id.
+        id: String,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        task: TaskFlags,
+    },
+    /// Cancel a task that has not started.
+    Cancel {
+        /// The task id.
+        id: String,
+    },
+}
+
+fn wait_options(flags: &TaskFlags, global: &Global) -> Result<WaitOptions, u8> {
+    let secs = |v: f64, name: &str| {
+        Duration::try_from_secs_f64(v).map_err(|_| {
+            eprintln!("dashscope: --{name} must be a non-negative number of seconds");
+            EXIT_USAGE
+        })
+    };
+    let initial = secs(flags.poll_interval, "poll-interval")?;
+    let mut options = WaitOptions::default().interval(initial, Duration::from_secs(8).max(initial));
+    if let Some(t) = flags.timeout {
+        options = options.timeout(secs(t, "timeout")?);
+    }
+    if global.quiet {
+        return Ok(options);
+    }
+    if std::io::stderr().is_terminal() {
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.enable_steady_tick(Duration::from_millis(120));
+        Ok(options.on_change(move |r| {
+            let state = r.state();
+            spinner.set_message(format!("task {}", state));
+            if state.is_terminal() {
+                spinner.finish_and_clear();
+            }
+        }))
+    } else {
+        Ok(options.on_change(|r| {
+            eprintln!(
+                "dashscope: task {}: {}",
+                r.output.task_id.as_deref().unwrap_or("?"),
+                r.state()
+            );
+        }))
+    }
+}
+
+/// Submits, then (unless `--async`) waits: the finished answer, or the exit code.
+async fn run_task(
+    client: &Client,
+    global: &Global,
+    flags: &TaskFlags,
+    submitted: Result<Task, Error>,
+) -> Result<Option<types::TaskResponse>, u8> {
+    let options = wait_options(flags, global)?;
+    let task = submitted.map_err(|e| {
+        report(&e, None);
+        exit_code(&e)
+    })?;
+    if flags.no_wait {
+        println!("{}", task.id);
+        return Ok(None);
+    }
+    if !global.quiet && !std::io::stderr().is_terminal() {
+        eprintln!("dashscope: task {} submitted", task.id);
+    }
+    client
+        .wait_task(&task.id, &options)
+        .await
+        .map(Some)
+        .map_err(|e| {
+            report(&e, None);
+            exit_code(&e)
+        })
+}
+
+pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) -> u8 {
+    let mut parameters = types::TranscriptionParameters::builder();
+    if !args.language.is_empty() {
+        parameters = parameters.language_hints(args.language.clone());
+    }
+    if args.diarize {
+        parameters = parameters.diarization_enabled(Some(true));
+    }
+    let input = if args.model.contains("filetrans") && args.files.len() == 1 {
+        types::TranscriptionInput::builder().file_url(Some(args.files[0].clone()))
+    } else {
+        types::TranscriptionInput::builder().file_urls(args.files.clone())
+    };
+    let request: Result<types::TranscriptionRequest, _> = types::TranscriptionRequest::builder()
+        .model(args.model.clone())
+        .input(input)
+        .parameters(parameters.try_into().ok())
+        .try_into();
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dashscope: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let done = match run_task(
+        client,
+        global,
+        &args.task,
+        client.submit_transcription(&request).await,
+    )
+    .await
+    {
+        Ok(Some(done)) => done,
+        Ok(None) => return EXIT_OK,
+        Err(code) => return code,
+    };
+    let files = client.transcriptions(&done).await;
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = None;
+    let several = files.len() > 1;
+    let mut json_files = Vec::new();
+    for file in &files {
+        match &file.result {
+            Ok(transcript) => {
+                if args.json {
+                    json_files.push(
+                        serde_json::json!({"file_url": file.file_url, "transcript": transcript}),
+                    );
+                } else if several {
+                    let _ = writeln!(stdout, "== {}\n{}", file.file_url, transcript.text());
+                } else {
+                    let _ = writeln!(stdout, "{}", transcript.text());
+                }
+            }
+            Err(e) => {
+                if args.json {
+                    json_files.push(serde_json::json!({
+                        "file_url": file.file_url,
+                        "error": {"message": e.to_string(), "code": e.code()}
+                    }));
+                }
+                report(e, Some(&file.file_url));
+                failed.get_or_insert(exit_code(e));
+            }
+        }
+    }
+    if args.json {
+        let all = serde_json::json!({
+            "task_id": done.output.task_id, "request_id": done.request_id, "files": json_files
+        });
+        let _ = writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&all).unwrap_or_default()
+        );
+    }
+    match (failed, files.iter().any(|f| f.result.is_ok())) {
+        (None, _) => EXIT_OK,
+        (Some(_), true) => crate::EXIT_PARTIAL,
+        (Some(code), false) => code,
+    }
+}
+
+pub async fn image(client: &Client, global: &Global, command: ImageCommand) -> u8 {
+    let ImageCommand::Edit(args) = command;
+    let request: Result<types::ImageSynthesisRequest, _> = types::ImageSynthesisRequest::builder()
+        .model(args.model.clone())
+        .input(
+            types::ImageSynthesisInput::builder()
+                .function(Some(args.function.clone()))
+                .prompt(Some(args.prompt.clone()))
+                .base_image_url(Some(args.base_image.clone()))
+                .mask_image_url(args.mask.clone()),
+        )
+        .parameters(
+            types::ImageSynthesisParameters::builder()
+                .n(Some(args.n))
+                .try_into()
+                .ok(),
+        )
+        .try_into();
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dashscope: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let done = match run_task(
+        client,
+        global,
+        &args.task,
+        client.submit_image_edit(&request).await,
+    )
+    .await
+    {
+        Ok(Some(done)) => done,
+        Ok(None) => return EXIT_OK,
+        Err(code) => return code,
+    };
+    let urls: Vec<String> = done.image_urls().into_iter().map(str::to_owned).collect();
+    deliver(client, global, &urls, args.output.as_deref()).await
+}
+
+pub async fn video(client: &Client, global: &Global, args: VideoArgs) -> u8 {
+    let mut input = types::VideoSynthesisInput::builder()
+        .prompt(Some(args.prompt.clone()))
+        .first_frame_url(args.first_frame.clone())
+        .last_frame_url(args.last_frame.clone())
+        .img_url(args.image.clone());
+    if args.first_frame.is_none() && args.image.is_none() {
+        eprintln!(
+            "dashscope: give --first-frame (first/last-frame models) or --image (image to video)"
+        );
+        return EXIT_USAGE;
+    }
+    if args.model.contains("kf2v") && args.first_frame.is_none() {
+        // A first/last-frame model reads the image as its first frame.
+        input = input.first_frame_url(args.image.clone()).img_url(None);
+    }
+    let request: Result<types::VideoSynthesisRequest, _> = types::VideoSynthesisRequest::builder()
+        .model(args.model.clone())
+        .input(input)
+        .parameters(
+            types::VideoSynthesisParameters::builder()
+                .resolution(args.resolution.clone())
+                .try_into()
+                .ok(),
+        )
+        .try_into();
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dashscope: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let done = match run_task(
+        client,
+        global,
+        &args.task,
+        client.submit_video_synthesis(&request).await,
+    )
+    .await
+    {
+        Ok(Some(done)) => done,
+        Ok(None) => return EXIT_OK,
+        Err(code) => return code,
+    };
+    let urls: Vec<String> = done.video_url().into_iter().map(str::to_owned).collect();
+    deliver(client, global, &urls, args.output.as_deref()).await
+}
+
+/// Downloads results to `output` (numbered when several) and prints the paths, or prints the
+/// URLs (valid 24 hours).
+async fn deliver(client: &Client, global: &Global, urls: &[String], output: Option<&Path>) -> u8 {
+    let Some(output) = output else {
+        for url in urls {
+            println!("{url}");
+        }
+        if !global.quiet {
+            eprintln!("dashscope: result URLs last 24 hours: download them (-o PATH)");
+        }
+        return EXIT_OK;
+    };
+    for (i, url) in urls.iter().enumerate() {
+        let path = if urls.len() == 1 {
+            output.to_path_buf()
+        } else {
+            numbered(output, i + 1)
+        };
+        match client.download(url, &path, None).await {
+            Ok(bytes) => {
+                println!("{}", path.display());
+                if !global.quiet {
+                    eprintln!("dashscope: wrote {} ({bytes} bytes)", path.display());
+                }
+            }
+            Err(e) => {
+                report(&e, Some(&path.display().to_string()));
+                return exit_code(&e);
+            }
+        }
+    }
+    EXIT_OK
+}
+
+/// `out.png` → `out-2.png`.
+fn numbered(path: &Path, n: usize) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "out".into(), |s| s.to_string_lossy());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    path.with_file_name(name)
+}
+
+pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 {
+    let print = |answer: &types::TaskResponse, json: bool| {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(answer).unwrap_or_default()
+            );
+            return;
+        }
+        println!("{}", answer.state());
+        for url in answer.image_urls().into_iter().chain(answer.video_url()) {
+            println!("{url}");
+        }
+        for r in &answer.output.results {
+            if let Some(url) = &r.transcription_url {
+                println!("{url}");
+            }
+        }
+    };
+    match command {
+        TaskCommand::Get { id, json } => match client.get_task(&id).await {
+            Ok(answer) => {
+                print(&answer, json);
+                EXIT_OK
+            }
+            Err(e) => {
+                report(&e, None);
+                exit_code(&e)
+            }
+        },
+        TaskCommand::Wait { id, json, task } => {
+            let options = match wait_options(&task, global) {
+                Ok(o) => o,
+                Err(code) => return code,
+            };
+            match client.wait_task(&id, &options).await {
+                Ok(answer) => {
+                    print(&answer, json);
+                    EXIT_OK
+                }
+                Err(e) => {
+                    report(&e, None);
+                    exit_code(&e)
+                }
+            }
+        }
+        TaskCommand::Cancel { id } => match client.cancel_task(&id).await {
+            Ok(_) => {
+                if !global.quiet {
+                    eprintln!("dashscope: task {id} cancelled");
+                }
+                EXIT_OK
+            }
+            Err(e) => {
+                report(&e, None);
+                exit_code(&e)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_results_are_numbered() {
+        assert_eq!(
+            numbered(Path::new("a/out.png"), 2),
+            PathBuf::from("a/out-2.png")
+        );
+        assert_eq!(numbered(Path::new("clip"), 1), PathBuf::from("clip-1"));
+    }
+}
