@@ -45,7 +45,7 @@ fn generate() -> Result<(), String> {
     let file: syn::File =
         syn::parse2(tokens).map_err(|e| format!("{SPEC}: generated code does not parse: {e}"))?;
     let mut code = default_extra_maps(prettyplease::unparse(&file))?;
-    code.push_str(&operation_tables(&spec));
+    code.push_str(&operation_tables(&spec)?);
 
     let out_dir = std::env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?;
     let out = Path::new(&out_dir).join("codegen.rs");
@@ -71,7 +71,7 @@ fn default_extra_maps(code: String) -> Result<String, String> {
 /// what an operation needs beyond the spec's shapes is said in the spec, next to it.
 /// `x-dashscope-async: true`: a task submit (the async header; never resent once it may have
 /// arrived). `x-dashscope-task-query: true`: an endpoint under the 20-per-second task limit.
-fn operation_tables(spec: &openapiv3::OpenAPI) -> String {
+fn operation_tables(spec: &openapiv3::OpenAPI) -> Result<String, String> {
     let mut tables = String::new();
     for (extension, name, doc) in [
         (
@@ -85,19 +85,26 @@ fn operation_tables(spec: &openapiv3::OpenAPI) -> String {
             "Task queries, cancels and lists (`x-dashscope-task-query` in the spec).",
         ),
     ] {
-        let mut ids: Vec<&str> = spec
-            .operations()
-            .filter(|(_, _, op)| {
-                op.extensions.get(extension) == Some(&serde_json::Value::Bool(true))
-            })
-            .filter_map(|(_, _, op)| op.operation_id.as_deref())
-            .collect();
+        let mut ids: Vec<&str> = Vec::new();
+        for (path, method, op) in spec.operations() {
+            match op.extensions.get(extension) {
+                None | Some(serde_json::Value::Bool(false)) => {}
+                Some(serde_json::Value::Bool(true)) => {
+                    ids.extend(op.operation_id.as_deref());
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "{SPEC}: {method} {path}: {extension} must be true or false, not {other}"
+                    ));
+                }
+            }
+        }
         ids.sort_unstable();
         tables.push_str(&format!(
             "\n/// {doc}\npub const {name}: &[&str] = &{ids:?};\n"
         ));
     }
-    tables
+    Ok(tables)
 }
 
 fn quote_path(path: &str) -> proc_macro2::TokenStream {

@@ -295,10 +295,47 @@ fn plausible(entry: &CachedUpload, now: SystemTime) -> bool {
         && entry.expires_at_ms <= entry.uploaded_at_ms.saturating_add(lifetime)
 }
 
+/// One change to the book: applied to memory at once, to the file in batches.
+#[derive(Debug, Clone)]
+enum Edit {
+    Add(CachedUpload),
+    Mark(Mark),
+    /// Forget every entry of this one's identity.
+    Forget(CachedUpload),
+    Clear,
+}
+
+impl Edit {
+    fn apply(self, book: &mut Book) {
+        match self {
+            Edit::Add(entry) => book.entries.push(entry),
+            Edit::Mark(mark) => book.marks.push(mark),
+            Edit::Forget(gone) => book.entries.retain(|e| {
+                !(e.content == gone.content
+                    && e.content_type == gone.content_type
+                    && e.model == gone.model
+                    && e.account == gone.account)
+            }),
+            Edit::Clear => {
+                book.entries.clear();
+                book.marks.clear();
+            }
+        }
+    }
+}
+
+/// Edits a cache on disk keeps before writing them: a batch of uploads rewrites the file once
+/// per this many (and at least once a second, and when the client is dropped), not once each.
+const BATCH: usize = 64;
+
 /// The cache of one client: in memory, and on disk when given a directory.
 #[derive(Debug)]
 pub struct UploadCache {
     book: Mutex<Book>,
+    /// Edits not yet in the file (on disk only), and when the file was last written.
+    pending: Mutex<(Vec<Edit>, Option<std::time::Instant>)>,
+    /// Pruning is amortised: when the book has grown to this many entries.
+    prune_at: Mutex<usize>,
     /// The fingerprint of the cache file when it was last read, to read it only when changed.
     seen: Mutex<Option<Stamp>>,
     /// URLs this client got from the cache or found in a request: those a refusal may heal.
@@ -312,21 +349,24 @@ pub struct UploadCache {
 impl UploadCache {
     /// A cache kept in memory only.
     pub fn in_memory(margin: Duration) -> Self {
-        Self {
-            book: Mutex::new(Book::default()),
-            seen: Mutex::new(None),
-            served: Mutex::default(),
-            dir: None,
-            margin,
-            warning: Mutex::new(None),
-        }
+        Self::new(None, margin)
     }
 
     /// A cache kept in `dir` (created if missing). Reading is deferred to the first lookup.
     pub fn on_disk(dir: impl Into<PathBuf>, margin: Duration) -> Self {
+        Self::new(Some(dir.into()), margin)
+    }
+
+    fn new(dir: Option<PathBuf>, margin: Duration) -> Self {
         Self {
-            dir: Some(dir.into()),
-            ..Self::in_memory(margin)
+            book: Mutex::new(Book::default()),
+            pending: Mutex::new((Vec::new(), None)),
+            prune_at: Mutex::new(1024),
+            seen: Mutex::new(None),
+            served: Mutex::default(),
+            dir,
+            margin,
+            warning: Mutex::new(None),
         }
     }
 
@@ -350,15 +390,39 @@ impl UploadCache {
         self.refresh();
         let mut entries = lock(&self.book).entries.clone();
         entries.sort_by_key(|e| std::cmp::Reverse(e.expires_at_ms));
+        entries.dedup_by(|a, b| a.url == b.url);
         entries
     }
 
     /// Forgets everything (and empties the cache file).
     pub fn clear(&self) -> std::io::Result<()> {
-        self.change(|book| {
-            book.entries.clear();
-            book.marks.clear();
-        })
+        self.edit(Edit::Clear);
+        self.flush()
+    }
+
+    /// Writes the edits not yet in the cache file (a cache on disk writes in batches; this is
+    /// also done when the cache is dropped).
+    pub fn flush(&self) -> std::io::Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let edits = {
+            let mut pending = lock(&self.pending);
+            pending.1 = Some(std::time::Instant::now());
+            std::mem::take(&mut pending.0)
+        };
+        if edits.is_empty() {
+            return Ok(());
+        }
+        let written = self.write(dir, edits.clone());
+        if written.is_err() {
+            // Kept for the next try, so that a refresh does not undo them in memory.
+            let mut pending = lock(&self.pending);
+            let later = std::mem::take(&mut pending.0);
+            pending.0 = edits;
+            pending.0.extend(later);
+        }
+        written
     }
 
     pub(crate) fn lookup(&self, identity: &Identity, now: SystemTime) -> Verdict {
@@ -384,20 +448,14 @@ impl UploadCache {
 
     /// Remembers an upload, and the fingerprint its content digest stands for (when settled).
     pub(crate) fn record(&self, entry: CachedUpload, mark: Option<(PathBuf, Stamp)>) {
-        let content = entry.content.clone();
-        let result = self.change(move |book| {
-            book.entries.push(entry);
-            if let Some((path, stamp)) = mark {
-                book.marks.push(Mark {
-                    path,
-                    stamp,
-                    content,
-                });
-            }
-        });
-        if let Err(e) = result {
-            self.warn(format!("the upload cache could not be written: {e}"));
+        if let Some((path, stamp)) = mark {
+            self.edit(Edit::Mark(Mark {
+                path,
+                stamp,
+                content: entry.content.clone(),
+            }));
         }
+        self.edit(Edit::Add(entry));
     }
 
     /// The entry of a URL of this account, in any state.
@@ -406,6 +464,7 @@ impl UploadCache {
         lock(&self.book)
             .entries
             .iter()
+            .rev()
             .find(|e| e.url == url && e.account == account)
             .cloned()
     }
@@ -422,30 +481,18 @@ impl UploadCache {
 
     /// Remembers that a settled fingerprint stands for a content (a hit on a file hashed again).
     pub(crate) fn remember_mark(&self, path: PathBuf, stamp: Stamp, content: String) {
-        let result = self.change(move |book| {
-            book.marks.push(Mark {
-                path,
-                stamp,
-                content,
-            })
-        });
-        if let Err(e) = result {
-            self.warn(format!("the upload cache could not be written: {e}"));
-        }
+        self.edit(Edit::Mark(Mark {
+            path,
+            stamp,
+            content,
+        }));
     }
 
-    /// Forgets every URL of an entry's identity: the service refused one of them.
+    /// Forgets every URL of an entry's identity: the service refused one of them. Written at
+    /// once, so that another process does not serve it meanwhile.
     pub(crate) fn forget_content(&self, entry: &CachedUpload) {
-        let gone = entry.clone();
-        let result = self.change(move |book| {
-            book.entries.retain(|e| {
-                !(e.content == gone.content
-                    && e.content_type == gone.content_type
-                    && e.model == gone.model
-                    && e.account == gone.account)
-            })
-        });
-        if let Err(e) = result {
+        self.edit(Edit::Forget(entry.clone()));
+        if let Err(e) = self.flush() {
             self.warn(format!("the upload cache could not be written: {e}"));
         }
     }
@@ -455,7 +502,35 @@ impl UploadCache {
         lock(&self.warning).get_or_insert(message);
     }
 
+    /// Applies an edit in memory at once (pruning now and then), and on disk in batches.
+    fn edit(&self, edit: Edit) {
+        {
+            let mut book = lock(&self.book);
+            edit.clone().apply(&mut book);
+            let mut prune_at = lock(&self.prune_at);
+            if book.entries.len() + book.marks.len() >= *prune_at {
+                book.prune(SystemTime::now());
+                *prune_at = (2 * (book.entries.len() + book.marks.len())).max(1024);
+            }
+        }
+        if self.dir.is_none() {
+            return;
+        }
+        let due = {
+            let mut pending = lock(&self.pending);
+            pending.0.push(edit);
+            pending.0.len() >= BATCH
+                || pending
+                    .1
+                    .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        };
+        if due && let Err(e) = self.flush() {
+            self.warn(format!("the upload cache could not be written: {e}"));
+        }
+    }
+
     /// Reads the cache file into memory (on disk only): other processes may have added to it.
+    /// This process's edits not yet written stay on top.
     fn refresh(&self) {
         let Some(dir) = &self.dir else { return };
         let path = dir.join(CACHE_FILE);
@@ -466,7 +541,10 @@ impl UploadCache {
             return;
         }
         match read_book(&path) {
-            Ok(book) => {
+            Ok(mut book) => {
+                for edit in lock(&self.pending).0.iter().cloned() {
+                    edit.apply(&mut book);
+                }
                 *lock(&self.book) = book;
                 *lock(&self.seen) = seen;
             }
@@ -475,16 +553,9 @@ impl UploadCache {
         }
     }
 
-    /// Applies `f` to the book: in memory, or on disk under the lock, merged with what other
-    /// processes wrote, pruned, and written atomically.
-    fn change(&self, f: impl FnOnce(&mut Book)) -> std::io::Result<()> {
-        let now = SystemTime::now();
-        let Some(dir) = &self.dir else {
-            let mut book = lock(&self.book);
-            f(&mut book);
-            book.prune(now);
-            return Ok(());
-        };
+    /// Applies edits to the file under the lock, merged with what other processes wrote,
+    /// pruned, and written atomically; the result is the book in memory.
+    fn write(&self, dir: &Path, edits: Vec<Edit>) -> std::io::Result<()> {
         create_private_dir(dir)?;
         let lock_file = std::fs::OpenOptions::new()
             .create(true)
@@ -503,14 +574,30 @@ impl UploadCache {
                 return Err(std::io::Error::other(message));
             }
         };
-        f(&mut book);
+        for edit in edits {
+            edit.apply(&mut book);
+        }
         book.version = VERSION;
-        book.prune(now);
+        book.prune(SystemTime::now());
         let written = write_atomically(dir, &path, &book);
-        *lock(&self.book) = book;
+        {
+            let mut memory = lock(&self.book);
+            *memory = book;
+            for edit in lock(&self.pending).0.iter().cloned() {
+                edit.apply(&mut memory);
+            }
+        }
         *lock(&self.seen) = None;
         drop(lock_file);
         written
+    }
+}
+
+impl Drop for UploadCache {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!("the upload cache could not be written: {e}");
+        }
     }
 }
 

@@ -301,7 +301,9 @@ impl Config {
     /// memory only. An upload of the same content for the same model with the same key and
     /// base URL then returns the earlier `oss://` URL while it has more than
     /// [`Config::upload_cache_margin`] left, and sends nothing. The file holds content digests,
-    /// URLs, models, paths and a one-way digest of the key and base URL: never a secret.
+    /// URLs, models, paths and a one-way digest of the key and base URL: never a secret. A
+    /// client writes its uploads there in batches: at least once a second, and when it is
+    /// dropped (or on `UploadCache::flush`).
     pub fn upload_cache(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.upload_cache = UploadCacheSetting::Dir(dir.into());
         self

@@ -224,10 +224,11 @@ pub struct WaitOptions {
     pub initial_interval: Duration,
     /// The longest pause (default 8 s): the pause doubles up to it.
     pub max_interval: Duration,
-    /// Give up after this long with [`Error::WaitTimeout`] (default: never); the task goes on.
+    /// Give up after this long with [`Error::WaitTimeout`], a query in flight included (default
+    /// 24 hours: the service forgets a task after that); the task goes on.
     pub timeout: Option<Duration>,
-    /// Queries that fail in a row (after their own retries) before the wait gives up with the
-    /// last error (default 10): a wait survives a service that fails for a while.
+    /// Failed queries (after their own retries) a wait goes on through, in a row (default 10):
+    /// a wait survives a service that fails for a while; the next failure ends it.
     pub max_failed_queries: u32,
     /// Observes state changes.
     pub on_change: Option<StateFn>,
@@ -238,7 +239,7 @@ impl Default for WaitOptions {
         Self {
             initial_interval: Duration::from_secs(1),
             max_interval: Duration::from_secs(8),
-            timeout: None,
+            timeout: Some(Duration::from_secs(24 * 3600)),
             max_failed_queries: 10,
             on_change: None,
         }
@@ -260,8 +261,9 @@ impl std::fmt::Debug for WaitOptions {
 impl WaitOptions {
     /// The pauses: the first, and the longest.
     pub fn interval(mut self, initial: Duration, max: Duration) -> Self {
-        self.initial_interval = initial;
-        self.max_interval = max.max(initial);
+        // A pause of zero would never grow: at least a millisecond.
+        self.initial_interval = initial.max(Duration::from_millis(1));
+        self.max_interval = max.max(self.initial_interval);
         self
     }
 
@@ -308,7 +310,17 @@ impl Client {
             >,
         >,
     ) -> Result<Task> {
-        let answer = self.call(call).await?;
+        // The request went out and was answered 2xx, but the answer was lost or unreadable:
+        // the task exists. (A connection never made was retried, or comes back as it is.)
+        let answer = self.call(call).await.map_err(|e| match e {
+            Error::Transport(t) | Error::Timeout(t) if !t.is_connect() => {
+                Error::MayHaveSubmitted(Box::new(Error::from_reqwest(t)))
+            }
+            Error::Decode(d) if d.status().is_some_and(|s| (200..300).contains(&s)) => {
+                Error::MayHaveSubmitted(Box::new(Error::Decode(d)))
+            }
+            other => other,
+        })?;
         Ok(Task {
             state: TaskState::parse(answer.output.task_status.as_deref().unwrap_or("PENDING")),
             id: answer.output.task_id,
@@ -436,8 +448,20 @@ impl Client {
     /// [`Error::UnsupportedOperation`].
     pub async fn cancel_task(&self, task_id: &str) -> Result<types::TaskCancelResponse> {
         check_id(task_id)?;
-        self.call(self.api().cancel_task().task_id(task_id).send())
+        match self
+            .call(self.api().cancel_task().task_id(task_id).send())
             .await
+        {
+            // A retried cancel whose first try worked is refused: the task says which it was.
+            Err(Error::UnsupportedOperation(e)) => match self.get_task(task_id).await {
+                Ok(task) if task.state() == TaskState::Canceled => Ok(types::TaskCancelResponse {
+                    request_id: task.request_id,
+                    extra: Default::default(),
+                }),
+                _ => Err(Error::UnsupportedOperation(e)),
+            },
+            other => other,
+        }
     }
 
     /// Queries a task until it ends: its answer when it succeeded, [`Error::TaskFailed`],
@@ -455,7 +479,25 @@ impl Client {
         let mut last_state: Option<TaskState> = None;
         let mut failed_in_a_row = 0u32;
         loop {
-            match self.get_task(task_id).await {
+            let query = self.get_task(task_id);
+            let answered = match options.timeout {
+                Some(timeout) => {
+                    let left = timeout.saturating_sub(started.elapsed());
+                    match tokio::time::timeout(left, query).await {
+                        Ok(answered) => answered,
+                        Err(_) => {
+                            return Err(Error::WaitTimeout {
+                                task_id: task_id.to_owned(),
+                                status: last_state
+                                    .map_or("not yet known".to_owned(), |s| s.to_string()),
+                                waited: started.elapsed(),
+                            });
+                        }
+                    }
+                }
+                None => query.await,
+            };
+            match answered {
                 Ok(response) => {
                     failed_in_a_row = 0;
                     let state = response.state();
@@ -470,7 +512,7 @@ impl Client {
                         return end.map(|()| response);
                     }
                 }
-                Err(e) if e.is_retryable() && failed_in_a_row + 1 < options.max_failed_queries => {
+                Err(e) if e.is_retryable() && failed_in_a_row < options.max_failed_queries => {
                     failed_in_a_row += 1;
                     tracing::warn!(task_id, error = %e, "task query failed; waiting on");
                 }
@@ -499,8 +541,15 @@ impl Client {
     /// presigned) and last 24 hours.
     pub async fn transcriptions(&self, done: &types::TaskResponse) -> Vec<FileTranscription> {
         let task_id = done.output.task_id.clone().unwrap_or_default();
-        let mut files = Vec::with_capacity(done.output.results.len());
-        for result in &done.output.results {
+        // qwen3-asr-flash-filetrans answers one `output.result`; the others `output.results[]`.
+        let results: Vec<&types::TaskResult> = done
+            .output
+            .results
+            .iter()
+            .chain(done.output.result.as_ref())
+            .collect();
+        let mut files = Vec::with_capacity(results.len());
+        for result in results {
             let file_url = result.file_url.clone().unwrap_or_default();
             let failed = TaskState::parse(result.subtask_status.as_deref().unwrap_or(""))
                 == TaskState::Failed
@@ -528,8 +577,19 @@ impl Client {
 
     /// A result's JSON, fetched without the API key.
     async fn fetch_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T> {
+        const LIMIT: usize = 64 * 1024 * 1024;
         let response = self.fetch(url).await?;
-        let bytes = response.bytes().await.map_err(Error::from_reqwest)?;
+        let (bytes, truncated) = transport::read_limited(response, LIMIT)
+            .await
+            .map_err(Error::from_reqwest)?;
+        if truncated {
+            return Err(Error::decode(
+                Some(200),
+                format!("the result at {} is over {LIMIT} bytes", redact_query(url)),
+                &[],
+                None,
+            ));
+        }
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::decode(
                 Some(200),
@@ -583,12 +643,15 @@ impl Client {
             path: Some(path.to_path_buf()),
             source,
         };
-        let partial = path.with_file_name(format!(
-            ".{}.part",
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let partial = Partial(path.with_file_name(format!(
+            ".{}.{}-{}.part",
             path.file_name()
-                .map_or_else(|| "download".into(), |n| n.to_string_lossy())
-        ));
-        let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
+                .map_or_else(|| "download".into(), |n| n.to_string_lossy()),
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )));
+        let mut file = tokio::fs::File::create(&partial.0).await.map_err(io)?;
         let mut written = 0u64;
         let mut body = response.bytes_stream();
         let copied: Result<()> = async {
@@ -605,12 +668,8 @@ impl Client {
         }
         .await;
         drop(file);
-        if let Err(e) = copied {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(e);
-        }
+        copied?;
         if let Some(total) = total.filter(|t| *t != written) {
-            let _ = tokio::fs::remove_file(&partial).await;
             return Err(Error::decode(
                 Some(200),
                 format!("the download ended after {written} of {total} bytes"),
@@ -618,8 +677,27 @@ impl Client {
                 None,
             ));
         }
-        tokio::fs::rename(&partial, path).await.map_err(io)?;
+        tokio::fs::rename(&partial.0, path).await.map_err(io)?;
+        partial.keep();
         Ok(written)
+    }
+}
+
+/// A download's temporary file, removed when the download fails or is dropped half-way.
+struct Partial(std::path::PathBuf);
+
+impl Partial {
+    /// Renamed into place: nothing to remove.
+    fn keep(mut self) {
+        self.0 = std::path::PathBuf::new();
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 

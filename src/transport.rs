@@ -125,7 +125,7 @@ pub(crate) async fn send_raw(
 
 /// A failure before the request left: no connection was made.
 fn never_sent(error: &Error) -> bool {
-    matches!(error, Error::Transport(e) if e.is_connect())
+    matches!(error, Error::Transport(e) | Error::Timeout(e) if e.is_connect())
 }
 
 /// One attempt: a success answer as it is, an error answer as an [`Error`].

@@ -136,7 +136,10 @@ async fn another_model_key_or_base_url_misses() {
     );
     let other_key = two.upload("qwen-vl-plus", &*cat).await.expect("upload");
     assert!(!other_key.from_cache && other_key.url != url);
-    // The same key from another process (a new client on the directory): a hit.
+    // The same key from another process (a new client on the directory): a hit. (A client
+    // writes its uploads to the directory in batches, at least once a second, and when it is
+    // dropped; flushed here, as another process would find them.)
+    one.upload_cache().expect("cache").flush().expect("flush");
     let again = client(
         config(&emulator)
             .api_key("sk-team-one")
@@ -161,6 +164,9 @@ async fn another_model_key_or_base_url_misses() {
     );
     assert_eq!(emulator.stats().uploads_ok, 4);
     // Nothing secret is written.
+    for c in [&one, &two, &again, &elsewhere] {
+        c.upload_cache().expect("cache").flush().expect("flush");
+    }
     let written = std::fs::read_to_string(cache.join("uploads.json")).expect("cache file");
     assert!(!written.contains("sk-team"), "{written}");
     assert!(!written.contains("Signature") && !written.contains("policy\""));
@@ -355,6 +361,11 @@ async fn a_damaged_cache_file_is_a_warning_and_a_fresh_start() {
             .expect("a warning");
         assert!(warning.contains("starting afresh"), "{warning}");
         // Written whole again: the next client hits without a warning.
+        client
+            .upload_cache()
+            .expect("cache")
+            .flush()
+            .expect("flush");
         let next = self::client(config(&emulator).upload_cache(&cache));
         let hit = next.upload("qwen-vl-plus", &*cat).await.expect("upload");
         assert_eq!((hit.url, hit.from_cache), (file.url, true));

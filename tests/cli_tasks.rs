@@ -253,18 +253,21 @@ async fn async_then_task_get_wait_and_cancel() {
     let pending = submit("another");
     let cancelled = run(Some(&emulator), &["task", "cancel", &pending]);
     assert_eq!(cancelled.status.code(), Some(0), "{}", show(&cancelled));
-    // Not PENDING any more: refused, with its code and a hint.
+    // Cancelling it again is no error: the task is cancelled, as asked.
     let again = run(Some(&emulator), &["task", "cancel", &pending]);
-    assert_eq!(again.status.code(), Some(7), "{}", show(&again));
+    assert_eq!(again.status.code(), Some(0), "{}", show(&again));
+    // A task that ran cannot be cancelled: refused, with its code and a hint.
+    let late = run(Some(&emulator), &["task", "cancel", &id]);
+    assert_eq!(late.status.code(), Some(7), "{}", show(&late));
     assert!(
-        text(&again.stderr).contains("UnsupportedOperation"),
+        text(&late.stderr).contains("UnsupportedOperation"),
         "{}",
-        show(&again)
+        show(&late)
     );
     assert!(
-        text(&again.stderr).contains("only a PENDING task"),
+        text(&late.stderr).contains("only a PENDING task"),
         "{}",
-        show(&again)
+        show(&late)
     );
     let ended = run(
         Some(&emulator),

@@ -868,3 +868,140 @@ async fn voice_enrollment_and_embedding_read_local_files_too() {
     let stats = emulator.stats();
     assert_eq!((stats.policy_requests, stats.uploads_ok), (2, 2));
 }
+
+#[tokio::test]
+async fn the_account_s_tasks_can_be_listed() {
+    let emulator = emulator(TaskSteps::Polls(1)).await;
+    let client = client(emulator.base_url(), DEFAULT_API_KEY);
+    let mut ids = Vec::new();
+    for prompt in ["one", "two", "three"] {
+        let task = client
+            .submit_image_edit(&image_edit(
+                "https://example.com/a.png",
+                None,
+                "expand",
+                prompt,
+            ))
+            .await
+            .expect("submit");
+        ids.push(task.id);
+    }
+    client.cancel_task(&ids[1]).await.expect("cancel");
+    let page = client
+        .call(client.api().list_tasks().page_no(1).page_size(2).send())
+        .await
+        .expect("list");
+    assert_eq!((page.total, page.total_page), (Some(3), Some(2)));
+    let listed: Vec<&str> = page
+        .tasks()
+        .iter()
+        .filter_map(|t| t.task_id.as_deref())
+        .collect();
+    assert_eq!(listed, [ids[0].as_str(), ids[1].as_str()]);
+    let cancelled = client
+        .call(client.api().list_tasks().status("CANCELED").send())
+        .await
+        .expect("list");
+    let listed: Vec<&str> = cancelled
+        .tasks()
+        .iter()
+        .filter_map(|t| t.task_id.as_deref())
+        .collect();
+    assert_eq!(listed, [ids[1].as_str()]);
+    // The Python SDK's reading of the answer (`tasks`) is read the same way.
+    let python: types::TaskListResponse = serde_json::from_value(
+        serde_json::json!({"tasks": [{"task_id": "t-9", "task_status": "RUNNING"}]}),
+    )
+    .expect("decode");
+    assert_eq!(python.tasks()[0].task_id.as_deref(), Some("t-9"));
+}
+
+#[tokio::test]
+async fn filetrans_answers_one_result_and_a_task_whose_every_file_failed_fails() {
+    let emulator = emulator(TaskSteps::Polls(1)).await;
+    let client = client(emulator.base_url(), DEFAULT_API_KEY);
+    let dir = Dir::new("filetrans");
+    let one: types::TranscriptionRequest = types::TranscriptionRequest::builder()
+        .model("qwen3-asr-flash-filetrans")
+        .input(types::TranscriptionInput::builder().file_url(Some(s(&dir.wav("one.wav")))))
+        .try_into()
+        .expect("request");
+    let task = client.submit_transcription(&one).await.expect("submit");
+    let done = client.wait_task(&task.id, &fast()).await.expect("done");
+    assert!(done.output.results.is_empty() && done.output.result.is_some());
+    let files = client.transcriptions(&done).await;
+    assert_eq!(files.len(), 1);
+    assert!(
+        files[0]
+            .result
+            .as_ref()
+            .expect("transcript")
+            .text()
+            .contains("qwen3-asr-flash-filetrans received audio/wav")
+    );
+
+    let none = client
+        .submit_transcription(&transcription("paraformer-v2", vec![CAT.to_owned()]))
+        .await
+        .expect("submit");
+    let err = client
+        .wait_task(&none.id, &fast())
+        .await
+        .expect_err("nothing decodable");
+    assert!(
+        matches!(&err, Error::TaskFailed { error, .. } if error.code() == Some("InvalidFile.DecodeFailed")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn results_refuse_an_api_key_and_the_client_never_sends_one() {
+    let emulator = emulator(TaskSteps::Polls(1)).await;
+    let client = client(emulator.base_url(), DEFAULT_API_KEY);
+    let task = client
+        .submit_image_edit(&image_edit(
+            "https://example.com/a.png",
+            None,
+            "expand",
+            "wider",
+        ))
+        .await
+        .expect("submit");
+    let done = client.wait_task(&task.id, &fast()).await.expect("done");
+    let url = done.image_urls()[0].to_owned();
+    let with_key = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(DEFAULT_API_KEY)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(with_key.status(), 400);
+    let dir = Dir::new("nokey");
+    client
+        .download(&url, &dir.0.join("x.png"), None)
+        .await
+        .expect("downloaded without the key");
+}
+
+#[tokio::test]
+async fn a_submit_answer_lost_after_200_says_the_task_exists() {
+    let server = Server::start(Canned::raw(
+        200,
+        "application/json",
+        "{\"request_id\": \"r-4\", \"outp",
+    ))
+    .await;
+    let err = client_for(&server)
+        .submit_transcription(&transcription(
+            "paraformer-v2",
+            vec!["https://example.com/a.wav".to_owned()],
+        ))
+        .await
+        .expect_err("unreadable answer");
+    assert!(
+        matches!(&err, Error::MayHaveSubmitted(inner) if matches!(**inner, Error::Decode(_))),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), Some(200));
+    assert_eq!(server.requests().len(), 1);
+}

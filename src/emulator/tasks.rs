@@ -89,6 +89,8 @@ pub(crate) struct Task {
     prompt: String,
     /// The submit's body as received (tests snapshot it).
     request: Value,
+    /// Its place in the order of submits (lists are in that order).
+    seq: u64,
 }
 
 /// The task state of the emulator: tasks, and the query windows of the accounts.
@@ -308,6 +310,7 @@ fn create(
             == Some(true),
         prompt,
         request: request.clone(),
+        seq: 0,
     };
     let resolve_one = |url: &str| {
         resolve_medium(
@@ -353,6 +356,13 @@ fn create(
                     Err(e) => return Err(e),
                 };
                 task.files.push(File { url, outcome });
+            }
+            // A task succeeds when one file did; when none did, it fails (async-tasks.md 1.2).
+            if task.files.iter().all(|f| f.outcome.is_err()) {
+                task.failure = Some((
+                    "InvalidFile.DecodeFailed".to_owned(),
+                    "No file of the task could be decoded.".to_owned(),
+                ));
             }
         }
         Kind::Image => {
@@ -401,8 +411,11 @@ fn create(
         }
     }
     let id = state.request_id();
+    task.seq = state
+        .tasks
+        .submitted
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     lock(&state.tasks.tasks).insert(id.clone(), task);
-    bump(&state.tasks.submitted);
     state.sweep_if_due();
     Ok(id)
 }
@@ -531,7 +544,14 @@ async fn query(
                     })
                     .collect();
                 let ok = task.files.iter().filter(|f| f.outcome.is_ok()).count();
-                output["results"] = json!(results);
+                // qwen3-asr-flash-filetrans documents one `result`, the others `results[]`.
+                if task.model.contains("filetrans")
+                    && let [only] = results.as_slice()
+                {
+                    output["result"] = only.clone();
+                } else {
+                    output["results"] = json!(results);
+                }
                 output["task_metrics"] = json!({
                     "TOTAL": task.files.len(), "SUCCEEDED": ok, "FAILED": task.files.len() - ok
                 });
@@ -622,7 +642,7 @@ async fn list(
         .filter(|(_, t)| param("model_name").is_none_or(|m| m == t.model))
         .filter(|(_, t)| param("status").is_none_or(|s| s == status_of(t, now, &state.config)))
         .collect();
-    mine.sort_by_key(|(id, t)| (t.submitted, (*id).clone()));
+    mine.sort_by_key(|(_, t)| t.seq);
     let total = mine.len();
     let data: Vec<Value> = mine
         .iter()
@@ -662,7 +682,17 @@ pub const RESULT_MP4: &[u8] = &[
 async fn result(
     AxState(state): AxState<Arc<State>>,
     Path((task_id, name)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
+    // A presigned URL is its own authorization: OSS refuses a second one, and a client that
+    // sends its API key here would be sending it to a storage host.
+    if headers.contains_key(header::AUTHORIZATION) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument: Only one auth mechanism allowed",
+        )
+            .into_response();
+    }
     let now = state.clock.now();
     let task = lock(&state.tasks.tasks).get(&task_id).cloned();
     let Some(task) = task.filter(|t| status_of(t, now, &state.config) == "SUCCEEDED") else {

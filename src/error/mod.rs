@@ -261,7 +261,8 @@ pub enum Error {
     #[error("API error: {0}")]
     Api(ApiError),
     /// A task ended `FAILED`: its `output.code` and `output.message`, answered at HTTP 200
-    /// (`status()` is 200), with the request id of the query that saw it.
+    /// (so `status()` is `Some(200)` for this error), with the request id of the query that
+    /// saw it.
     #[error("task {task_id} failed: {error}")]
     TaskFailed {
         /// The task.
@@ -425,6 +426,7 @@ impl Error {
         match self {
             Error::Decode(d) => d.status(),
             Error::Transport(e) | Error::Timeout(e) => e.status().map(|s| s.as_u16()),
+            Error::MayHaveSubmitted(inner) => inner.status(),
             other => other.api_error().map(ApiError::status),
         }
     }
@@ -446,6 +448,7 @@ impl Error {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Error::Decode(d) => d.request_id(),
+            Error::MayHaveSubmitted(inner) => inner.request_id(),
             other => other.api_error().and_then(ApiError::request_id),
         }
     }

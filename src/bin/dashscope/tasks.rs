@@ -20,10 +20,11 @@ pub struct TaskFlags {
     /// Print only the task id and exit; `dashscope task wait ID` gets the result later.
     #[arg(long = "async")]
     pub no_wait: bool,
-    /// Seconds before the first query (doubling to 8 s between queries).
+    /// Seconds before the first query (doubling to 8 s between queries; at least 0.001).
     #[arg(long = "poll-interval", value_name = "SECS", default_value_t = 1.0)]
     pub poll_interval: f64,
-    /// Give up waiting after SECS (the task goes on; exit code 9).
+    /// Give up waiting after SECS (default a day, as long as the service keeps a task); the
+    /// task goes on; exit code 9.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
 }
@@ -135,7 +136,11 @@ pub enum TaskCommand {
     },
 }
 
-fn wait_options(flags: &TaskFlags, global: &Global) -> Result<WaitOptions, u8> {
+/// The wait's options, and the spinner it drives (cleared by the caller whatever the end).
+fn wait_options(
+    flags: &TaskFlags,
+    global: &Global,
+) -> Result<(WaitOptions, Option<indicatif::ProgressBar>), u8> {
     let secs = |v: f64, name: &str| {
         Duration::try_from_secs_f64(v).map_err(|_| {
             eprintln!("dashscope: --{name} must be a non-negative number of seconds");
@@ -148,27 +153,42 @@ fn wait_options(flags: &TaskFlags, global: &Global) -> Result<WaitOptions, u8> {
         options = options.timeout(secs(t, "timeout")?);
     }
     if global.quiet {
-        return Ok(options);
+        return Ok((options, None));
     }
     if std::io::stderr().is_terminal() {
         let spinner = indicatif::ProgressBar::new_spinner();
         spinner.enable_steady_tick(Duration::from_millis(120));
-        Ok(options.on_change(move |r| {
-            let state = r.state();
-            spinner.set_message(format!("task {}", state));
-            if state.is_terminal() {
-                spinner.finish_and_clear();
-            }
-        }))
+        let shown = spinner.clone();
+        Ok((
+            options.on_change(move |r| shown.set_message(format!("task {}", r.state()))),
+            Some(spinner),
+        ))
     } else {
-        Ok(options.on_change(|r| {
-            eprintln!(
-                "dashscope: task {}: {}",
-                r.output.task_id.as_deref().unwrap_or("?"),
-                r.state()
-            );
-        }))
+        Ok((
+            options.on_change(|r| {
+                eprintln!(
+                    "dashscope: task {}: {}",
+                    r.output.task_id.as_deref().unwrap_or("?"),
+                    r.state()
+                );
+            }),
+            None,
+        ))
     }
+}
+
+/// Waits, the spinner cleared before anything else is printed.
+async fn wait(
+    client: &Client,
+    id: &str,
+    options: &WaitOptions,
+    spinner: Option<indicatif::ProgressBar>,
+) -> Result<types::TaskResponse, Error> {
+    let end = client.wait_task(id, options).await;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    end
 }
 
 /// Submits, then (unless `--async`) waits: the finished answer, or the exit code.
@@ -178,20 +198,25 @@ async fn run_task(
     flags: &TaskFlags,
     submitted: Result<Task, Error>,
 ) -> Result<Option<types::TaskResponse>, u8> {
-    let options = wait_options(flags, global)?;
+    let (options, spinner) = wait_options(flags, global)?;
     let task = submitted.map_err(|e| {
+        if let Some(s) = &spinner {
+            s.finish_and_clear();
+        }
         report(&e, None);
         exit_code(&e)
     })?;
     if flags.no_wait {
+        if let Some(s) = spinner {
+            s.finish_and_clear();
+        }
         println!("{}", task.id);
         return Ok(None);
     }
     if !global.quiet && !std::io::stderr().is_terminal() {
         eprintln!("dashscope: task {} submitted", task.id);
     }
-    client
-        .wait_task(&task.id, &options)
+    wait(client, &task.id, &options, spinner)
         .await
         .map(Some)
         .map_err(|e| {
@@ -377,6 +402,10 @@ pub async fn video(client: &Client, global: &Global, args: VideoArgs) -> u8 {
 /// Downloads results to `output` (numbered when several) and prints the paths, or prints the
 /// URLs (valid 24 hours).
 async fn deliver(client: &Client, global: &Global, urls: &[String], output: Option<&Path>) -> u8 {
+    if urls.is_empty() {
+        eprintln!("dashscope: the task succeeded but named no result");
+        return crate::EXIT_SERVICE;
+    }
     let Some(output) = output else {
         for url in urls {
             println!("{url}");
@@ -451,11 +480,11 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
             }
         },
         TaskCommand::Wait { id, json, task } => {
-            let options = match wait_options(&task, global) {
+            let (options, spinner) = match wait_options(&task, global) {
                 Ok(o) => o,
                 Err(code) => return code,
             };
-            match client.wait_task(&id, &options).await {
+            match wait(client, &id, &options, spinner).await {
                 Ok(answer) => {
                     print(&answer, json);
                     EXIT_OK
