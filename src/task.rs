@@ -454,10 +454,13 @@ impl Client {
         {
             // A retried cancel whose first try worked is refused: the task says which it was.
             Err(Error::UnsupportedOperation(e)) => match self.get_task(task_id).await {
-                Ok(task) if task.state() == TaskState::Canceled => Ok(types::TaskCancelResponse {
-                    request_id: task.request_id,
-                    extra: Default::default(),
-                }),
+                Ok(task) if task.state() == TaskState::Canceled => {
+                    // Built, not written as a literal: a field the spec adds later is no break.
+                    types::TaskCancelResponse::builder()
+                        .request_id(task.request_id)
+                        .try_into()
+                        .map_err(Error::from)
+                }
                 _ => Err(Error::UnsupportedOperation(e)),
             },
             other => other,

@@ -353,15 +353,21 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Cache { command } => cache_command(&command),
         Command::Transcribe(args) => match connect(&global, None).await {
-            Ok((client, _emulator)) => tasks::transcribe(&client, &global, args).await,
+            Ok((client, _emulator)) => tasks::transcribe(&client, &global, args)
+                .await
+                .unwrap_or_else(|code| code),
             Err(code) => code,
         },
         Command::Image { command } => match connect(&global, None).await {
-            Ok((client, _emulator)) => tasks::image(&client, &global, command).await,
+            Ok((client, _emulator)) => tasks::image(&client, &global, command)
+                .await
+                .unwrap_or_else(|code| code),
             Err(code) => code,
         },
         Command::Video(args) => match connect(&global, None).await {
-            Ok((client, _emulator)) => tasks::video(&client, &global, args).await,
+            Ok((client, _emulator)) => tasks::video(&client, &global, args)
+                .await
+                .unwrap_or_else(|code| code),
             Err(code) => code,
         },
         Command::Task { command } => match connect(&global, None).await {

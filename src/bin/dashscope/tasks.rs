@@ -191,6 +191,14 @@ async fn wait(
     end
 }
 
+/// A request built from the flags, or the usage exit code.
+fn built<T, E: std::fmt::Display>(request: Result<T, E>) -> Result<T, u8> {
+    request.map_err(|e| {
+        eprintln!("dashscope: {e}");
+        EXIT_USAGE
+    })
+}
+
 /// Submits, then (unless `--async`) waits: the finished answer, or the exit code.
 async fn run_task(
     client: &Client,
@@ -225,7 +233,8 @@ async fn run_task(
         })
 }
 
-pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) -> u8 {
+/// `transcribe`: the exit code (`Err` for an early end).
+pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) -> Result<u8, u8> {
     let mut parameters = types::TranscriptionParameters::builder();
     if !args.language.is_empty() {
         parameters = parameters.language_hints(args.language.clone());
@@ -243,24 +252,16 @@ pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) 
         .input(input)
         .parameters(parameters.try_into().ok())
         .try_into();
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("dashscope: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let done = match run_task(
+    let request = built(request)?;
+    let Some(done) = run_task(
         client,
         global,
         &args.task,
         client.submit_transcription(&request).await,
     )
-    .await
-    {
-        Ok(Some(done)) => done,
-        Ok(None) => return EXIT_OK,
-        Err(code) => return code,
+    .await?
+    else {
+        return Ok(EXIT_OK);
     };
     let files = client.transcriptions(&done).await;
     let mut stdout = std::io::stdout().lock();
@@ -302,14 +303,15 @@ pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) 
             serde_json::to_string_pretty(&all).unwrap_or_default()
         );
     }
-    match (failed, files.iter().any(|f| f.result.is_ok())) {
+    Ok(match (failed, files.iter().any(|f| f.result.is_ok())) {
         (None, _) => EXIT_OK,
         (Some(_), true) => crate::EXIT_PARTIAL,
         (Some(code), false) => code,
-    }
+    })
 }
 
-pub async fn image(client: &Client, global: &Global, command: ImageCommand) -> u8 {
+/// `image edit`: the exit code (`Err` for an early end).
+pub async fn image(client: &Client, global: &Global, command: ImageCommand) -> Result<u8, u8> {
     let ImageCommand::Edit(args) = command;
     let request: Result<types::ImageSynthesisRequest, _> = types::ImageSynthesisRequest::builder()
         .model(args.model.clone())
@@ -327,30 +329,23 @@ pub async fn image(client: &Client, global: &Global, command: ImageCommand) -> u
                 .ok(),
         )
         .try_into();
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("dashscope: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let done = match run_task(
+    let request = built(request)?;
+    let Some(done) = run_task(
         client,
         global,
         &args.task,
         client.submit_image_edit(&request).await,
     )
-    .await
-    {
-        Ok(Some(done)) => done,
-        Ok(None) => return EXIT_OK,
-        Err(code) => return code,
+    .await?
+    else {
+        return Ok(EXIT_OK);
     };
     let urls: Vec<String> = done.image_urls().into_iter().map(str::to_owned).collect();
-    deliver(client, global, &urls, args.output.as_deref()).await
+    Ok(deliver(client, global, &urls, args.output.as_deref()).await)
 }
 
-pub async fn video(client: &Client, global: &Global, args: VideoArgs) -> u8 {
+/// `video`: the exit code (`Err` for an early end).
+pub async fn video(client: &Client, global: &Global, args: VideoArgs) -> Result<u8, u8> {
     let mut input = types::VideoSynthesisInput::builder()
         .prompt(Some(args.prompt.clone()))
         .first_frame_url(args.first_frame.clone())
@@ -360,7 +355,7 @@ pub async fn video(client: &Client, global: &Global, args: VideoArgs) -> u8 {
         eprintln!(
             "dashscope: give --first-frame (first/last-frame models) or --image (image to video)"
         );
-        return EXIT_USAGE;
+        return Err(EXIT_USAGE);
     }
     if args.model.contains("kf2v") && args.first_frame.is_none() {
         // A first/last-frame model reads the image as its first frame.
@@ -376,27 +371,19 @@ pub async fn video(client: &Client, global: &Global, args: VideoArgs) -> u8 {
                 .ok(),
         )
         .try_into();
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("dashscope: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let done = match run_task(
+    let request = built(request)?;
+    let Some(done) = run_task(
         client,
         global,
         &args.task,
         client.submit_video_synthesis(&request).await,
     )
-    .await
-    {
-        Ok(Some(done)) => done,
-        Ok(None) => return EXIT_OK,
-        Err(code) => return code,
+    .await?
+    else {
+        return Ok(EXIT_OK);
     };
     let urls: Vec<String> = done.video_url().into_iter().map(str::to_owned).collect();
-    deliver(client, global, &urls, args.output.as_deref()).await
+    Ok(deliver(client, global, &urls, args.output.as_deref()).await)
 }
 
 /// Downloads results to `output` (numbered when several) and prints the paths, or prints the
