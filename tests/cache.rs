@@ -3,6 +3,11 @@
 //! sent inline. The emulator's counters prove what was (not) sent.
 #![cfg(feature = "emulator")]
 
+/// The same, through the CLI (one test binary: each costs a link).
+#[cfg(feature = "cli")]
+#[path = "cache/cli.rs"]
+mod cli;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

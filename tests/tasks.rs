@@ -5,6 +5,11 @@
 
 mod support;
 
+/// The same, through the CLI (one test binary: each costs a link).
+#[cfg(feature = "cli")]
+#[path = "tasks/cli.rs"]
+mod cli;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! The CLI's upload cache: on by default in `$XDG_CACHE_HOME/dashscope-oss`, shared by processes
 //! running at once, `--no-cache`, `cache list|clear`, and a writer killed mid-write.
-#![cfg(feature = "cli")]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,7 @@
 //! The task commands of the CLI: transcribe, image edit, video, task get|wait|cancel, `--async`,
 //! exit codes 8 (a task that did not succeed) and 9 (gave up waiting).
-#![cfg(feature = "cli")]
 
-mod support;
+use super::support;
 
 use std::path::Path;
 use std::process::{Command, Output};
