@@ -448,14 +448,16 @@ impl UploadCache {
 
     /// Remembers an upload, and the fingerprint its content digest stands for (when settled).
     pub(crate) fn record(&self, entry: CachedUpload, mark: Option<(PathBuf, Stamp)>) {
+        let content = entry.content.clone();
+        // The entry first: a write in between prunes marks whose content has no entry.
+        self.edit(Edit::Add(entry));
         if let Some((path, stamp)) = mark {
             self.edit(Edit::Mark(Mark {
                 path,
                 stamp,
-                content: entry.content.clone(),
+                content,
             }));
         }
-        self.edit(Edit::Add(entry));
     }
 
     /// The entry of a URL of this account, in any state.
@@ -895,6 +897,35 @@ mod tests {
         assert_eq!(book.entries[0].expires_at_ms, 1040 * HOUR);
         assert_eq!(book.marks.len(), 1);
         assert_eq!(book.marks[0].content, "c");
+    }
+
+    #[test]
+    fn a_recorded_fingerprint_survives_the_batched_writes_for_the_next_process() {
+        let dir =
+            std::env::temp_dir().join(format!("dashscope-oss-cache-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let stamp = Stamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: 4,
+            ctime_ns: 5,
+        };
+        let content = "a".repeat(64);
+        let now = ms(SystemTime::now());
+        let mut upload = entry(&content, "m", "acct", "oss://x/y.png", now + 40 * HOUR);
+        upload.uploaded_at_ms = now;
+        {
+            let first = UploadCache::on_disk(&dir, Duration::ZERO);
+            first.record(upload, Some((PathBuf::from("/f.png"), stamp)));
+        }
+        let next = UploadCache::on_disk(&dir, Duration::ZERO);
+        assert_eq!(
+            next.known_content(Path::new("/f.png"), &stamp),
+            Some(content)
+        );
+        assert_eq!(next.list().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
