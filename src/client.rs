@@ -338,11 +338,7 @@ fn resolve_media<'a>(api: &'a api::Client, body: &'a [u8]) -> Resolved<'a> {
         if !local.is_empty() {
             replace.extend(resolve_local(api, &value, local).await?);
         }
-        wire::visit_media(&mut value, &mut |s| {
-            if let Some((_, to)) = replace.iter().find(|(from, _)| from == s) {
-                *s = to.clone();
-            }
-        });
+        replace_media(&mut value, &replace);
         serde_json::to_vec(&value)
             .map(Some)
             .map_err(|e| Error::InvalidRequest(e.to_string()))
@@ -439,15 +435,7 @@ async fn renew_stale(api: &api::Client, urls: &[String]) -> Result<Vec<(String, 
         else {
             return Err(expired());
         };
-        let unchanged = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || crate::cache::digest_file(&path).ok()
-        })
-        .await
-        .ok()
-        .flatten()
-            == Some(entry.content.clone());
-        if !unchanged {
+        if !holds(&path, &entry.content).await {
             return Err(expired());
         }
         tracing::info!(url, "ends within the margin: uploading its file again");
@@ -457,6 +445,25 @@ async fn renew_stale(api: &api::Client, urls: &[String]) -> Result<Vec<(String, 
         renewed.push((url.clone(), file.url));
     }
     Ok(renewed)
+}
+
+/// Puts each `(from, to)` of `replace` in place of `from` in the media positions of a body.
+fn replace_media(body: &mut Value, replace: &[(String, String)]) {
+    wire::visit_media(body, &mut |s| {
+        if let Some((_, to)) = replace.iter().find(|(from, _)| from == s) {
+            *s = to.clone();
+        }
+    });
+}
+
+/// Whether a file still holds the content of this SHA-256 (hashed off the runtime).
+async fn holds(path: &std::path::Path, content: &str) -> bool {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::cache::digest_file(&path).ok())
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|digest| digest == content)
 }
 
 /// Sends a prepared request on the one execution path. When the service refuses an `oss://`
@@ -540,14 +547,7 @@ async fn heal_body(api: &api::Client, request: &mut reqwest::Request) -> Result<
         };
         // The file must still hold what the URL held: otherwise the answer would be about
         // other content than the request named.
-        let digest = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || crate::cache::digest_file(&path).ok()
-        })
-        .await
-        .ok()
-        .flatten();
-        if digest.as_deref() != Some(entry.content.as_str()) {
+        if !holds(&path, &entry.content).await {
             continue;
         }
         let file = Uploader::new(api)
@@ -558,11 +558,7 @@ async fn heal_body(api: &api::Client, request: &mut reqwest::Request) -> Result<
     if replace.is_empty() {
         return Ok(false);
     }
-    wire::visit_media(&mut value, &mut |s| {
-        if let Some((_, to)) = replace.iter().find(|(from, _)| from == s) {
-            *s = to.clone();
-        }
-    });
+    replace_media(&mut value, &replace);
     let bytes = serde_json::to_vec(&value).map_err(|e| Error::InvalidRequest(e.to_string()))?;
     *request.body_mut() = Some(bytes.into());
     Ok(true)

@@ -194,14 +194,7 @@ fn issue_policy(
         return Err(error(400, "InvalidParameter", INVALID_PARAMETER));
     }
     let model = param("model").ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?;
-    let spec = state
-        .config
-        .models
-        .get(model)
-        .ok_or_else(|| error(404, "ModelNotFound", "Model not exist."))?;
-    if spec.restricted {
-        return Err(unpurchased());
-    }
+    let spec = model_spec(state, model)?;
     if state.faults.take(FaultKind::PolicyError) {
         return Err(error(
             500,
@@ -256,6 +249,23 @@ fn issue_policy(
         },
         "request_id": request_id
     }))
+}
+
+/// A model the emulator serves to this caller: 404 `ModelNotFound` for an unknown one, 403 for
+/// one the account has not bought.
+pub(super) fn model_spec<'a>(
+    state: &'a State,
+    model: &str,
+) -> Result<&'a super::ModelSpec, ApiError> {
+    let spec = state
+        .config
+        .models
+        .get(model)
+        .ok_or_else(|| error(404, "ModelNotFound", "Model not exist."))?;
+    if spec.restricted {
+        return Err(unpurchased());
+    }
+    Ok(spec)
 }
 
 fn unpurchased() -> ApiError {
@@ -432,14 +442,7 @@ fn judge(
         .filter(|m| !m.is_empty())
         .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?
         .to_owned();
-    let spec = state
-        .config
-        .models
-        .get(&model)
-        .ok_or_else(|| error(404, "ModelNotFound", "Model not exist."))?;
-    if spec.restricted {
-        return Err(unpurchased());
-    }
+    let spec = model_spec(state, &model)?;
     let messages = match api {
         Api::Compatible => request.get("messages"),
         Api::Native => request.pointer("/input/messages"),

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use super::MediaKind;
 use super::api::{
     Api, ApiError, INVALID_PARAMETER, MAX_REQUEST_BYTES, MediaRef, RATE_LIMITED, authenticate,
-    error, resolve_medium,
+    error, model_spec, resolve_medium,
 };
 use super::state::{FaultKind, State, bump, lock};
 
@@ -236,12 +236,8 @@ fn open_call(
         .filter(|m| !m.is_empty())
         .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?
         .to_owned();
-    let spec = state
-        .config
-        .models
-        .get(&model)
-        .ok_or_else(|| error(404, "ModelNotFound", "Model not exist."))?;
-    Ok((account, model, spec.accepts.clone(), request))
+    let accepts = model_spec(state, &model)?.accepts.clone();
+    Ok((account, model, accepts, request))
 }
 
 fn field<'a>(request: &'a Value, pointer: &str) -> Option<&'a str> {
