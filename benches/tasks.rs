@@ -8,8 +8,8 @@
 
 use std::time::Instant;
 
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FAIL_TASK_TEXT};
 use dashscope_oss::api::types;
-use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FAIL_TASK_TEXT};
 use dashscope_oss::task::WaitOptions;
 use dashscope_oss::{Client, Config, Error};
 

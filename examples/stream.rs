@@ -1,7 +1,7 @@
 //! Ask about a local file and print the answer as it streams in. The file is uploaded on the
 //! fly for the request's model.
 //!
-//! `cargo run --features emulator --example stream [-- IMAGE [MODEL]]`
+//! `cargo run --example stream [-- IMAGE [MODEL]]`
 
 #[path = "common/mod.rs"]
 mod common;

@@ -1,6 +1,6 @@
 //! Upload a local image, then ask about it through both APIs.
 //!
-//! `cargo run --features emulator --example upload_and_ask [-- IMAGE [MODEL]]`
+//! `cargo run --example upload_and_ask [-- IMAGE [MODEL]]`
 //! (against DashScope when `DASHSCOPE_API_KEY` is set, else against the built-in emulator).
 
 #[path = "common/mod.rs"]

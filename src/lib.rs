@@ -13,8 +13,6 @@ pub mod cache;
 pub mod chat;
 mod client;
 pub mod config;
-#[cfg(feature = "emulator")]
-pub mod emulator;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -49,7 +49,7 @@ pub fn format_iso8601(t: SystemTime) -> String {
     )
 }
 
-#[cfg(any(feature = "emulator", test))]
+#[cfg(test)]
 /// `YYYY-MM-DD`, the date segment of an `upload_dir`.
 pub fn format_date(t: SystemTime) -> String {
     let (year, month, day) = civil_from_days((since_epoch(t).as_secs() / 86_400) as i64);

@@ -1,18 +1,12 @@
 //! The upload cache against the emulator: what is a hit and what must miss, the margin, healing
 //! a URL the storage lost, a stale URL in a chat history, a damaged cache file, and small media
 //! sent inline. The emulator's counters prove what was (not) sent.
-#![cfg(feature = "emulator")]
-
-/// The same, through the CLI (one test binary: each costs a link).
-#[cfg(feature = "cli")]
-#[path = "cache/cli.rs"]
-mod cli;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, Stats};
 use dashscope_oss::chat::{ChatRequest, Message};
-use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, Stats};
 use dashscope_oss::{Client, Config, Error, RetryPolicy};
 
 /// A PNG header the emulator sniffs as an image (448×280).

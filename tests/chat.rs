@@ -1,14 +1,13 @@
 //! Model calls against the emulator: the `X-DashScope-OssResourceResolve` header exactly when a
 //! request carries an `oss://` URL, local files uploaded on the fly, streaming on both APIs,
 //! errors and retries.
-#![cfg(feature = "emulator")]
 
 mod support;
 
 use std::time::Duration;
 
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind};
 use dashscope_oss::chat::{ChatRequest, Message};
-use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind};
 use dashscope_oss::{Client, Config, Error, RetryPolicy, UploadSource};
 use futures_util::StreamExt;
 

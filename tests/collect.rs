@@ -1,11 +1,10 @@
 //! Streams assembled into answers, against the emulator (which reasons when thinking is enabled
 //! and calls a tool when tools are offered): the collector's answer is the answer the same
 //! request gets without streaming, tool calls whole from their fragments, on both APIs.
-#![cfg(feature = "emulator")]
 
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig};
 use dashscope_oss::api::types;
 use dashscope_oss::chat::{Message, collect_chat, collect_generation};
-use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig};
 use dashscope_oss::{Client, Config};
 use serde_json::{Value, json};
 

@@ -3,13 +3,12 @@
 //! uploads).
 //! Every file must either land exactly as sent or come back as a typed error: no file lost, no
 //! false success. `RELIABILITY_FILES` sets the size (10,000 by default; more for a soak).
-#![cfg(feature = "emulator")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind, Storage};
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind, Storage};
 use dashscope_oss::{Client, Config, RetryPolicy, UploadSource};
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -2,14 +2,11 @@
 //! account's task queries in any one second, never sees more than the documented 20, refuses
 //! none, and every task ends in its right state. Alone in its test binary, so that no other
 //! test's load delays some queries and bunches others (see `TASK_QUERY_WINDOW`).
-#![cfg(feature = "emulator")]
 
 use std::time::Duration;
 
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FAIL_TASK_TEXT, TaskSteps};
 use dashscope_oss::api::types;
-use dashscope_oss::emulator::{
-    DEFAULT_API_KEY, Emulator, EmulatorConfig, FAIL_TASK_TEXT, TaskSteps,
-};
 use dashscope_oss::task::WaitOptions;
 use dashscope_oss::{Client, Config, Error};
 

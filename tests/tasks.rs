@@ -1,23 +1,17 @@
 //! Asynchronous tasks against the emulator (and a canned server for the wire): submits with
 //! local files, every terminal state and what it becomes, cancel, the header rule, a submit that
 //! is never resent, waits that survive failing queries, bad input before any request, results.
-#![cfg(feature = "emulator")]
 
 mod support;
-
-/// The same, through the CLI (one test binary: each costs a link).
-#[cfg(feature = "cli")]
-#[path = "tasks/cli.rs"]
-mod cli;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dashscope_oss::api::types;
-use dashscope_oss::emulator::{
+use dashscope_emulator::{
     DEFAULT_API_KEY, Emulator, EmulatorConfig, FAIL_TASK_TEXT, FaultKind, RESULT_MP4, RESULT_PNG,
     TaskSteps,
 };
+use dashscope_oss::api::types;
 use dashscope_oss::task::{TaskState, WaitOptions};
 use dashscope_oss::{Client, Config, Error, RetryPolicy};
 use support::{Canned, Server, TEST_KEY};

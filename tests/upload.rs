@@ -1,7 +1,6 @@
 //! Uploading against the emulator: success, credential reuse, expiry mid-batch, 429 storms,
 //! injected 500s, dropped connections, a lost answer, limits, same-name files, bad paths; and
 //! the exact form we send, against a canned server.
-#![cfg(feature = "emulator")]
 
 mod support;
 
@@ -9,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dashscope_oss::emulator::{
+use dashscope_emulator::{
     DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind, MediaKind, ModelSpec,
 };
 use dashscope_oss::{Client, Config, Error, RetryPolicy, UploadSource};

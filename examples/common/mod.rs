@@ -1,7 +1,7 @@
 //! What the examples share: a client for the real service when `DASHSCOPE_API_KEY` is set,
 //! otherwise for an emulator started in this process.
 
-use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig};
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig};
 use dashscope_oss::{Client, Config};
 
 /// The image and model from the command line: `[IMAGE [MODEL]]`.

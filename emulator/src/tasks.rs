@@ -366,7 +366,7 @@ fn create(
                 let function = field(&request, "/input/function");
                 if model.contains("imageedit") {
                     match function {
-                        Some(f) if crate::task::IMAGE_EDIT_FUNCTIONS.contains(&f) => {}
+                        Some(f) if is_image_edit_function(f) => {}
                         _ => return Err(invalid("input.function is missing or not supported")),
                     }
                 }
@@ -391,7 +391,7 @@ fn create(
                 return Err(invalid("input.first_frame_url is required"));
             }
             if let Some(r) = field(&request, "/parameters/resolution")
-                && !crate::task::VIDEO_RESOLUTIONS.contains(&r)
+                && !matches!(r, "480P" | "720P" | "1080P")
             {
                 return Err(invalid("parameters.resolution must be 480P, 720P or 1080P"));
             }
@@ -399,11 +399,8 @@ fn create(
     }
     if kind != Kind::Transcription {
         // Every medium the request names must resolve, by the same rules as a model call.
-        let mut urls = Vec::new();
-        let mut body = request.clone();
-        crate::wire::visit_media(&mut body, &mut |s| urls.push(s.clone()));
-        for url in urls {
-            resolve_one(&url)?;
+        for url in task_media(&request) {
+            resolve_one(url)?;
         }
     }
     let id = state.request_id();
@@ -447,13 +444,6 @@ fn open_query(state: &State, headers: &HeaderMap) -> Result<usize, ApiError> {
         return Err(error(429, "Throttling.RateQuota", RATE_LIMITED));
     }
     Ok(account)
-}
-
-fn service_time(t: SystemTime) -> String {
-    crate::timefmt::format_iso8601(t)
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_owned()
 }
 
 /// The base of result URLs: the host the client reached the emulator at.
@@ -506,13 +496,15 @@ async fn query(
     let mut output = json!({"task_id": task_id, "task_status": status});
     let mut usage = Value::Null;
     if status != "UNKNOWN" {
-        output["submit_time"] = json!(service_time(task.submitted));
+        output["submit_time"] = json!(crate::when::service_time(task.submitted));
     }
     if matches!(status, "RUNNING" | "SUCCEEDED" | "FAILED") {
-        output["scheduled_time"] = json!(service_time(task.submitted + Duration::from_millis(10)));
+        output["scheduled_time"] = json!(crate::when::service_time(
+            task.submitted + Duration::from_millis(10)
+        ));
     }
     if matches!(status, "SUCCEEDED" | "FAILED" | "CANCELED") {
-        output["end_time"] = json!(service_time(now));
+        output["end_time"] = json!(crate::when::service_time(now));
     }
     if status == "FAILED"
         && let Some((code, message)) = &task.failure
@@ -647,7 +639,7 @@ async fn list(
         .map(|(id, t)| {
             json!({
                 "task_id": id, "task_status": status_of(t, now, &state.config),
-                "model_name": t.model, "submit_time": service_time(t.submitted)
+                "model_name": t.model, "submit_time": crate::when::service_time(t.submitted)
             })
         })
         .collect();
@@ -834,6 +826,67 @@ async fn embed(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: By
         }
         Err(e) => e.render(Api::Native, &request_id),
     }
+}
+
+/// The edits `wanx2.1-imageedit` documents for `input.function` (async-tasks.md, image editing).
+fn is_image_edit_function(f: &str) -> bool {
+    matches!(
+        f,
+        "stylization_all"
+            | "stylization_local"
+            | "description_edit"
+            | "description_edit_with_mask"
+            | "remove_watermark"
+            | "expand"
+            | "super_resolution"
+            | "colorization"
+            | "doodle"
+            | "control_cartoon_feature"
+    )
+}
+
+/// The media an image or video submit names, by the fields the documentation and the official
+/// SDK's upload step list for those APIs (async-tasks.md: image editing and synthesis,
+/// `check_and_upload_local` of the video classes, `media[i].url`). Read here, not taken from the
+/// client, so that a field the client forgets is a disagreement a test can see.
+fn task_media(request: &Value) -> Vec<&str> {
+    const SINGLE: &[&str] = &[
+        "base_image_url",
+        "mask_image_url",
+        "sketch_image_url",
+        "ref_img",
+        "img_url",
+        "image_url",
+        "audio_url",
+        "video_url",
+        "head_frame",
+        "tail_frame",
+        "first_frame_url",
+        "last_frame_url",
+        "reference_url",
+    ];
+    const LISTS: &[&str] = &["images", "reference_video_urls", "reference_urls"];
+    let Some(input) = request.get("input") else {
+        return Vec::new();
+    };
+    let mut found: Vec<&str> = SINGLE
+        .iter()
+        .filter_map(|k| input.get(*k).and_then(Value::as_str))
+        .collect();
+    for list in LISTS {
+        if let Some(items) = input.get(*list).and_then(Value::as_array) {
+            found.extend(items.iter().filter_map(Value::as_str));
+        }
+    }
+    if let Some(media) = input.get("media").and_then(Value::as_array) {
+        found.extend(
+            media
+                .iter()
+                .filter(|m| m.get("type").and_then(Value::as_str) != Some("link"))
+                .filter_map(|m| m.get("url").and_then(Value::as_str)),
+        );
+    }
+    found
 }
 
 #[cfg(test)]

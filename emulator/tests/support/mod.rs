@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use base64::Engine;
-use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig};
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig};
 use serde_json::Value;
 
 pub const BOUNDARY: &str = "----emulator-test-boundary-7d93a1";
@@ -20,7 +20,9 @@ pub async fn start_with(config: EmulatorConfig) -> Emulator {
 }
 
 pub fn http() -> reqwest::Client {
-    dashscope_oss::install_crypto_provider();
+    // reqwest may be built with rustls and no provider (the SDK's choice, unified in the
+    // workspace); plain http needs none, but the builder insists on one being installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().build().expect("http client")
 }
 

@@ -1,16 +1,15 @@
 //! The emulator, judged with raw requests: every row of protocol.md's OSS and DashScope error
 //! tables is produced by an offending request, and the documented correct requests succeed.
-#![cfg(feature = "emulator")]
 
-mod emulator_support;
+mod support;
 
 use std::time::Duration;
 
-use dashscope_oss::emulator::{
+use dashscope_emulator::{
     AccountStatus, DEFAULT_API_KEY, EmulatorConfig, FaultKind, MediaKind, ModelSpec, REJECTED_TEXT,
 };
-use emulator_support::*;
 use serde_json::json;
+use support::*;
 
 // ------------------------------------------------------------------ credentials
 
@@ -1129,7 +1128,7 @@ async fn stats_and_controls_over_http() {
 #[tokio::test]
 async fn in_memory_storage_and_shutdown() {
     let emulator = start_with(EmulatorConfig {
-        storage: dashscope_oss::emulator::Storage::Memory,
+        storage: dashscope_emulator::Storage::Memory,
         ..EmulatorConfig::default()
     })
     .await;

@@ -470,7 +470,7 @@ impl State {
                 .back()
                 .is_some_and(|t| real_now.duration_since(*t) < window)
         });
-        let today = crate::timefmt::format_date(now);
+        let today = crate::when::date(now);
         // ISO dates order as strings.
         lock(&self.capacity).retain(|(_, date), _| *date >= today);
     }

@@ -5,7 +5,6 @@
 //! object — shows as a heap that keeps growing at rest; allocator caching and fragmentation do
 //! not show there (unlike RSS, which is printed for information). The 2 GiB upload and the
 //! README's figures come from `cargo bench --bench emulator_load`.
-#![cfg(feature = "cli")]
 
 mod process_support;
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig};
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig};
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\xc0\0\0\x01\x18\x08\x02\0\0\0";
 

@@ -20,6 +20,10 @@ use super::oss::sign_policy;
 use super::state::{Credential, FaultKind, State, bump, lock};
 use super::{AccountStatus, MediaKind};
 
+/// The service's limit on one `data:` URI, from its refusal ("Exceeded limit on max bytes per
+/// data-uri item : 10485760", the error-messages page).
+const DATA_URI_LIMIT: usize = 10 * 1024 * 1024;
+
 /// Model-call bodies larger than this answer 413 `BadRequest.TooLarge`. The service's own limit
 /// is not documented; it must exceed one `data:` URI's documented 10 MiB, so 32 MiB (inferred).
 pub(super) const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
@@ -207,7 +211,7 @@ fn issue_policy(
         return Err(error(429, "Throttling.RateQuota", RATE_LIMITED));
     }
     let now = state.clock.now();
-    let date = crate::timefmt::format_date(now);
+    let date = crate::when::date(now);
     if !state.capacity_left(account, &date) {
         return Err(error(
             429,
@@ -599,13 +603,13 @@ pub(super) fn resolve_medium(
     }
     if let Some(rest) = r.url.strip_prefix("data:") {
         // The service's own words and limit for one data: URI (error-messages page).
-        if r.url.len() > crate::wire::DATA_URI_LIMIT {
+        if r.url.len() > DATA_URI_LIMIT {
             return Err(error(
                 400,
                 "InvalidParameter",
                 format!(
                     "Exceeded limit on max bytes per data-uri item : {}",
-                    crate::wire::DATA_URI_LIMIT
+                    DATA_URI_LIMIT
                 ),
             ));
         }
@@ -1016,8 +1020,7 @@ async fn clock(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
         Some(by) => {
             state.clock.advance(by);
             state.sweep_now();
-            axum::Json(json!({"now": crate::timefmt::format_iso8601(state.clock.now())}))
-                .into_response()
+            axum::Json(json!({"now": crate::when::iso8601(state.clock.now())})).into_response()
         }
         None => control_error("expected {\"advance_seconds\": <non-negative number>}"),
     }

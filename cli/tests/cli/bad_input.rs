@@ -1,17 +1,16 @@
 //! Hostile and odd input, through the library and the CLI: each case ends in a clear typed
 //! error (CLI: a message and its exit code) or, for odd but valid names, a safe key; never a
 //! panic; and nothing else in the batch is lost.
-#![cfg(feature = "cli")]
 #![allow(clippy::type_complexity)] // the case tables read best as tuples
 
-mod support;
+use super::support;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::Command;
 
-use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, MediaKind, ModelSpec};
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, MediaKind, ModelSpec};
 use dashscope_oss::{Client, Config, Error, UploadSource};
 use support::{Canned, Server};
 

@@ -1,22 +1,20 @@
 //! An offline emulator of DashScope and its temporary OSS storage, for tests, benchmarks and the
-//! quickstart (feature `emulator`).
+//! quickstart. It depends on no crate of the SDK: it reads the documentation itself.
 //!
 //! Two real HTTP servers on 127.0.0.1: the API host (upload credentials, chat completions,
 //! multimodal generation, and the emulator's own control endpoints under `/emulator/v1/`) and the
 //! OSS host that the credentials point to. It behaves like the documented service
-//! (`shared/reference/protocol.md`), judging requests with its own parsing, never with the
+//! (DashScope's temporary-storage and API documentation), judging requests with its own parsing, never with the
 //! client's types.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use dashscope_oss::emulator::{Emulator, EmulatorConfig, DEFAULT_API_KEY};
+//! use dashscope_emulator::{Emulator, EmulatorConfig, DEFAULT_API_KEY};
 //!
 //! let emulator = Emulator::start(EmulatorConfig::default()).await?;
-//! let client = dashscope_oss::Client::new(
-//!     dashscope_oss::Config::new().api_key(DEFAULT_API_KEY).base_url(emulator.base_url()),
-//! )?;
-//! let policy = client.upload_policy("qwen-vl-plus").await?;
-//! emulator.advance_clock(std::time::Duration::from_secs(600)); // the policy has now expired
+//! // Point any DashScope client at it: `DASHSCOPE_BASE_URL` and `DASHSCOPE_API_KEY`.
+//! println!("{} {DEFAULT_API_KEY}", emulator.base_url());
+//! emulator.advance_clock(std::time::Duration::from_secs(600)); // credentials have now expired
 //! # Ok(()) }
 //! ```
 
@@ -27,6 +25,7 @@ mod oss;
 mod server;
 mod state;
 mod tasks;
+mod when;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

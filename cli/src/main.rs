@@ -28,13 +28,13 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 
-use dashscope_oss::api::types;
-use dashscope_oss::cache::UploadCache;
-use dashscope_oss::chat::{ChatCollector, ChatRequest, GenerationCollector, Message};
-use dashscope_oss::emulator::{
+use dashscope_emulator::{
     Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind, MediaKind,
     ModelSpec, Storage,
 };
+use dashscope_oss::api::types;
+use dashscope_oss::cache::UploadCache;
+use dashscope_oss::chat::{ChatCollector, ChatRequest, GenerationCollector, Message};
 use dashscope_oss::{Client, Config, Error, Progress, Region, UploadSource, UploadedFile};
 
 /// Everything succeeded.
@@ -1033,7 +1033,7 @@ async fn run_emulator(args: EmulatorArgs) -> u8 {
     emulator.set_delay(Duration::from_millis(args.delay_ms));
     // Listening for SIGTERM before the URL is printed: a script that reads the URL and stops
     // the emulator at once must not kill it by default disposition.
-    let stop = dashscope_oss::emulator::stop_signal();
+    let stop = dashscope_emulator::stop_signal();
     // The first stdout line is for scripts: `eval "$(dashscope emulator | head -n1)"`.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "DASHSCOPE_BASE_URL={}", emulator.base_url());

@@ -1,13 +1,25 @@
 //! The `dashscope` binary as a process, against an emulator: stdout, stderr and exit codes for
 //! success, `--json`, and each error class.
-#![cfg(feature = "cli")]
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use dashscope_oss::emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind};
+use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind};
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
+
+// The other command groups, as modules of this binary (each test binary costs a link).
+#[path = "cli/bad_input.rs"]
+mod bad_input;
+#[path = "cli/cache.rs"]
+mod cache;
+#[path = "cli/emulator_command.rs"]
+mod emulator_command;
+#[path = "cli/secrets.rs"]
+mod secrets;
+#[path = "cli/tasks.rs"]
+mod tasks;
 
 const CAT: &str = "tests/fixtures/cat.png";
 

@@ -438,7 +438,7 @@ async fn receive(
             remove(&previous.body);
         }
     }
-    state.add_capacity(form.account, crate::timefmt::format_date(now), size);
+    state.add_capacity(form.account, crate::when::date(now), size);
     if state.faults.take(FaultKind::UploadLoseAnswer) {
         bump(&state.counters.uploads_ok);
         switch.pull();
@@ -595,7 +595,7 @@ impl Form {
             ));
         }
 
-        let expires = crate::timefmt::parse_iso8601(expiration)
+        let expires = crate::when::parse_expiration(expiration)
             .ok_or_else(|| OssError::invalid_policy("Invalid 'expiration' value"))?;
         if state.clock.now() >= expires {
             return Err(OssError::denied(
@@ -729,7 +729,7 @@ pub(crate) fn sign_policy(
     expires: SystemTime,
 ) -> (String, String) {
     let document = serde_json::json!({
-        "expiration": crate::timefmt::format_iso8601(expires),
+        "expiration": crate::when::iso8601(expires),
         "conditions": [
             ["content-length-range", state.config.min_file_size, max_bytes],
             ["starts-with", "$key", upload_dir],

@@ -1,6 +1,5 @@
 //! `dashscope emulator` as a process: its first stdout line is the base URL, it serves until
 //! SIGTERM, and it takes accounts from flags.
-#![cfg(feature = "cli")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

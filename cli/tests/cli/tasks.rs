@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use dashscope_oss::emulator::{
+use dashscope_emulator::{
     DEFAULT_API_KEY, Emulator, EmulatorConfig, FAIL_TASK_TEXT, RESULT_MP4, RESULT_PNG, TaskSteps,
 };
 

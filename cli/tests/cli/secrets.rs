@@ -1,10 +1,9 @@
 //! Every CLI path at RUST_LOG=trace, with a recognisable API key: the key, the policy, its
 //! `Signature` and the `OSSAccessKeyId` appear in no output.
-#![cfg(feature = "cli")]
 
 use std::process::Command;
 
-use dashscope_oss::emulator::{Emulator, EmulatorConfig};
+use dashscope_emulator::{Emulator, EmulatorConfig};
 
 const KEY: &str = "sk-RECOGNISABLE-5ec7e7-do-not-print";
 const WRONG_KEY: &str = "sk-WRONG-RECOGNISABLE-0badc0de";
