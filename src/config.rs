@@ -318,7 +318,7 @@ impl Config {
     /// How long a remembered URL must still last to be used, or sent in a request (default one
     /// hour). A URL this client knows (from its uploads or the cache) that ends sooner is
     /// uploaded again from its file before a request is sent, or the request fails with
-    /// [`Error::UrlExpired`](crate::Error::UrlExpired) when the file is gone or changed.
+    /// [`Error::UrlExpired`] when the file is gone or changed.
     pub fn upload_cache_margin(mut self, margin: Duration) -> Self {
         self.upload_cache_margin = margin;
         self
