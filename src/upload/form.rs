@@ -1,0 +1,198 @@
+//! One PostObject form POST: the documented fields in order, `file` last, the body streamed from
+//! the source with its length known up front.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::AsyncReadExt;
+
+use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
+use crate::{Error, Result};
+
+use super::*;
+
+impl Uploader<'_> {
+    /// One form POST; returns OSS's request id.
+    pub(super) async fn post_form(
+        &self,
+        credential: &Credential,
+        key: &str,
+        source: &UploadSource,
+        size: u64,
+        feed: Feed<'_>,
+    ) -> Result<Option<String>> {
+        let Feed {
+            index,
+            tally,
+            hasher,
+        } = feed;
+        let content_type = content_type(&source.name);
+        let fields: [(&str, &str); 8] = [
+            ("OSSAccessKeyId", credential.access_key_id.expose()),
+            ("Signature", credential.signature.expose()),
+            ("policy", credential.policy.expose()),
+            ("key", key),
+            ("x-oss-object-acl", &credential.acl),
+            ("x-oss-forbid-overwrite", &credential.forbid_overwrite),
+            ("success_action_status", "200"),
+            ("x-oss-content-type", content_type),
+        ];
+        let boundary = boundary();
+        let file_name = key.rsplit('/').next().unwrap_or(key);
+        let head = form_head(&boundary, &fields, file_name, content_type);
+        let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+        let length = head.len() as u64 + size + tail.len() as u64;
+
+        let reader = source.open().await?;
+        if let Some(t) = tally {
+            t.restart(index);
+        }
+        let body = file_stream(reader, size, index, tally.cloned()).map(move |chunk| {
+            if let (Ok(bytes), Some(hasher)) = (&chunk, &hasher)
+                && let Some(context) = lock_plain(hasher).as_mut()
+            {
+                context.update(bytes);
+            }
+            chunk.map_err(std::io::Error::other)
+        });
+        let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(head) })
+            .chain(body)
+            .chain(futures_util::stream::once(async move { Ok(tail) }));
+        let response = self
+            .http()
+            .post(credential.upload_host.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(|e| source_error(e, source))?;
+        if response.url() != &credential.upload_host {
+            // A caller's own HTTP client may follow redirects; a followed POST is not an upload.
+            return Err(Error::decode(
+                Some(response.status().as_u16()),
+                "the upload was redirected: nothing can be known to have been stored",
+                &[],
+                None,
+            ));
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        let request_id = headers
+            .get("x-oss-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status.is_success() {
+            tracing::debug!(status = status.as_u16(), request_id, "uploaded");
+            return Ok(request_id);
+        }
+        let (body, truncated) = crate::transport::read_limited(response, ERROR_BODY_LIMIT)
+            .await
+            .map_err(Error::from_reqwest)?;
+        let error = from_response(
+            Service::Oss,
+            status.as_u16(),
+            &headers,
+            &body,
+            truncated,
+            None,
+        );
+        tracing::debug!(
+            status = status.as_u16(),
+            code = error.code(),
+            request_id = error.request_id(),
+            "upload refused"
+        );
+        Err(error)
+    }
+}
+
+/// Who watches the bytes of a POST go out: the batch's progress, and the content's hash.
+pub(super) struct Feed<'a> {
+    pub(super) index: usize,
+    pub(super) tally: Option<&'a Arc<Tally>>,
+    pub(super) hasher: Option<Hasher>,
+}
+
+/// Where the SHA-256 of what a POST sent is left (hex), once it stored the object.
+pub(super) type Sent = Arc<Mutex<Option<String>>>;
+/// The running SHA-256 of one POST's file bytes.
+pub(super) type Hasher = Arc<Mutex<Option<ring::digest::Context>>>;
+
+/// A random-enough multipart boundary (it only has to be absent from the form's text fields:
+/// the file part is delimited by length on our side and by this string on OSS's).
+pub(super) fn boundary() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!("dashscope-oss-{t:016x}{n:08x}")
+}
+
+pub(super) fn form_head(
+    boundary: &str,
+    fields: &[(&str, &str)],
+    file_name: &str,
+    content_type: &str,
+) -> Bytes {
+    let mut head = String::with_capacity(4096);
+    for (name, value) in fields {
+        head.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    head.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: {content_type}\r\n\r\n",
+        file_name.replace(['"', '\r', '\n'], "_")
+    ));
+    Bytes::from(head)
+}
+
+/// The file's bytes, exactly `size` of them, read in chunks as the connection takes them.
+pub(super) fn file_stream(
+    reader: BoxReader,
+    size: u64,
+    index: usize,
+    progress: Option<Arc<Tally>>,
+) -> impl futures_util::Stream<Item = std::result::Result<Bytes, SourceError>> + Send {
+    futures_util::stream::try_unfold(
+        (reader, 0u64, progress),
+        move |(mut reader, sent, progress)| async move {
+            if sent == size {
+                // A source longer than announced would corrupt the form: refuse it.
+                let mut probe = [0u8; 1];
+                return match reader.read(&mut probe).await {
+                    Ok(0) => Ok(None),
+                    Ok(_) => Err(SourceError(format!(
+                        "the source is longer than its {size} bytes"
+                    ))),
+                    Err(e) => Err(SourceError(e.to_string())),
+                };
+            }
+            let want = CHUNK.min((size - sent) as usize);
+            let mut buf = vec![0u8; want];
+            let n = reader
+                .read(&mut buf)
+                .await
+                .map_err(|e| SourceError(e.to_string()))?;
+            if n == 0 {
+                return Err(SourceError(format!(
+                    "the source ended after {sent} of {size} bytes"
+                )));
+            }
+            buf.truncate(n);
+            let sent = sent + n as u64;
+            if let Some(p) = &progress {
+                p.report(index, sent, size);
+            }
+            Ok(Some((Bytes::from(buf), (reader, sent, progress))))
+        },
+    )
+}

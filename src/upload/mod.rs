@@ -1,0 +1,167 @@
+//! Uploading local files to DashScope's temporary storage and getting their `oss://` URLs.
+//!
+//! One upload is: a credential for the model (cached and shared until shortly before it
+//! expires), then a multipart form POST to the credential's `upload_host` with the fields in the
+//! documented order and `file` last. The body is streamed from the source with its length
+//! computed up front, so a file of any size travels in constant memory.
+//!
+//! # Retries, and an object that landed although its answer was lost
+//!
+//! Throttling (429), server errors (5xx), timeouts and broken connections are retried with
+//! backoff, an expired credential is replaced, and the form is rebuilt from the source each time.
+//! Every upload writes to a key no other upload of this client uses (see [`UploadSource`]); a
+//! retry after an ambiguous failure (the body may have been received) reuses the same key with
+//! the same credential. If OSS then answers 409 `FileAlreadyExists`, the earlier attempt did
+//! land: PostObject stores an object whole or not at all, and nobody else writes that key, so
+//! the upload is reported as done. If the credential had to be replaced in between, the retry
+//! goes to a new key and only the new object is reported. So a success is reported only for an
+//! object that OSS confirmed, and a failure only after the last attempt failed.
+
+mod attempt;
+mod batch;
+mod credential;
+mod form;
+mod naming;
+mod source;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use progenitor_client::ClientInfo;
+
+use crate::api;
+use crate::cache::UploadCache;
+use crate::retry::{RateLimiter, RetryPolicy};
+
+#[cfg(feature = "fuzzing")]
+pub(crate) use credential::check_credential;
+pub(crate) use naming::safe_name;
+pub use naming::{content_type, inlines};
+pub use source::UploadSource;
+#[allow(unused_imports)]
+use {attempt::*, batch::*, credential::*, form::*, naming::*, source::*};
+
+pub use crate::wire::OBJECT_LIFETIME;
+
+/// A file in the temporary storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UploadedFile {
+    /// `oss://` + key: what a model call takes.
+    pub url: String,
+    /// The object key, `upload_dir/<name>`.
+    pub key: String,
+    /// The model it was uploaded for; only that model can read it.
+    pub model: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When the POST that stored it was sent: no later than the storage's own upload time, so
+    /// that `expires_at` is never later than the object's real expiry.
+    pub uploaded_at: SystemTime,
+    /// When it stops resolving: 48 hours after `uploaded_at` (a few moments early, never late).
+    pub expires_at: SystemTime,
+    /// OSS's request id of the upload that stored it.
+    pub request_id: Option<String>,
+    /// Form POSTs made (1 without retries; 0 when it came from the cache).
+    pub attempts: u32,
+    /// Whether the URL came from the upload cache (nothing was sent): see `Config::upload_cache`.
+    pub from_cache: bool,
+}
+
+/// Progress of a batch, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Which source, by its position in the batch.
+    pub index: usize,
+    /// Bytes of this file sent in the current attempt.
+    pub file_sent: u64,
+    /// The file's size.
+    pub file_size: u64,
+    /// Bytes sent for the whole batch (a retried file counts its current attempt only).
+    pub total_sent: u64,
+    /// The size of every file of the batch (those that could be read).
+    pub total_size: u64,
+}
+
+/// Called from the upload tasks as bytes go out.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Settings of the upload path, from [`Config`](crate::Config).
+#[derive(Debug, Clone)]
+pub(crate) struct UploadSettings {
+    pub retry: RetryPolicy,
+    pub concurrency: usize,
+    pub credential_rate: u32,
+    pub credential_margin: Duration,
+    pub allow_insecure_http: bool,
+    /// Where earlier uploads are remembered, if anywhere.
+    pub cache: Option<Arc<UploadCache>>,
+    /// The one-way digest of this client's key and base URL: the account part of an upload's
+    /// identity in the cache.
+    pub account: String,
+}
+
+/// The client's upload state: a credential slot per model, and the rate limiter.
+#[derive(Debug)]
+pub(crate) struct Uploads {
+    settings: UploadSettings,
+    slots: Mutex<std::collections::HashMap<String, Slot>>,
+    limiter: RateLimiter,
+}
+
+impl Uploads {
+    pub(crate) fn new(settings: UploadSettings) -> Self {
+        Self {
+            limiter: RateLimiter::new(settings.credential_rate),
+            settings,
+            slots: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn cache(&self) -> Option<&UploadCache> {
+        self.settings.cache.as_deref()
+    }
+
+    pub(crate) fn account(&self) -> &str {
+        &self.settings.account
+    }
+
+    fn slot(&self, model: &str) -> Slot {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(model.to_owned())
+            .or_default()
+            .clone()
+    }
+}
+
+/// The upload operations of one client: its generated API (for credentials, through the one
+/// execution path) and its upload state.
+pub(crate) struct Uploader<'a> {
+    api: &'a api::Client,
+}
+
+impl<'a> Uploader<'a> {
+    pub(crate) fn new(api: &'a api::Client) -> Self {
+        Self { api }
+    }
+
+    fn uploads(&self) -> &'a Uploads {
+        &self.api.inner().uploads
+    }
+
+    fn http(&self) -> &'a reqwest::Client {
+        self.api.client()
+    }
+}
+
+fn lock_plain<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

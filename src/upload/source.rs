@@ -1,0 +1,178 @@
+//! What to upload: a file by path, bytes in memory, or a reader, each able to open itself again
+//! for a retry; and telling a source that failed to read from a lost connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::{Error, Result};
+
+/// The chunk size of file reads.
+pub(super) const CHUNK: usize = 256 * 1024;
+
+/// What to upload.
+pub struct UploadSource {
+    pub(super) name: String,
+    pub(super) kind: SourceKind,
+}
+
+pub(super) enum SourceKind {
+    Path(PathBuf),
+    Bytes(Bytes),
+    Reader {
+        len: u64,
+        open: Arc<dyn Fn() -> ReaderFuture + Send + Sync>,
+    },
+}
+
+pub(super) type BoxReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+pub(super) type ReaderFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<BoxReader>> + Send>>;
+
+impl std::fmt::Debug for UploadSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            SourceKind::Path(p) => format!("path {}", p.display()),
+            SourceKind::Bytes(b) => format!("{} bytes in memory", b.len()),
+            SourceKind::Reader { len, .. } => format!("reader of {len} bytes"),
+        };
+        f.debug_struct("UploadSource")
+            .field("name", &self.name)
+            .field("kind", &kind)
+            .finish()
+    }
+}
+
+impl UploadSource {
+    /// A local file; its name becomes the object's name.
+    pub fn path(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self {
+            name,
+            kind: SourceKind::Path(path),
+        }
+    }
+
+    /// Bytes in memory, uploaded under `name` (keep the extension: models read the type from it).
+    pub fn bytes(name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
+        Self {
+            name: name.into(),
+            kind: SourceKind::Bytes(bytes.into()),
+        }
+    }
+
+    /// `len` bytes read from a reader that `open` makes; it is called again for each retry.
+    pub fn reader<F, Fut, R>(name: impl Into<String>, len: u64, open: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = std::io::Result<R>> + Send + 'static,
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    {
+        let open = Arc::new(move || -> ReaderFuture {
+            let fut = open();
+            Box::pin(async move { fut.await.map(|r| Box::new(r) as BoxReader) })
+        });
+        Self {
+            name: name.into(),
+            kind: SourceKind::Reader { len, open },
+        }
+    }
+
+    /// The name it is uploaded under (before it is made safe and unique).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(super) fn path_buf(&self) -> Option<PathBuf> {
+        match &self.kind {
+            SourceKind::Path(p) => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    /// Checks what can be checked before any request: the file exists, is a regular file,
+    /// can be opened. Returns the size.
+    pub(crate) async fn size(&self) -> Result<u64> {
+        match &self.kind {
+            SourceKind::Bytes(b) => Ok(b.len() as u64),
+            SourceKind::Reader { len, .. } => Ok(*len),
+            SourceKind::Path(path) => {
+                let io = |source| Error::Io {
+                    path: Some(path.clone()),
+                    source,
+                };
+                let meta = tokio::fs::metadata(path).await.map_err(io)?;
+                if !meta.is_file() {
+                    return Err(Error::NotAFile { path: path.clone() });
+                }
+                // Opening proves it is readable now, not only that it exists.
+                drop(tokio::fs::File::open(path).await.map_err(io)?);
+                Ok(meta.len())
+            }
+        }
+    }
+
+    pub(super) async fn open(&self) -> Result<BoxReader> {
+        match &self.kind {
+            SourceKind::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b.clone()))),
+            SourceKind::Path(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|source| Error::Io {
+                        path: Some(path.clone()),
+                        source,
+                    })?;
+                Ok(Box::new(file))
+            }
+            SourceKind::Reader { open, .. } => open()
+                .await
+                .map_err(|source| Error::Io { path: None, source }),
+        }
+    }
+}
+
+impl From<&Path> for UploadSource {
+    fn from(path: &Path) -> Self {
+        Self::path(path)
+    }
+}
+
+impl From<PathBuf> for UploadSource {
+    fn from(path: PathBuf) -> Self {
+        Self::path(path)
+    }
+}
+
+impl From<&str> for UploadSource {
+    /// A path.
+    fn from(path: &str) -> Self {
+        Self::path(path)
+    }
+}
+
+/// A transport error, unless it was the source that failed to read.
+pub(super) fn source_error(e: reqwest::Error, source: &UploadSource) -> Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.is::<SourceError>())
+        {
+            return Error::Io {
+                path: source.path_buf(),
+                source: std::io::Error::new(io.kind(), io.to_string()),
+            };
+        }
+        cause = c.source();
+    }
+    Error::from_reqwest(e)
+}
+
+/// The source ended early or failed while its bytes were being sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct SourceError(pub(super) String);
