@@ -34,7 +34,7 @@ fn generate() -> Result<(), String> {
         // Our `ClientHooks` impl (src/client.rs) authenticates, strips `api-version` and maps
         // errors; forgetting it must be a compile error, not a silently unauthenticated client.
         .with_hooks(progenitor::HooksMode::Expected)
-        .with_inner_type(quote_path("crate::client::Inner"))
+        .with_inner_type(quote_path("crate::session::Inner"))
         // Secrets get a type whose Debug is redacted; the derived Debug of generated structs
         // would otherwise print the policy signature and access key id.
         .with_replacement("SecretString", "crate::Secret", std::iter::empty());

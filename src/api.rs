@@ -15,3 +15,11 @@ impl types::FlexibleInteger {
         }
     }
 }
+
+/// A builder of a generated type that was missing a required field or given a value of the
+/// wrong type.
+impl From<types::error::ConversionError> for crate::Error {
+    fn from(e: types::error::ConversionError) -> Self {
+        crate::Error::InvalidRequest(e.to_string())
+    }
+}

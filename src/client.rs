@@ -18,34 +18,12 @@ use crate::api::{self, types};
 use crate::cache::{UploadCache, UrlState};
 use crate::config::UploadCacheSetting;
 use crate::config::normalize_base_url;
-use crate::retry::{RateLimiter, RetryPolicy};
+use crate::retry::RateLimiter;
+use crate::session::{Inner, TASK_QUERIES_PER_SECOND, TASK_QUERY_WINDOW, UploadSettings, Uploads};
 use crate::transport::{self, Manner};
-use crate::upload::{self, ProgressFn, Uploader, Uploads};
+use crate::upload::{self, ProgressFn, Uploader};
 use crate::wire::{self, ASYNC_HEADER, Media, OSS_RESOLVE_HEADER};
 use crate::{Config, Error, Result, Secret, UploadSource, UploadedFile};
-
-/// What the generated client's hooks need: the key (as a ready header), the retry policy that
-/// governs every call, and the upload state (credentials, rate limit) that local files use.
-#[derive(Debug, Clone)]
-pub struct Inner {
-    pub(crate) key: Secret,
-    authorization: HeaderValue,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) uploads: Arc<Uploads>,
-    upload_local_files: bool,
-    inline_below: u64,
-    /// Every task query, cancel and list of this client takes a slot (see [`TASK_QUERY_WINDOW`]).
-    pub(crate) task_queries: Arc<RateLimiter>,
-}
-
-/// The task endpoints allow 20 queries per second per account. The service counts arrivals,
-/// and two queries sent a second apart may arrive closer together: this client sends at most
-/// 20 in any 1.2 s, so that a delay of up to 200 ms never puts 21 in one of the service's
-/// seconds.
-pub const TASK_QUERY_WINDOW: std::time::Duration = std::time::Duration::from_millis(1200);
-
-/// The documented limit of task queries per second per account.
-pub const TASK_QUERIES_PER_SECOND: u32 = 20;
 
 /// A DashScope client. Cheap to clone; clones share the connection pool and the credentials.
 ///
@@ -99,7 +77,7 @@ impl Client {
                 TASK_QUERIES_PER_SECOND,
                 TASK_QUERY_WINDOW,
             )),
-            uploads: Arc::new(Uploads::new(crate::upload::UploadSettings {
+            uploads: Arc::new(Uploads::new(UploadSettings {
                 retry: config.retry,
                 concurrency: config.upload_concurrency,
                 credential_rate: config.credential_rate,

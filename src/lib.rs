@@ -17,8 +17,10 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod naming;
 mod retry;
 mod secret;
+mod session;
 mod sse;
 pub mod task;
 mod timefmt;

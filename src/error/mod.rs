@@ -502,14 +502,6 @@ impl Error {
     }
 }
 
-/// A builder of a generated type that was missing a required field or given a value of the
-/// wrong type.
-impl From<crate::api::types::error::ConversionError> for Error {
-    fn from(e: crate::api::types::error::ConversionError) -> Self {
-        Error::InvalidRequest(e.to_string())
-    }
-}
-
 mod class;
 mod parse;
 mod table;

@@ -8,7 +8,6 @@ use super::{
     Error, Service,
 };
 use crate::Secret;
-use crate::api::types;
 
 /// Turns an error response into an [`Error`]. `body` is at most [`ERROR_BODY_LIMIT`] bytes;
 /// `truncated` says whether more was sent. `key` is scrubbed from everything kept.
@@ -100,12 +99,39 @@ struct Fields {
     detail: Detail,
 }
 
+/// The compatible API's error answer (the spec's `CompatibleErrorResponse`). Read with these
+/// private shapes, not the generated types, so that the error module stays a leaf the
+/// generated client may depend on; tests/errors.rs feeds both shapes through the table.
+#[derive(serde::Deserialize)]
+struct CompatibleBody {
+    error: Option<CompatibleInner>,
+    request_id: Option<String>,
+    id: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct CompatibleInner {
+    message: Option<String>,
+    #[serde(rename = "type")]
+    type_: Option<String>,
+    param: Option<String>,
+    code: Option<String>,
+}
+
+/// The native API's error answer (the spec's `NativeError`).
+#[derive(serde::Deserialize)]
+struct NativeBody {
+    code: Option<String>,
+    message: Option<String>,
+    request_id: Option<String>,
+}
+
 /// Parses either JSON error shape: both APIs have been seen answering in the other's format
 /// (a gateway's 401 on the compatible endpoint is native-shaped), so both are accepted anywhere.
 fn parse_json(body: &[u8]) -> Option<Fields> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     if value.get("error").is_some_and(serde_json::Value::is_object) {
-        let compat: types::CompatibleErrorResponse = serde_json::from_value(value).ok()?;
+        let compat: CompatibleBody = serde_json::from_value(value).ok()?;
         let inner = compat.error?;
         return Some(Fields {
             code: inner.code,
@@ -118,7 +144,7 @@ fn parse_json(body: &[u8]) -> Option<Fields> {
             },
         });
     }
-    let native: types::NativeError = serde_json::from_value(value).ok()?;
+    let native: NativeBody = serde_json::from_value(value).ok()?;
     if native.code.is_none() && native.message.is_none() {
         return None;
     }

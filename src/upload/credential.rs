@@ -1,8 +1,7 @@
 //! Upload credentials: the policy request, what a form POST needs of its answer, and the
 //! single flight that shares one credential per model among the uploads waiting for it.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,85 +10,9 @@ use progenitor_client::ClientInfo;
 use tracing::Instrument;
 
 use crate::api::types;
-use crate::{Error, Result, Secret};
+use crate::{Error, Result};
 
 use super::*;
-
-/// A credential, ready for form POSTs.
-pub(super) struct Credential {
-    pub(super) policy: Secret,
-    pub(super) signature: Secret,
-    pub(super) access_key_id: Secret,
-    pub(super) upload_dir: String,
-    pub(super) upload_host: reqwest::Url,
-    pub(super) acl: String,
-    pub(super) forbid_overwrite: String,
-    pub(super) max_file_size: u64,
-    pub(super) usable_until: Instant,
-    pub(super) expires: Instant,
-    /// Names already given out under `upload_dir`, so that no two uploads share a key.
-    pub(super) names: Mutex<HashSet<String>>,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("upload_dir", &self.upload_dir)
-            .field("upload_host", &self.upload_host.as_str())
-            .field("max_file_size", &self.max_file_size)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Credential {
-    /// Whether new uploads may start with it (its expiry less the safety margin).
-    pub(super) fn usable(&self) -> bool {
-        Instant::now() < self.usable_until
-    }
-
-    /// Whether OSS should still accept it (its expiry, without the margin).
-    pub(super) fn valid_at_oss(&self) -> bool {
-        Instant::now() < self.expires
-    }
-
-    /// A key under `upload_dir` for `name`, distinct from every key handed out before.
-    pub(super) fn claim_key(&self, name: &str) -> String {
-        // Room for the directory, the slash, and a `-N` suffix should the name be taken.
-        let safe = safe_name(name, 1023 - self.upload_dir.len().min(900) - 1 - 21);
-        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let (stem, ext) = split_ext(&safe);
-        let mut candidate = safe.clone();
-        let mut n = 1u64;
-        while !names.insert(candidate.clone()) {
-            n += 1;
-            candidate = format!("{stem}-{n}{ext}");
-        }
-        format!("{}/{candidate}", self.upload_dir)
-    }
-}
-
-/// The credential of one model. The async lock is held while a new one is fetched, so that
-/// concurrent uploads wait for that one request instead of each making their own; and when
-/// that fetch fails, the uploads that were waiting for it get its error instead of each
-/// fetching (and retrying) again.
-pub(super) type Slot = Arc<SlotInner>;
-
-#[derive(Debug, Default)]
-pub(super) struct SlotInner {
-    /// Fetches started so far (the number of the last one).
-    pub(super) fetches: AtomicU64,
-    /// The number of the last fetch that ended; read without the lock by an upload about to
-    /// wait, so that it knows which failures ended while it waited.
-    pub(super) ended: AtomicU64,
-    pub(super) state: tokio::sync::Mutex<SlotState>,
-}
-
-#[derive(Debug, Default)]
-pub(super) struct SlotState {
-    pub(super) credential: Option<Arc<Credential>>,
-    /// The number of the last fetch that failed, and its error where it can be repeated.
-    pub(super) failed: Option<(u64, Error)>,
-}
 
 impl Uploader<'_> {
     /// An upload credential for `model`, through the one execution path (which retries it).
@@ -281,6 +204,7 @@ pub(super) fn policy_expiration(policy: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::RetryPolicy;
 
     fn settings() -> UploadSettings {
         UploadSettings {

@@ -21,25 +21,22 @@ mod attempt;
 mod batch;
 mod credential;
 mod form;
-mod naming;
 mod source;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use progenitor_client::ClientInfo;
 
 use crate::api;
-use crate::cache::UploadCache;
-use crate::retry::{RateLimiter, RetryPolicy};
 
+pub use crate::naming::{content_type, inlines};
+use crate::session::*;
 #[cfg(feature = "fuzzing")]
 pub(crate) use credential::check_credential;
-pub(crate) use naming::safe_name;
-pub use naming::{content_type, inlines};
 pub use source::UploadSource;
 #[allow(unused_imports)]
-use {attempt::*, batch::*, credential::*, form::*, naming::*, source::*};
+use {attempt::*, batch::*, credential::*, form::*, source::*};
 
 pub use crate::wire::OBJECT_LIFETIME;
 
@@ -87,56 +84,6 @@ pub struct Progress {
 /// Called from the upload tasks as bytes go out.
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
-/// Settings of the upload path, from [`Config`](crate::Config).
-#[derive(Debug, Clone)]
-pub(crate) struct UploadSettings {
-    pub retry: RetryPolicy,
-    pub concurrency: usize,
-    pub credential_rate: u32,
-    pub credential_margin: Duration,
-    pub allow_insecure_http: bool,
-    /// Where earlier uploads are remembered, if anywhere.
-    pub cache: Option<Arc<UploadCache>>,
-    /// The one-way digest of this client's key and base URL: the account part of an upload's
-    /// identity in the cache.
-    pub account: String,
-}
-
-/// The client's upload state: a credential slot per model, and the rate limiter.
-#[derive(Debug)]
-pub(crate) struct Uploads {
-    settings: UploadSettings,
-    slots: Mutex<std::collections::HashMap<String, Slot>>,
-    limiter: RateLimiter,
-}
-
-impl Uploads {
-    pub(crate) fn new(settings: UploadSettings) -> Self {
-        Self {
-            limiter: RateLimiter::new(settings.credential_rate),
-            settings,
-            slots: Mutex::default(),
-        }
-    }
-
-    pub(crate) fn cache(&self) -> Option<&UploadCache> {
-        self.settings.cache.as_deref()
-    }
-
-    pub(crate) fn account(&self) -> &str {
-        &self.settings.account
-    }
-
-    fn slot(&self, model: &str) -> Slot {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(model.to_owned())
-            .or_default()
-            .clone()
-    }
-}
-
 /// The upload operations of one client: its generated API (for credentials, through the one
 /// execution path) and its upload state.
 pub(crate) struct Uploader<'a> {
@@ -148,7 +95,7 @@ impl<'a> Uploader<'a> {
         Self { api }
     }
 
-    fn uploads(&self) -> &'a Uploads {
+    fn uploads(&self) -> &'a crate::session::Uploads {
         &self.api.inner().uploads
     }
 

@@ -30,7 +30,7 @@ pub(crate) fn safe_name(name: &str, max_bytes: usize) -> String {
 }
 
 /// (`cat`, `.png`) for `cat.png`; (`archive.tar`, `.gz`) for `archive.tar.gz`; no extension → "".
-pub(super) fn split_ext(name: &str) -> (&str, &str) {
+pub(crate) fn split_ext(name: &str) -> (&str, &str) {
     match name.rfind('.') {
         Some(i) if i > 0 && i + 1 < name.len() => (&name[..i], &name[i..]),
         _ => (name, ""),
