@@ -3,10 +3,9 @@
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
+use super::ChunkStream;
 use crate::api::types;
 use crate::{Error, Result};
-
-use super::*;
 
 /// Assembles the chunks of a streamed chat completion into the answer a non-streamed call
 /// would have given: each choice's text, reasoning, tool calls joined from their fragments (by

@@ -3,11 +3,11 @@
 
 use serde_json::{Map, Value, json};
 
+use super::stream::typed;
+use crate::Media;
 use crate::Result;
 use crate::api::types;
 use crate::wire::audio_format;
-
-use super::*;
 
 /// One part of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,7 +34,7 @@ use crate::{Client, Error, Result};
 
 pub use collect::{ChatCollector, GenerationCollector, collect_chat, collect_generation};
 pub use message::{ChatRequest, Message, Part, Role};
-use stream::*;
+use stream::sse_chunks;
 
 /// A stream of typed chunks; it ends after the last chunk, or with an error.
 pub type ChunkStream<T> = Pin<Box<dyn Stream<Item = Result<T>> + Send>>;

@@ -5,10 +5,9 @@ use std::pin::Pin;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
+use super::Api;
 use crate::error::from_response;
 use crate::{Error, Result};
-
-use super::*;
 
 pub(super) fn typed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T> {
     serde_json::from_value(body)

@@ -6,10 +6,17 @@ use std::time::SystemTime;
 
 use tracing::Instrument;
 
+use super::Uploader;
+use super::batch::Tally;
+use super::form::Feed;
+use super::form::Sent;
+use super::lock_plain;
+use crate::UploadSource;
+use crate::UploadedFile;
 use crate::retry::{Class, classify};
+use crate::session::Credential;
+use crate::wire::OBJECT_LIFETIME;
 use crate::{Error, Result};
-
-use super::*;
 
 impl Uploader<'_> {
     /// Stores a source in the storage: credential, form POST, retries. With `hash`, the

@@ -8,10 +8,17 @@ use std::time::SystemTime;
 
 use futures_util::StreamExt;
 
+use super::Uploader;
+use super::lock_plain;
+use super::source::SourceKind;
+use super::unix_ms;
+use crate::Progress;
+use crate::ProgressFn;
+use crate::UploadSource;
+use crate::UploadedFile;
 use crate::cache::{CachedUpload, Identity, Stamp, UploadCache, Verdict};
+use crate::naming::content_type;
 use crate::{Error, Result};
-
-use super::*;
 
 impl Uploader<'_> {
     /// Uploads one file.

@@ -9,10 +9,11 @@ use base64::Engine;
 use progenitor_client::ClientInfo;
 use tracing::Instrument;
 
+use super::Uploader;
 use crate::api::types;
+use crate::session::Credential;
+use crate::session::UploadSettings;
 use crate::{Error, Result};
-
-use super::*;
 
 impl Uploader<'_> {
     /// An upload credential for `model`, through the one execution path (which retries it).

@@ -9,10 +9,18 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
+use super::Uploader;
+use super::batch::Tally;
+use super::lock_plain;
+use super::source::BoxReader;
+use super::source::CHUNK;
+use super::source::SourceError;
+use super::source::source_error;
+use crate::UploadSource;
 use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
+use crate::naming::content_type;
+use crate::session::Credential;
 use crate::{Error, Result};
-
-use super::*;
 
 impl Uploader<'_> {
     /// One form POST; returns OSS's request id.

@@ -31,12 +31,10 @@ use progenitor_client::ClientInfo;
 use crate::api;
 
 pub use crate::naming::{content_type, inlines};
-use crate::session::*;
+
 #[cfg(feature = "fuzzing")]
 pub(crate) use credential::check_credential;
 pub use source::UploadSource;
-#[allow(unused_imports)]
-use {attempt::*, batch::*, credential::*, form::*, source::*};
 
 pub use crate::wire::OBJECT_LIFETIME;
 
