@@ -40,7 +40,9 @@ pub(super) const INVALID_PARAMETER: &str =
     "Required parameter(s) missing or invalid, please check the request parameters.";
 pub(super) const RATE_LIMITED: &str = "Requests rate limit exceeded, please try again later.";
 
-pub(crate) fn router(state: Arc<State>) -> Router {
+/// The API host: these endpoints, the task endpoints (`tasks`, given by the caller so that
+/// the two do not depend on each other) and the emulator's control endpoints.
+pub(crate) fn router(state: Arc<State>, tasks: Router<Arc<State>>) -> Router {
     Router::new()
         .route("/api/v1/uploads", get(get_policy))
         .route("/compatible-mode/v1/chat/completions", post(compatible))
@@ -48,7 +50,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             "/api/v1/services/aigc/multimodal-generation/generation",
             post(native),
         )
-        .merge(super::tasks::routes())
+        .merge(tasks)
         .route("/emulator/v1/stats", get(stats))
         .route("/emulator/v1/clock", post(clock))
         .route("/emulator/v1/faults", post(faults))

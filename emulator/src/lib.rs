@@ -280,7 +280,7 @@ impl Emulator {
         let base_url = format!("http://{}", local_addr(&api_listener, config.api_addr));
         let state = Arc::new(State::new(config, oss_url.clone())?);
         let servers = vec![
-            server::serve(api_listener, api::router(state.clone())),
+            server::serve(api_listener, api::router(state.clone(), tasks::routes())),
             server::serve(oss_listener, oss::router(state.clone())),
         ];
         Ok(Self {

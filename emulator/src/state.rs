@@ -236,7 +236,7 @@ pub(crate) struct State {
     /// `upload_dir` → who it was issued to.
     pub credentials: Mutex<HashMap<String, Credential>>,
     pub objects: Mutex<HashMap<String, Object>>,
-    pub tasks: super::tasks::Tasks,
+    pub tasks: crate::tasks::store::Tasks,
     rate: Mutex<HashMap<(usize, String), VecDeque<std::time::Instant>>>,
     /// (account, date) → bytes uploaded that day.
     capacity: Mutex<HashMap<(usize, String), u64>>,
@@ -300,7 +300,7 @@ impl State {
             policy_lifetime_ms,
             credentials: Mutex::default(),
             objects: Mutex::default(),
-            tasks: super::tasks::Tasks::default(),
+            tasks: crate::tasks::store::Tasks::default(),
             rate: Mutex::default(),
             capacity: Mutex::default(),
             storage_dir,
@@ -504,7 +504,7 @@ impl State {
             credentials: lock(&self.credentials).len() as u64,
             heap_bytes: super::heap::in_use(),
             tasks_submitted: get(&self.tasks.submitted),
-            tasks: self.tasks.by_state(self),
+            tasks: self.tasks.by_state(self.clock.now(), &self.config),
             task_queries: get(&self.tasks.queries),
             task_queries_throttled: get(&self.tasks.throttled),
             task_queries_max_per_second: get(&self.tasks.max_per_second),

@@ -180,7 +180,7 @@ pub(super) fn credential_from(
 #[cfg(feature = "fuzzing")]
 pub(crate) fn check_credential(data: crate::api::types::UploadPolicy) -> Result<()> {
     let settings = UploadSettings {
-        retry: RetryPolicy::default(),
+        retry: crate::RetryPolicy::default(),
         concurrency: 1,
         credential_rate: 100,
         credential_margin: Duration::from_secs(30),

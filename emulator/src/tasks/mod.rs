@@ -1,4 +1,4 @@
-//! The asynchronous task APIs, as `shared/reference/async-tasks.md` describes them: submits that
+//! The asynchronous task APIs, as the documentation of each describes them: submits that
 //! need `X-DashScope-Async: enable` (403 `AccessDenied` "current user api does not support
 //! synchronous calls" without it, as users report), task queries at 20 per second per account
 //! (429 beyond), cancel from `PENDING` only (400 `UnsupportedOperation`), `UNKNOWN` for a wrong,
@@ -12,9 +12,8 @@
 //! [`FAIL_TASK_TEXT`] makes a task fail with `InvalidParameter`; the answer of a cancel is
 //! `{"request_id"}`; a list answers in the Java SDK's `data` shape.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -31,152 +30,13 @@ use super::api::{
 };
 use super::state::{FaultKind, State, bump, lock};
 
+pub(crate) mod store;
+
+pub use store::TaskSteps;
+use store::{File, Kind, Task, status_of};
+
 /// A prompt containing this makes a task end `FAILED` (so that the failure path can be tested).
 pub const FAIL_TASK_TEXT: &str = "EMULATOR-FAIL-TASK";
-
-/// How a task moves from `PENDING` through `RUNNING` to its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskSteps {
-    /// By the emulator's clock: `PENDING` for the first duration, `RUNNING` for the second.
-    Clock {
-        /// How long it stays `PENDING`.
-        pending: Duration,
-        /// How long it then stays `RUNNING`.
-        running: Duration,
-    },
-    /// By queries of it: each of `PENDING` and `RUNNING` lasts this many queries.
-    Polls(u32),
-}
-
-impl Default for TaskSteps {
-    fn default() -> Self {
-        TaskSteps::Clock {
-            pending: Duration::from_secs(1),
-            running: Duration::from_secs(1),
-        }
-    }
-}
-
-/// What a task makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Transcription,
-    Image,
-    Video,
-}
-
-/// One file of a transcription, as the emulator received it.
-#[derive(Debug, Clone)]
-struct File {
-    url: String,
-    /// What was received, or why the file fails (code, message).
-    outcome: Result<String, (String, String)>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Task {
-    account: usize,
-    model: String,
-    kind: Kind,
-    submitted: SystemTime,
-    /// Queries of it so far.
-    polls: u32,
-    canceled: bool,
-    failure: Option<(String, String)>,
-    files: Vec<File>,
-    images: u64,
-    diarization: bool,
-    prompt: String,
-    /// The submit's body as received (tests snapshot it).
-    request: Value,
-    /// Its place in the order of submits (lists are in that order).
-    seq: u64,
-}
-
-/// The task state of the emulator: tasks, and the query windows of the accounts.
-#[derive(Default)]
-pub(crate) struct Tasks {
-    tasks: std::sync::Mutex<HashMap<String, Task>>,
-    /// Per account: when its recent queries arrived (all of them, refused ones too).
-    windows: std::sync::Mutex<HashMap<usize, VecDeque<Instant>>>,
-    pub(crate) submitted: std::sync::atomic::AtomicU64,
-    pub(crate) queries: std::sync::atomic::AtomicU64,
-    pub(crate) throttled: std::sync::atomic::AtomicU64,
-    pub(crate) max_per_second: std::sync::atomic::AtomicU64,
-}
-
-impl Tasks {
-    /// The body a task was submitted with.
-    pub(crate) fn request(&self, task_id: &str) -> Option<Value> {
-        lock(&self.tasks).get(task_id).map(|t| t.request.clone())
-    }
-
-    /// Tasks by state, now (a stats read is not a query: it moves nothing).
-    pub(crate) fn by_state(&self, state: &State) -> BTreeMap<String, u64> {
-        let now = state.clock.now();
-        let mut counts = BTreeMap::new();
-        for task in lock(&self.tasks).values() {
-            *counts
-                .entry(status_of(task, now, &state.config).to_owned())
-                .or_insert(0) += 1;
-        }
-        counts
-    }
-
-    /// Forgets tasks past their lifetime (a day) and a bit.
-    pub(crate) fn sweep(&self, now: SystemTime, lifetime: Duration) {
-        lock(&self.tasks).retain(|_, t| {
-            now.duration_since(t.submitted)
-                .map_or(true, |age| age < lifetime + Duration::from_secs(3600))
-        });
-    }
-}
-
-/// The state of a task at an age, after some queries: one pure rule.
-pub(crate) fn state_at(
-    canceled: bool,
-    failed: bool,
-    age: Duration,
-    polls: u32,
-    steps: TaskSteps,
-    lifetime: Duration,
-) -> &'static str {
-    if age >= lifetime {
-        return "UNKNOWN";
-    }
-    if canceled {
-        return "CANCELED";
-    }
-    let phase = match steps {
-        TaskSteps::Clock { pending, running } => {
-            if age < pending {
-                0
-            } else if age < pending + running {
-                1
-            } else {
-                2
-            }
-        }
-        TaskSteps::Polls(n) => (polls / n.max(1)).min(2),
-    };
-    match (phase, failed) {
-        (0, _) => "PENDING",
-        (1, _) => "RUNNING",
-        (_, true) => "FAILED",
-        (_, false) => "SUCCEEDED",
-    }
-}
-
-fn status_of(task: &Task, now: SystemTime, config: &super::EmulatorConfig) -> &'static str {
-    state_at(
-        task.canceled,
-        task.failure.is_some(),
-        now.duration_since(task.submitted).unwrap_or(Duration::ZERO),
-        task.polls,
-        config.task_steps,
-        config.task_lifetime,
-    )
-}
 
 pub(crate) fn routes() -> Router<Arc<State>> {
     Router::new()
@@ -887,51 +747,4 @@ fn task_media(request: &Value) -> Vec<&str> {
         );
     }
     found
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DAY: Duration = Duration::from_secs(24 * 3600);
-
-    #[test]
-    fn tasks_move_by_the_clock_or_by_queries_and_end_once() {
-        let clock = TaskSteps::Clock {
-            pending: Duration::from_secs(1),
-            running: Duration::from_secs(2),
-        };
-        let at = |secs: u64, failed: bool| {
-            state_at(false, failed, Duration::from_secs(secs), 0, clock, DAY)
-        };
-        assert_eq!(
-            [
-                at(0, false),
-                at(1, false),
-                at(2, false),
-                at(3, false),
-                at(3, true)
-            ],
-            ["PENDING", "RUNNING", "RUNNING", "SUCCEEDED", "FAILED"]
-        );
-        let polls = |n: u32| state_at(false, false, Duration::ZERO, n, TaskSteps::Polls(2), DAY);
-        assert_eq!(
-            [polls(0), polls(1), polls(2), polls(3), polls(4), polls(100)],
-            [
-                "PENDING",
-                "PENDING",
-                "RUNNING",
-                "RUNNING",
-                "SUCCEEDED",
-                "SUCCEEDED"
-            ]
-        );
-        // Cancelled stays cancelled; a day later nothing is known.
-        assert_eq!(
-            state_at(true, false, Duration::from_secs(9), 9, clock, DAY),
-            "CANCELED"
-        );
-        assert_eq!(state_at(false, false, DAY, 0, clock, DAY), "UNKNOWN");
-        assert_eq!(state_at(true, true, DAY, 0, clock, DAY), "UNKNOWN");
-    }
 }
