@@ -575,7 +575,7 @@ impl ClientHooks<Inner> for api::Client {
         };
         match send_healing(self, request, manner).await {
             Ok(response) => {
-                transport::note_status(response.status().as_u16());
+                transport::note_success(response.status().as_u16(), manner.creates);
                 Ok(response)
             }
             Err(failure) if transport::in_run() => {

@@ -310,17 +310,8 @@ impl Client {
             >,
         >,
     ) -> Result<Task> {
-        // The request went out and was answered 2xx, but the answer was lost or unreadable:
-        // the task exists. (A connection never made was retried, or comes back as it is.)
-        let answer = self.call(call).await.map_err(|e| match e {
-            Error::Transport(t) | Error::Timeout(t) if !t.is_connect() => {
-                Error::MayHaveSubmitted(Box::new(Error::from_reqwest(t)))
-            }
-            Error::Decode(d) if d.status().is_some_and(|s| (200..300).contains(&s)) => {
-                Error::MayHaveSubmitted(Box::new(Error::Decode(d)))
-            }
-            other => other,
-        })?;
+        // A submit that may have arrived is `MayHaveSubmitted`, by the one execution path.
+        let answer = self.call(call).await?;
         Ok(Task {
             state: TaskState::parse(answer.output.task_status.as_deref().unwrap_or("PENDING")),
             id: answer.output.task_id,

@@ -196,6 +196,8 @@ pub(crate) async fn read_limited(
 struct Exchange {
     status: Option<u16>,
     error: Option<Error>,
+    /// The operation creates something (a task submit): see [`Manner::creates`].
+    creates: bool,
 }
 
 tokio::task_local! {
@@ -212,9 +214,14 @@ pub(crate) fn leave_error(error: Error) {
     let _ = EXCHANGE.try_with(|x| x.borrow_mut().error = Some(error));
 }
 
-/// Records the status of a success answer for [`run`].
-pub(crate) fn note_status(status: u16) {
-    let _ = EXCHANGE.try_with(|x| x.borrow_mut().status = Some(status));
+/// Records the status of a success answer for [`run`], and whether the operation creates
+/// something.
+pub(crate) fn note_success(status: u16, creates: bool) {
+    let _ = EXCHANGE.try_with(|x| {
+        let mut x = x.borrow_mut();
+        x.status = Some(status);
+        x.creates = creates;
+    });
 }
 
 /// Runs one generated call and turns its outcome into this crate's types.
@@ -231,7 +238,30 @@ pub(crate) async fn run<T, E>(
     match (outcome, exchange.error) {
         (Ok(value), _) => Ok(value.into_inner()),
         (Err(_), Some(error)) => Err(error),
-        (Err(e), None) => Err(map_progenitor_error(e, exchange.status, key)),
+        (Err(e), None) => {
+            let error = map_progenitor_error(e, exchange.status, key);
+            Err(if exchange.creates {
+                after_success_of_a_create(error)
+            } else {
+                error
+            })
+        }
+    }
+}
+
+/// An operation that creates something was answered 2xx, but the answer was lost or could not
+/// be read: it was acted on, so it may exist. The other half of the rule is in [`send_raw`]
+/// (a failure before any answer); together they are the one place that says it, whether the
+/// call came through a typed method or `Client::call` of a raw generated operation.
+fn after_success_of_a_create(error: Error) -> Error {
+    match error {
+        Error::Transport(t) | Error::Timeout(t) if !t.is_connect() => {
+            Error::MayHaveSubmitted(Box::new(Error::from_reqwest(t)))
+        }
+        Error::Decode(d) if d.status().is_some_and(|s| (200..300).contains(&s)) => {
+            Error::MayHaveSubmitted(Box::new(Error::Decode(d)))
+        }
+        other => other,
     }
 }
 

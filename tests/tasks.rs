@@ -1003,4 +1003,25 @@ async fn a_submit_answer_lost_after_200_says_the_task_exists() {
     );
     assert_eq!(err.status(), Some(200));
     assert_eq!(server.requests().len(), 1);
+
+    // The same submit as a raw generated operation through `Client::call`: the same rule.
+    let client = client_for(&server);
+    let raw = client
+        .call(
+            client
+                .api()
+                .create_transcription()
+                .body(transcription(
+                    "paraformer-v2",
+                    vec!["https://example.com/a.wav".to_owned()],
+                ))
+                .send(),
+        )
+        .await
+        .expect_err("unreadable answer");
+    assert!(
+        matches!(&raw, Error::MayHaveSubmitted(inner) if matches!(**inner, Error::Decode(_))),
+        "{raw:?}"
+    );
+    assert_eq!(server.requests().len(), 2, "sent once more, never resent");
 }
