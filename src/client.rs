@@ -572,6 +572,7 @@ impl ClientHooks<Inner> for api::Client {
             limiter: api::TASK_QUERY_OPERATIONS
                 .contains(&info.operation_id)
                 .then(|| &*self.inner().task_queries),
+            answers_in: None,
         };
         match send_healing(self, request, manner).await {
             Ok(response) => {

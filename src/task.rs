@@ -598,7 +598,7 @@ impl Client {
     }
 
     /// A GET of a result URL: presigned, so without the API key (it must never reach another
-    /// host), retried like every request.
+    /// host), retried like every request, its refusals read as the storage's (OSS XML).
     async fn fetch(&self, url: &str) -> Result<reqwest::Response> {
         let parsed = reqwest::Url::parse(url).map_err(|e| {
             Error::InvalidRequest(format!("{:?} is not a URL: {e}", redact_query(url)))
@@ -615,7 +615,10 @@ impl Client {
             self.key(),
             inner.retry,
             request,
-            Manner::default(),
+            Manner {
+                answers_in: Some(crate::error::Service::Oss),
+                ..Manner::default()
+            },
         )
         .await
         .map_err(|f| f.error)

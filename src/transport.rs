@@ -55,6 +55,9 @@ pub(crate) struct Manner<'a> {
     pub(crate) creates: bool,
     /// Every attempt takes a slot of this limiter first (task queries).
     pub(crate) limiter: Option<&'a RateLimiter>,
+    /// The wire format of the host's error answers, when it is not DashScope's (which is told
+    /// by the path): a presigned result link is answered by OSS, in its XML.
+    pub(crate) answers_in: Option<Service>,
 }
 
 /// Sends `request`, retrying what the classifier says is worth retrying, and turns an error
@@ -66,7 +69,9 @@ pub(crate) async fn send_raw(
     request: reqwest::Request,
     manner: Manner<'_>,
 ) -> std::result::Result<reqwest::Response, Failure> {
-    let service = service_of(request.url());
+    let service = manner
+        .answers_in
+        .unwrap_or_else(|| service_of(request.url()));
     let span = tracing::debug_span!(
         "dashscope.request",
         method = %request.method(),

@@ -564,7 +564,8 @@ pub fn exit_code(e: &Error) -> u8 {
         | Error::NotAFile { .. }
         | Error::EmptyFile { .. }
         | Error::FileTooLarge { .. }
-        | Error::UrlExpired { .. } => EXIT_FILE,
+        | Error::UrlExpired { .. }
+        | Error::LinkExpired(_) => EXIT_FILE,
         Error::Transport(_) | Error::Timeout(_) => EXIT_NETWORK,
         Error::Config(_) | Error::InvalidRequest(_) => EXIT_USAGE,
         Error::TaskFailed { .. } | Error::TaskCanceled { .. } | Error::TaskUnknown { .. } => {
@@ -593,6 +594,7 @@ fn hint(e: &Error) -> Option<&'static str> {
             "check the network and the base URL (--base-url, --region)"
         }
         Error::InvalidUrl(_) => "upload the file again for this model and account",
+        Error::LinkExpired(_) => "result links last 24 hours: run the task again",
         Error::MayHaveSubmitted(_) => {
             "look for the task (GET /api/v1/tasks) before submitting again"
         }

@@ -144,6 +144,10 @@ pub struct EmulatorConfig {
     pub task_rate_window: Duration,
     /// How long a task is known after its submit (24 hours); `UNKNOWN` after.
     pub task_lifetime: Duration,
+    /// How long a result link (a presigned URL) works after the query that gave it: 24 hours,
+    /// as the task documentation says of result URLs. After it, the storage answers 403
+    /// `AccessDenied` "Request has expired." in its XML.
+    pub result_lifetime: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -203,6 +207,7 @@ impl Default for EmulatorConfig {
             task_query_qps: 20,
             task_rate_window: Duration::from_secs(1),
             task_lifetime: Duration::from_secs(24 * 3600),
+            result_lifetime: Duration::from_secs(24 * 3600),
         }
     }
 }

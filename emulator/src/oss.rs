@@ -54,7 +54,7 @@ pub(crate) struct OssError {
 }
 
 impl OssError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -70,7 +70,7 @@ impl OssError {
         )
     }
 
-    fn denied(message: impl Into<String>) -> Self {
+    pub(crate) fn denied(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "AccessDenied", message)
     }
 
@@ -96,6 +96,7 @@ impl OssError {
             "RequestIsNotMultiPartContent" => "0006-00000202",
             "IncorrectNumberOfFilesInPOSTRequest" => "0006-00000204",
             "InvalidObjectName" => "0016-00000005",
+            "NoSuchKey" => "0026-00000001",
             "FileAlreadyExists" => "0015-00000008",
             "MissingContentLength" => "0006-00000014",
             "InternalError" => "0003-00000001",

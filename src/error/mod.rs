@@ -199,6 +199,11 @@ pub enum Error {
     /// 403 `AccessDenied` "Policy expired": the upload credential ran out; get a new one.
     #[error("upload credential expired: {0}")]
     PolicyExpired(ApiError),
+    /// 403 `AccessDenied` "Request has expired" from the storage: a presigned link (a task's
+    /// result URL) is past its `Expires`. Result links last 24 hours; after that the task must
+    /// run again.
+    #[error("link expired: {0}")]
+    LinkExpired(ApiError),
     /// 403 `AccessDenied` "Policy Condition failed": the form broke a condition of the policy
     /// (a key outside `upload_dir`, a changed ACL, ...).
     #[error("upload refused by the policy: {0}")]
@@ -384,6 +389,7 @@ impl Error {
             | RateLimited(e)
             | QuotaExhausted(e)
             | PolicyExpired(e)
+            | LinkExpired(e)
             | PolicyConditionFailed(e)
             | SignatureMismatch(e)
             | InvalidAccessKeyId(e)

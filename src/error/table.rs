@@ -50,6 +50,8 @@ const RULES: &[Rule] = &[
     rule("Throttling", Error::RateLimited),
     rule("limit_requests", Error::RateLimited),
     rule_msg("AccessDenied", &["Policy expired"], Error::PolicyExpired),
+    // OSS's answer to a presigned URL past its Expires (OSS error-code documentation).
+    rule_msg("AccessDenied", &["Request has expired"], Error::LinkExpired),
     rule_msg(
         "AccessDenied",
         &["Policy Condition failed"],

@@ -282,6 +282,7 @@ fn oss_error_table() {
             "Invalid according to Policy: Policy expired.",
             "PolicyExpired",
         ),
+        oss(403, "AccessDenied", "Request has expired.", "LinkExpired"),
         oss(
             403,
             "AccessDenied",

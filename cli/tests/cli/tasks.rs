@@ -208,11 +208,52 @@ async fn image_edit_and_video_write_their_results() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(
-        text(&out.stdout).trim().ends_with("/0.mp4"),
+        text(&out.stdout).trim().contains("/0.mp4?Expires="),
         "{}",
         show(&out)
     );
     assert!(text(&out.stderr).contains("24 hours"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_result_link_is_a_file_error_not_authentication() {
+    // Links that expire as they are given: the download is refused by the storage (403
+    // AccessDenied "Request has expired.", in its XML), which is no authentication failure.
+    let emulator = Emulator::start(EmulatorConfig {
+        task_steps: TaskSteps::Polls(1),
+        result_lifetime: Duration::ZERO,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator");
+    let dir = std::env::temp_dir().join(format!("dashscope-oss-cli-late-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let png = dir.join("late.png");
+    let out = run(
+        Some(&emulator),
+        &[
+            "image",
+            "edit",
+            "--function",
+            "super_resolution",
+            "--base-image",
+            CAT,
+            "-o",
+            &png.to_string_lossy(),
+            "--poll-interval",
+            "0.01",
+            "sharper",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("link expired") && stderr.contains("AccessDenied"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run the task again"), "{stderr}");
+    assert!(!png.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -247,7 +288,7 @@ async fn async_then_task_get_wait_and_cancel() {
     assert_eq!(waited.status.code(), Some(0), "{}", show(&waited));
     let lines: Vec<String> = text(&waited.stdout).lines().map(str::to_owned).collect();
     assert_eq!(lines[0], "SUCCEEDED");
-    assert!(lines[1].ends_with("/0.png"), "{lines:?}");
+    assert!(lines[1].contains("/0.png?Expires="), "{lines:?}");
 
     let pending = submit("another");
     let cancelled = run(Some(&emulator), &["task", "cancel", &pending]);

@@ -12,8 +12,9 @@
 //! [`FAIL_TASK_TEXT`] makes a task fail with `InvalidParameter`; the answer of a cancel is
 //! `{"request_id"}`; a list answers in the Java SDK's `data` shape.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -28,6 +29,7 @@ use super::api::{
     Api, ApiError, INVALID_PARAMETER, MAX_REQUEST_BYTES, MediaRef, RATE_LIMITED, authenticate,
     error, model_spec, resolve_medium,
 };
+use super::oss::OssError;
 use super::state::{FaultKind, State, bump, lock};
 
 pub(crate) mod store;
@@ -383,7 +385,7 @@ async fn query(
                     .map(|(i, f)| match &f.outcome {
                         Ok(_) => json!({
                             "file_url": f.url, "subtask_status": "SUCCEEDED",
-                            "transcription_url": format!("{base}/emulator/v1/results/{task_id}/{i}.json")
+                            "transcription_url": result_url(&state, &base, &task_id, &format!("{i}.json"), now)
                         }),
                         Err((code, message)) => json!({
                             "file_url": f.url, "subtask_status": "FAILED",
@@ -409,7 +411,7 @@ async fn query(
                 let results: Vec<Value> = (0..task.images)
                     .map(|i| {
                         json!({
-                            "url": format!("{base}/emulator/v1/results/{task_id}/{i}.png"),
+                            "url": result_url(&state, &base, &task_id, &format!("{i}.png"), now),
                             "orig_prompt": task.prompt
                         })
                     })
@@ -420,7 +422,7 @@ async fn query(
                 usage = json!({"image_count": task.images});
             }
             Kind::Video => {
-                output["video_url"] = json!(format!("{base}/emulator/v1/results/{task_id}/0.mp4"));
+                output["video_url"] = json!(result_url(&state, &base, &task_id, "0.mp4", now));
                 usage = json!({"video_count": 1, "video_duration": 5, "video_ratio": "832*480"});
             }
         }
@@ -530,31 +532,59 @@ pub const RESULT_MP4: &[u8] = &[
 async fn result(
     AxState(state): AxState<Arc<State>>,
     Path((task_id, name)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     // A presigned URL is its own authorization: OSS refuses a second one, and a client that
     // sends its API key here would be sending it to a storage host.
     if headers.contains_key(header::AUTHORIZATION) {
-        return (
+        return OssError::new(
             StatusCode::BAD_REQUEST,
-            "InvalidArgument: Only one auth mechanism allowed",
+            "InvalidArgument",
+            "Only one auth mechanism allowed; only one of the query parameters Signature or the header Authorization should be specified.",
         )
-            .into_response();
+        .into_response(&state);
     }
     let now = state.clock.now();
+    let expires = query.get("Expires").and_then(|e| e.parse::<u64>().ok());
+    let signed = query
+        .get("Signature")
+        .zip(expires)
+        .is_some_and(|(signature, expires)| {
+            *signature == link_signature(&state, &task_id, &name, expires)
+        });
+    let Some(expires) = expires.filter(|_| signed) else {
+        return OssError::new(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        )
+        .into_response(&state);
+    };
+    if unix_secs(now) >= expires {
+        return OssError::denied("Request has expired.").into_response(&state);
+    }
+    let no_such_key = || {
+        OssError::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        )
+        .into_response(&state)
+    };
     let task = lock(&state.tasks.tasks).get(&task_id).cloned();
     let Some(task) = task.filter(|t| status_of(t, now, &state.config) == "SUCCEEDED") else {
-        return (StatusCode::NOT_FOUND, "NoSuchKey").into_response();
+        return no_such_key();
     };
     let (stem, ext) = name.split_once('.').unwrap_or((name.as_str(), ""));
     let index: usize = stem.parse().unwrap_or(usize::MAX);
     match (task.kind, ext) {
         (Kind::Transcription, "json") => {
             let Some(file) = task.files.get(index) else {
-                return (StatusCode::NOT_FOUND, "NoSuchKey").into_response();
+                return no_such_key();
             };
             let Ok(summary) = &file.outcome else {
-                return (StatusCode::NOT_FOUND, "NoSuchKey").into_response();
+                return no_such_key();
             };
             let text = format!(
                 "[DashScope emulator, no model ran] {} received {summary}.",
@@ -584,8 +614,31 @@ async fn result(
         (Kind::Video, "mp4") if index == 0 => {
             ([(header::CONTENT_TYPE, "video/mp4")], RESULT_MP4).into_response()
         }
-        _ => (StatusCode::NOT_FOUND, "NoSuchKey").into_response(),
+        _ => no_such_key(),
     }
+}
+
+/// A result link as the storage presigns it: `Expires` (Unix seconds, `result_lifetime` after
+/// the query that gave it), the access key id and a signature over the object and the expiry.
+fn result_url(state: &State, base: &str, task_id: &str, name: &str, now: SystemTime) -> String {
+    let expires = unix_secs(now + state.config.result_lifetime);
+    format!(
+        "{base}/emulator/v1/results/{task_id}/{name}?Expires={expires}&OSSAccessKeyId=LTAI5tEmulatorResults&Signature={}",
+        link_signature(state, task_id, name, expires)
+    )
+}
+
+/// The signature of a result link (hex HMAC-SHA256 under the emulator's secret, so that a
+/// link with a changed expiry is refused).
+fn link_signature(state: &State, task_id: &str, name: &str, expires: u64) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &state.access_key_secret);
+    let tag = ring::hmac::sign(&key, format!("{task_id}/{name}\n{expires}").as_bytes());
+    crate::state::hex(tag.as_ref())
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// CosyVoice voice enrollment: `create_voice` reads `input.url` like a model call reads media.
