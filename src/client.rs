@@ -15,6 +15,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 
 use crate::api::{self, types};
+use crate::attempt::Repeat;
 use crate::cache::{UploadCache, UrlState};
 use crate::config::UploadCacheSetting;
 use crate::config::normalize_base_url;
@@ -567,8 +568,16 @@ impl ClientHooks<Inner> for api::Client {
         request: reqwest::Request,
         info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
+        // What the operation is, from the spec's marks and its method.
+        let repeat = if api::ASYNC_OPERATIONS.contains(&info.operation_id) {
+            Repeat::Creates
+        } else if request.method() == reqwest::Method::GET {
+            Repeat::Safe
+        } else {
+            Repeat::Repeatable
+        };
         let manner = Manner {
-            creates: api::ASYNC_OPERATIONS.contains(&info.operation_id),
+            repeat,
             limiter: api::TASK_QUERY_OPERATIONS
                 .contains(&info.operation_id)
                 .then(|| &*self.inner().task_queries),
@@ -576,7 +585,7 @@ impl ClientHooks<Inner> for api::Client {
         };
         match send_healing(self, request, manner).await {
             Ok(response) => {
-                transport::note_success(response.status().as_u16(), manner.creates);
+                transport::note_success(response.status().as_u16(), repeat == Repeat::Creates);
                 Ok(response)
             }
             Err(failure) if transport::in_run() => {

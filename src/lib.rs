@@ -9,6 +9,7 @@
     irrefutable_let_patterns
 )]
 pub mod api;
+mod attempt;
 pub mod cache;
 pub mod chat;
 mod client;

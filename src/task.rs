@@ -36,6 +36,7 @@ use progenitor_client::ClientInfo;
 use tokio::io::AsyncWriteExt;
 
 use crate::api::types;
+use crate::attempt::Repeat;
 use crate::error::ApiError;
 use crate::transport::{self, Manner};
 use crate::{Client, Error, Result};
@@ -616,8 +617,9 @@ impl Client {
             inner.retry,
             request,
             Manner {
+                repeat: Repeat::Safe,
                 answers_in: Some(crate::error::Service::Oss),
-                ..Manner::default()
+                limiter: None,
             },
         )
         .await

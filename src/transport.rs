@@ -11,8 +11,9 @@ use std::future::Future;
 use progenitor_client::ResponseValue;
 use tracing::Instrument;
 
+use crate::attempt::{self, Outcome, Repeat, Standing, Step};
 use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
-use crate::retry::{Class, RateLimiter, RetryPolicy, classify};
+use crate::retry::{RateLimiter, RetryPolicy, classify};
 use crate::{Error, Result, Secret};
 
 /// Which wire format answers a request, by its path: one rule for every operation.
@@ -48,11 +49,12 @@ impl Answer {
     }
 }
 
-/// How an operation may be sent, from the spec's marks on it.
-#[derive(Clone, Copy, Default)]
+/// How a request may be sent: what it is ([`Repeat`]), the limiter its attempts wait for, and
+/// the wire format of its host's error answers.
+#[derive(Clone, Copy)]
 pub(crate) struct Manner<'a> {
-    /// It creates something (a task submit): it is not sent again once it may have arrived.
-    pub(crate) creates: bool,
+    /// What repeating it would mean; the one table ([`attempt::next_step`]) decides.
+    pub(crate) repeat: Repeat,
     /// Every attempt takes a slot of this limiter first (task queries).
     pub(crate) limiter: Option<&'a RateLimiter>,
     /// The wire format of the host's error answers, when it is not DashScope's (which is told
@@ -60,8 +62,178 @@ pub(crate) struct Manner<'a> {
     pub(crate) answers_in: Option<Service>,
 }
 
-/// Sends `request`, retrying what the classifier says is worth retrying, and turns an error
-/// answer into an [`Error`]. A request whose body cannot be cloned (a stream) is sent once.
+impl Default for Manner<'_> {
+    /// A request that creates nothing, answered by DashScope.
+    fn default() -> Self {
+        Self {
+            repeat: Repeat::Repeatable,
+            limiter: None,
+            answers_in: None,
+        }
+    }
+}
+
+/// One attempt's request, as its caller built it.
+pub(crate) struct Prepared {
+    pub(crate) request: reqwest::Request,
+    /// A same-key repeat of the last attempt (an upload): a 409 then proves it had landed.
+    pub(crate) same_target: bool,
+    /// Whether another attempt can be built (a streamed body that cannot is sent once).
+    pub(crate) can_repeat: bool,
+}
+
+/// A request as the one attempt loop ([`drive`]) sends it. The caller builds each attempt's
+/// request and reads a success answer; the loop sends, reads an error answer in its host's
+/// format, decides with the one table, backs off and traces each attempt.
+pub(crate) trait Attempts: Send {
+    /// What a success becomes.
+    type Output;
+    /// What the request is, as far as repeating it goes.
+    fn manner(&self) -> Manner<'_>;
+    /// The request of the next attempt; `after` is the step that led to it (`None` first).
+    fn request(&mut self, after: Option<Step>) -> impl Future<Output = Result<Prepared>> + Send;
+    /// A success answer, or (`None`) a same-key repeat that found its object stored.
+    fn finish(
+        &mut self,
+        answer: Option<reqwest::Response>,
+    ) -> impl Future<Output = Result<Self::Output>> + Send;
+    /// Whether the storage still takes the credential of the last attempt (uploads).
+    fn credential_valid(&self) -> bool {
+        true
+    }
+    /// A request that got no answer: a lost connection, or (uploads) a source that failed.
+    fn lost(&self, error: reqwest::Error) -> Error {
+        Error::from_reqwest(error)
+    }
+}
+
+/// The one attempt loop of every request the crate sends.
+pub(crate) async fn drive<A: Attempts>(
+    http: &reqwest::Client,
+    key: Option<&Secret>,
+    retry: RetryPolicy,
+    mut request: A,
+) -> std::result::Result<A::Output, Failure> {
+    let mut attempts = 0u32;
+    let mut after = None;
+    loop {
+        attempts += 1;
+        let verifying = after == Some(Step::Verify);
+        let Prepared {
+            request: current,
+            same_target,
+            can_repeat,
+        } = request.request(after).await.map_err(Failure::from)?;
+        let manner = request.manner();
+        if let Some(limiter) = manner.limiter {
+            limiter.acquire("").await;
+        }
+        let service = manner
+            .answers_in
+            .unwrap_or_else(|| service_of(current.url()));
+        let span = tracing::debug_span!(
+            "dashscope.attempt",
+            attempt = attempts,
+            method = %current.method(),
+            path = current.url().path(),
+        );
+        let answered = execute(http, key, service, current, &request)
+            .instrument(span)
+            .await;
+        let (outcome, failure) = match answered {
+            Ok(response) => (Outcome::Answered, Ok(Some(response))),
+            // Our key, written by nobody else: an earlier attempt stored it.
+            Err(failure)
+                if same_target
+                    && manner.repeat == Repeat::SameKeyUpload
+                    && matches!(failure.error, Error::FileAlreadyExists(_)) =>
+            {
+                tracing::info!(
+                    request_id = failure.error.request_id(),
+                    "an earlier attempt had landed"
+                );
+                (Outcome::FoundOurs, Ok(None))
+            }
+            Err(failure) => (
+                Outcome::Failed {
+                    class: classify(&failure.error),
+                    never_sent: never_sent(&failure.error),
+                },
+                Err(failure),
+            ),
+        };
+        let standing = Standing {
+            attempts,
+            max_attempts: retry.max_attempts,
+            verifying,
+            can_repeat,
+            credential_valid: request.credential_valid(),
+        };
+        let step = attempt::next_step(manner.repeat, standing, outcome);
+        let failure = match (step, failure) {
+            (Step::Done, Ok(answer)) => {
+                return request.finish(answer).await.map_err(Failure::from);
+            }
+            (_, Ok(_)) => {
+                // Unreachable: the table reports every answer.
+                return Err(Failure::from(Error::InvalidRequest(
+                    "an answer was not reported".to_owned(),
+                )));
+            }
+            (_, Err(failure)) => failure,
+        };
+        match step {
+            Step::Done | Step::Fail => return Err(failure),
+            Step::MayHaveCreated => {
+                return Err(Failure {
+                    error: Error::MayHaveSubmitted(Box::new(failure.error)),
+                    answer: failure.answer,
+                });
+            }
+            Step::Retry => {
+                let error = &failure.error;
+                let wait = retry.backoff(attempts, error.retry_after());
+                tracing::warn!(error = %error, attempt = attempts, ?wait, "request failed, retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Step::Refresh | Step::Verify => {}
+        }
+        after = Some(step);
+    }
+}
+
+/// A request that is sent as built: each attempt a clone of it, while it can be cloned.
+struct Resend<'a> {
+    request: Option<reqwest::Request>,
+    manner: Manner<'a>,
+}
+
+impl Attempts for Resend<'_> {
+    type Output = reqwest::Response;
+
+    fn manner(&self) -> Manner<'_> {
+        self.manner
+    }
+
+    async fn request(&mut self, _after: Option<Step>) -> Result<Prepared> {
+        let Some(current) = self.request.take() else {
+            // Unreachable: the table repeats only what could be cloned.
+            return Err(Error::InvalidRequest("no request to send".to_owned()));
+        };
+        self.request = current.try_clone();
+        Ok(Prepared {
+            request: current,
+            same_target: false,
+            can_repeat: self.request.is_some(),
+        })
+    }
+
+    async fn finish(&mut self, answer: Option<reqwest::Response>) -> Result<reqwest::Response> {
+        answer.ok_or_else(|| Error::InvalidRequest("no answer to read".to_owned()))
+    }
+}
+
+/// Sends a built request through [`drive`]: DashScope operations, streams, result downloads.
 pub(crate) async fn send_raw(
     http: &reqwest::Client,
     key: &Secret,
@@ -69,63 +241,25 @@ pub(crate) async fn send_raw(
     request: reqwest::Request,
     manner: Manner<'_>,
 ) -> std::result::Result<reqwest::Response, Failure> {
-    let service = manner
-        .answers_in
-        .unwrap_or_else(|| service_of(request.url()));
     let span = tracing::debug_span!(
         "dashscope.request",
         method = %request.method(),
         path = request.url().path(),
-        attempts = tracing::field::Empty,
     );
-    async move {
-        let mut attempt = 0u32;
-        let mut request = Some(request);
-        loop {
-            attempt += 1;
-            tracing::Span::current().record("attempts", attempt);
-            let Some(current) = request.take() else {
-                // Unreachable: the loop continues only after putting a clone back.
-                return Err(Failure {
-                    error: Error::InvalidRequest("no request to send".to_owned()),
-                    answer: None,
-                });
-            };
-            let spare = current.try_clone();
-            if let Some(limiter) = manner.limiter {
-                limiter.acquire("").await;
-            }
-            let failure = match execute(http, key, service, current).await {
-                Ok(response) => return Ok(response),
-                Err(failure) => failure,
-            };
-            let error = &failure.error;
-            // An operation that creates nothing can be sent twice with no harm beyond cost (a
-            // repeated model call spends its tokens again): throttling, server errors and lost
-            // connections are all retried. One that creates a task is repeated only after a
-            // failure that proves it was not acted on; otherwise the error says it may exist.
-            let class = classify(error);
-            if manner.creates && class.may_have_arrived() && !never_sent(error) {
-                return Err(Failure {
-                    error: Error::MayHaveSubmitted(Box::new(failure.error)),
-                    answer: failure.answer,
-                });
-            }
-            let retry_it = class.is_retryable()
-                && class != Class::StaleCredential
-                && attempt < retry.max_attempts
-                && spare.is_some();
-            if !retry_it {
-                return Err(failure);
-            }
-            let wait = retry.backoff(attempt, error.retry_after());
-            tracing::warn!(error = %error, attempt, ?wait, "request failed, retrying");
-            tokio::time::sleep(wait).await;
-            request = spare;
+    let resend = Resend {
+        request: Some(request),
+        manner,
+    };
+    drive(http, Some(key), retry, resend).instrument(span).await
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure {
+            error,
+            answer: None,
         }
     }
-    .instrument(span)
-    .await
 }
 
 /// A failure before the request left: no connection was made.
@@ -136,12 +270,13 @@ fn never_sent(error: &Error) -> bool {
 /// One attempt: a success answer as it is, an error answer as an [`Error`].
 async fn execute(
     http: &reqwest::Client,
-    key: &Secret,
+    key: Option<&Secret>,
     service: Service,
     request: reqwest::Request,
+    attempts: &impl Attempts,
 ) -> std::result::Result<reqwest::Response, Failure> {
     let lost = |e| Failure {
-        error: Error::from_reqwest(e),
+        error: attempts.lost(e),
         answer: None,
     };
     let response = http.execute(request).await.map_err(lost)?;
@@ -154,14 +289,7 @@ async fn execute(
     let (body, truncated) = read_limited(response, ERROR_BODY_LIMIT)
         .await
         .map_err(lost)?;
-    let error = from_response(
-        service,
-        status.as_u16(),
-        &headers,
-        &body,
-        truncated,
-        Some(key),
-    );
+    let error = from_response(service, status.as_u16(), &headers, &body, truncated, key);
     tracing::debug!(
         status = status.as_u16(),
         code = error.code(),
@@ -201,7 +329,7 @@ pub(crate) async fn read_limited(
 struct Exchange {
     status: Option<u16>,
     error: Option<Error>,
-    /// The operation creates something (a task submit): see [`Manner::creates`].
+    /// The operation creates something (a task submit): see [`Repeat::Creates`].
     creates: bool,
 }
 

@@ -9,116 +9,94 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
-use super::Uploader;
 use super::batch::Tally;
 use super::lock_plain;
 use super::source::BoxReader;
 use super::source::CHUNK;
 use super::source::SourceError;
-use super::source::source_error;
 use crate::UploadSource;
-use crate::error::{ERROR_BODY_LIMIT, Service, from_response};
 use crate::naming::content_type;
 use crate::session::Credential;
 use crate::{Error, Result};
 
-impl Uploader<'_> {
-    /// One form POST; returns OSS's request id.
-    pub(super) async fn post_form(
-        &self,
-        credential: &Credential,
-        key: &str,
-        source: &UploadSource,
-        size: u64,
-        feed: Feed<'_>,
-    ) -> Result<Option<String>> {
-        let Feed {
-            index,
-            tally,
-            hasher,
-        } = feed;
-        let content_type = content_type(&source.name);
-        let fields: [(&str, &str); 8] = [
-            ("OSSAccessKeyId", credential.access_key_id.expose()),
-            ("Signature", credential.signature.expose()),
-            ("policy", credential.policy.expose()),
-            ("key", key),
-            ("x-oss-object-acl", &credential.acl),
-            ("x-oss-forbid-overwrite", &credential.forbid_overwrite),
-            ("success_action_status", "200"),
-            ("x-oss-content-type", content_type),
-        ];
-        let boundary = boundary();
-        let file_name = key.rsplit('/').next().unwrap_or(key);
-        let head = form_head(&boundary, &fields, file_name, content_type);
-        let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
-        let length = head.len() as u64 + size + tail.len() as u64;
+/// One form POST, built and ready to send (by the one attempt loop).
+pub(super) async fn form_request(
+    http: &reqwest::Client,
+    credential: &Credential,
+    key: &str,
+    source: &UploadSource,
+    size: u64,
+    feed: Feed<'_>,
+) -> Result<reqwest::Request> {
+    let Feed {
+        index,
+        tally,
+        hasher,
+    } = feed;
+    let content_type = content_type(&source.name);
+    let fields: [(&str, &str); 8] = [
+        ("OSSAccessKeyId", credential.access_key_id.expose()),
+        ("Signature", credential.signature.expose()),
+        ("policy", credential.policy.expose()),
+        ("key", key),
+        ("x-oss-object-acl", &credential.acl),
+        ("x-oss-forbid-overwrite", &credential.forbid_overwrite),
+        ("success_action_status", "200"),
+        ("x-oss-content-type", content_type),
+    ];
+    let boundary = boundary();
+    let file_name = key.rsplit('/').next().unwrap_or(key);
+    let head = form_head(&boundary, &fields, file_name, content_type);
+    let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+    let length = head.len() as u64 + size + tail.len() as u64;
 
-        let reader = source.open().await?;
-        if let Some(t) = tally {
-            t.restart(index);
-        }
-        let body = file_stream(reader, size, index, tally.cloned()).map(move |chunk| {
-            if let (Ok(bytes), Some(hasher)) = (&chunk, &hasher)
-                && let Some(context) = lock_plain(hasher).as_mut()
-            {
-                context.update(bytes);
-            }
-            chunk.map_err(std::io::Error::other)
-        });
-        let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(head) })
-            .chain(body)
-            .chain(futures_util::stream::once(async move { Ok(tail) }));
-        let response = self
-            .http()
-            .post(credential.upload_host.clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .header(reqwest::header::CONTENT_LENGTH, length)
-            .body(reqwest::Body::wrap_stream(stream))
-            .send()
-            .await
-            .map_err(|e| source_error(e, source))?;
-        if response.url() != &credential.upload_host {
-            // A caller's own HTTP client may follow redirects; a followed POST is not an upload.
-            return Err(Error::decode(
-                Some(response.status().as_u16()),
-                "the upload was redirected: nothing can be known to have been stored",
-                &[],
-                None,
-            ));
-        }
-        let status = response.status();
-        let headers = response.headers().clone();
-        let request_id = headers
-            .get("x-oss-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if status.is_success() {
-            tracing::debug!(status = status.as_u16(), request_id, "uploaded");
-            return Ok(request_id);
-        }
-        let (body, truncated) = crate::transport::read_limited(response, ERROR_BODY_LIMIT)
-            .await
-            .map_err(Error::from_reqwest)?;
-        let error = from_response(
-            Service::Oss,
-            status.as_u16(),
-            &headers,
-            &body,
-            truncated,
-            None,
-        );
-        tracing::debug!(
-            status = status.as_u16(),
-            code = error.code(),
-            request_id = error.request_id(),
-            "upload refused"
-        );
-        Err(error)
+    let reader = source.open().await?;
+    if let Some(t) = tally {
+        t.restart(index);
     }
+    let body = file_stream(reader, size, index, tally.cloned()).map(move |chunk| {
+        if let (Ok(bytes), Some(hasher)) = (&chunk, &hasher)
+            && let Some(context) = lock_plain(hasher).as_mut()
+        {
+            context.update(bytes);
+        }
+        chunk.map_err(std::io::Error::other)
+    });
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(head) })
+        .chain(body)
+        .chain(futures_util::stream::once(async move { Ok(tail) }));
+    http.post(credential.upload_host.clone())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header(reqwest::header::CONTENT_LENGTH, length)
+        .body(reqwest::Body::wrap_stream(stream))
+        .build()
+        .map_err(|e| Error::InvalidRequest(e.to_string()))
+}
+
+/// What a success answer of a form POST says: OSS's request id. A POST that was redirected
+/// (a caller's own HTTP client may follow redirects) stored nothing that can be known.
+pub(super) fn stored(
+    credential: &Credential,
+    response: &reqwest::Response,
+) -> Result<Option<String>> {
+    if response.url() != &credential.upload_host {
+        return Err(Error::decode(
+            Some(response.status().as_u16()),
+            "the upload was redirected: nothing can be known to have been stored",
+            &[],
+            None,
+        ));
+    }
+    let request_id = response
+        .headers()
+        .get("x-oss-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    tracing::debug!(status = response.status().as_u16(), request_id, "uploaded");
+    Ok(request_id)
 }
 
 /// Who watches the bytes of a POST go out: the batch's progress, and the content's hash.
