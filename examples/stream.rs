@@ -21,7 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .image(image.as_str())
             .text("Describe this picture."),
     );
-    let mut stream = client.chat_stream(request).await?;
+    let mut stream = client.chat_completion_stream(request).await?;
     let mut out = std::io::stdout().lock();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;

@@ -23,3 +23,16 @@ impl From<types::error::ConversionError> for crate::Error {
         crate::Error::InvalidRequest(e.to_string())
     }
 }
+
+/// A request by reference is sent as a copy, so that `client.chat_completion(&request)` reads
+/// as it did.
+macro_rules! from_ref {
+    ($($t:ident),*) => {$(
+        impl From<&types::$t> for types::$t {
+            fn from(value: &types::$t) -> Self {
+                value.clone()
+            }
+        }
+    )*};
+}
+from_ref!(ChatCompletionRequest, MultimodalGenerationRequest);

@@ -147,34 +147,34 @@ impl Client {
         Uploader::new(&self.api).policy(model).await
     }
 
-    /// An OpenAI-compatible chat completion. Local files in media positions are uploaded for
-    /// the request's model first.
-    pub async fn chat_completion(
-        &self,
-        request: &types::ChatCompletionRequest,
-    ) -> Result<types::ChatCompletionResponse> {
-        self.call(
-            self.api
-                .create_chat_completion()
-                .body(request.clone())
-                .send(),
-        )
-        .await
+    /// An OpenAI-compatible chat completion. The request is a
+    /// [`types::ChatCompletionRequest`] (or its builder, or a reference to one), or a
+    /// [`ChatRequest`](crate::chat::ChatRequest) that mixes text with local files and URLs.
+    /// Local files in media positions are uploaded for the request's model first.
+    pub async fn chat_completion<R>(&self, request: R) -> Result<types::ChatCompletionResponse>
+    where
+        R: TryInto<types::ChatCompletionRequest>,
+        Error: From<R::Error>,
+    {
+        let request = request.try_into()?;
+        self.call(self.api.create_chat_completion().body(request).send())
+            .await
     }
 
-    /// A native multimodal generation. Local files in media positions are uploaded for the
-    /// request's model first.
-    pub async fn multimodal_generation(
+    /// A native multimodal generation, of the same kinds of request as
+    /// [`Client::chat_completion`] (a [`ChatRequest`](crate::chat::ChatRequest) asks either
+    /// API the same question).
+    pub async fn multimodal_generation<R>(
         &self,
-        request: &types::MultimodalGenerationRequest,
-    ) -> Result<types::MultimodalGenerationResponse> {
-        self.call(
-            self.api
-                .create_multimodal_generation()
-                .body(request.clone())
-                .send(),
-        )
-        .await
+        request: R,
+    ) -> Result<types::MultimodalGenerationResponse>
+    where
+        R: TryInto<types::MultimodalGenerationRequest>,
+        Error: From<R::Error>,
+    {
+        let request = request.try_into()?;
+        self.call(self.api.create_multimodal_generation().body(request).send())
+            .await
     }
 
     /// Uploads one file for `model` and returns its `oss://` URL and expiry.

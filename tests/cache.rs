@@ -96,7 +96,7 @@ async fn a_second_upload_of_the_same_content_sends_nothing() {
     assert_eq!((third.url, third.from_cache), (first.url.clone(), true));
     // A model call naming the file uses the URL too.
     client
-        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("hi")))
+        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("hi")))
         .await
         .expect("chat");
     assert_eq!(sent(emulator.stats()), (1, 1, 1));
@@ -249,12 +249,12 @@ async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() 
     let cat = png(&dir.join("cat.png"), "heal");
     let client = client(config(&emulator));
     let ask = || ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?"));
-    client.chat(ask()).await.expect("first call");
+    client.chat_completion(ask()).await.expect("first call");
     let lost = client.upload("qwen-vl-plus", &*cat).await.expect("cached");
     assert!(lost.from_cache);
     assert!(emulator.forget_object(&lost.key));
 
-    let answer = client.chat(ask()).await.expect("healed");
+    let answer = client.chat_completion(ask()).await.expect("healed");
     let text = answer.text().unwrap_or_default().to_owned();
     assert!(!text.contains(&lost.url), "{text}");
     // Two uploads, and three model calls: the first, the refused one, the one sent again.
@@ -268,7 +268,7 @@ async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() 
     let fake = dir.join("fake.png");
     std::fs::write(&fake, b"this is not an image at all").expect("write");
     let err = client
-        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*fake).text("?")))
+        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*fake).text("?")))
         .await
         .expect_err("not an image");
     assert!(matches!(err, Error::DataInspection(_)), "{err:?}");
@@ -280,7 +280,7 @@ async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() 
     // A URL the cache does not know is not healed: the error stands.
     let foreign = "oss://dashscope-instant/x/2026-01-01/y/unknown.png";
     let err = client
-        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(foreign).text("?")))
+        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(foreign).text("?")))
         .await
         .expect_err("unknown URL");
     assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
@@ -310,14 +310,14 @@ async fn a_stale_url_in_a_history_is_renewed_or_refused_before_sending() {
             .message(Message::assistant("a cat"))
             .message(Message::user().text("and its colour?"))
     };
-    let answer = later.chat(history()).await.expect("renewed");
+    let answer = later.chat_completion(history()).await.expect("renewed");
     let text = answer.text().unwrap_or_default();
     assert!(!text.contains(&old) && text.contains("oss://"), "{text}");
     assert_eq!(sent(emulator.stats()), (2, 2, 1));
 
     // The file gone: a typed error, and no model call.
     std::fs::remove_file(&cat).expect("remove");
-    let err = later.chat(history()).await.expect_err("expired");
+    let err = later.chat_completion(history()).await.expect_err("expired");
     match &err {
         Error::UrlExpired { url, file, .. } => {
             assert_eq!((url, file.as_deref()), (&old, Some(&*cat)));
@@ -388,7 +388,7 @@ async fn small_images_and_audio_go_inline_and_the_rest_is_uploaded() {
     let client = client(config(&emulator).inline_below(1024));
 
     let answer = client
-        .chat(
+        .chat_completion(
             ChatRequest::new("qwen-omni-turbo").message(
                 Message::user()
                     .image(&*cat)
@@ -410,14 +410,14 @@ async fn small_images_and_audio_go_inline_and_the_rest_is_uploaded() {
 
     // Native: the same rule.
     let native = client
-        .generate(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?")))
+        .multimodal_generation(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?")))
         .await
         .expect("generate");
     assert!(native.text().unwrap_or_default().contains("data URI"));
     // Above the size: uploaded.
     let small = self::client(config(&emulator).inline_below(8));
     let answer = small
-        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?")))
+        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?")))
         .await
         .expect("chat");
     assert!(answer.text().unwrap_or_default().contains("oss://"));
@@ -437,7 +437,7 @@ async fn the_emulator_refuses_a_data_uri_over_the_service_limit() {
         base64::engine::general_purpose::STANDARD.encode(&big)
     );
     let err = client
-        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(uri).text("?")))
+        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(uri).text("?")))
         .await
         .expect_err("over the limit");
     assert!(

@@ -58,13 +58,13 @@ async fn header_exactly_when_an_oss_url_is_in_a_media_position() {
             .image("https://example.com/cat.png")
             .text("hi"),
     );
-    client.chat(https.clone()).await.expect("compatible");
-    client.generate(https).await.expect("native");
+    client.chat_completion(https.clone()).await.expect("compatible");
+    client.multimodal_generation(https).await.expect("native");
     // An oss:// URL in text is text: no header (and nothing to resolve).
     let text =
         ChatRequest::new("qwen-vl-plus").message(Message::user().text(format!("what is {url}?")));
-    client.chat(text.clone()).await.expect("compatible");
-    client.generate(text).await.expect("native");
+    client.chat_completion(text.clone()).await.expect("compatible");
+    client.multimodal_generation(text).await.expect("native");
     assert_eq!(header_count(&emulator), (4, 0));
 
     // An oss:// URL deep in the conversation: the header, on both APIs, streamed or not.
@@ -77,12 +77,12 @@ async fn header_exactly_when_an_oss_url_is_in_a_media_position() {
                 .text("and this?")
                 .video_frames(["https://example.com/1.jpg", url.as_str()]),
         );
-    client.chat(deep.clone()).await.expect("compatible");
-    client.generate(deep.clone()).await.expect("native");
-    drain(client.chat_stream(deep.clone()).await.expect("stream"))
+    client.chat_completion(deep.clone()).await.expect("compatible");
+    client.multimodal_generation(deep.clone()).await.expect("native");
+    drain(client.chat_completion_stream(deep.clone()).await.expect("stream"))
         .await
         .expect("chunks");
-    drain(client.generate_stream(deep).await.expect("stream"))
+    drain(client.multimodal_generation_stream(deep).await.expect("stream"))
         .await
         .expect("chunks");
     assert_eq!(header_count(&emulator), (8, 4));
@@ -118,7 +118,7 @@ async fn local_files_are_uploaded_for_the_requests_model() {
             .image(uri.as_str())
             .text("Two pictures?"),
     );
-    let answer = client.chat(request).await.expect("answer");
+    let answer = client.chat_completion(request).await.expect("answer");
     let text = answer.choices[0]
         .message
         .content
@@ -141,7 +141,7 @@ async fn local_files_are_uploaded_for_the_requests_model() {
 
     let native =
         ChatRequest::new("qwen-vl-plus").message(Message::user().image(path.as_path()).text("?"));
-    let answer = client.generate(native).await.expect("native answer");
+    let answer = client.multimodal_generation(native).await.expect("native answer");
     let text = answer.text().unwrap_or_default();
     assert!(text.contains("image/png"), "{text}");
 }
@@ -152,8 +152,8 @@ async fn text_naming_a_file_is_never_uploaded() {
     let path = temp_file("secret-notes.png", PNG);
     let request =
         ChatRequest::new("qwen-vl-plus").message(Message::user().text(path.display().to_string()));
-    client.chat(request.clone()).await.expect("compatible");
-    client.generate(request).await.expect("native");
+    client.chat_completion(request.clone()).await.expect("compatible");
+    client.multimodal_generation(request).await.expect("native");
     assert_eq!(emulator.stats().uploads_ok, 0);
 }
 
@@ -167,7 +167,7 @@ async fn a_missing_file_fails_before_anything_is_sent() {
             .image("/no/such/dir/missing.png")
             .text("?"),
     );
-    let err = client.chat(request).await.expect_err("missing file");
+    let err = client.chat_completion(request).await.expect_err("missing file");
     assert!(
         matches!(&err, Error::Io { path: Some(p), .. } if p.ends_with("missing.png")),
         "{err:?}"
@@ -190,7 +190,7 @@ async fn urls_the_service_refuses_are_typed() {
         .expect("upload")
         .url;
     let err = client
-        .chat(ChatRequest::new("qwen-vl-plus").message(Message::user().image(other_model.as_str())))
+        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(other_model.as_str())))
         .await
         .expect_err("other model");
     assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
@@ -202,7 +202,7 @@ async fn urls_the_service_refuses_are_typed() {
         .url;
     emulator.advance_clock(Duration::from_secs(48 * 3600));
     let err = client
-        .generate(ChatRequest::new("qwen-vl-plus").message(Message::user().image(url.as_str())))
+        .multimodal_generation(ChatRequest::new("qwen-vl-plus").message(Message::user().image(url.as_str())))
         .await
         .expect_err("expired");
     assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
@@ -219,9 +219,9 @@ async fn urls_the_service_refuses_are_typed() {
         let request =
             ChatRequest::new("qwen-vl-plus").message(Message::user().image(not_an_image.as_str()));
         let err = if api == "native" {
-            client.generate(request).await.map(|_| ())
+            client.multimodal_generation(request).await.map(|_| ())
         } else {
-            client.chat(request).await.map(|_| ())
+            client.chat_completion(request).await.map(|_| ())
         }
         .expect_err("not media");
         assert!(matches!(err, Error::DataInspection(_)), "{api}: {err:?}");
@@ -240,7 +240,7 @@ async fn streams_on_both_apis() {
     let request = ChatRequest::new("qwen-vl-plus")
         .message(Message::user().image(url.as_str()).text("Describe it."));
 
-    let chunks = drain(client.chat_stream(request.clone()).await.expect("stream"))
+    let chunks = drain(client.chat_completion_stream(request.clone()).await.expect("stream"))
         .await
         .expect("chunks");
     let text: String = chunks
@@ -259,7 +259,7 @@ async fn streams_on_both_apis() {
     // whole text.
     let chunks = drain(
         client
-            .generate_stream(request.clone().parameter("incremental_output", false))
+            .multimodal_generation_stream(request.clone().parameter("incremental_output", false))
             .await
             .expect("stream"),
     )
@@ -275,7 +275,7 @@ async fn streams_on_both_apis() {
     // Incremental (the crate's default): the pieces add up to the same text.
     let chunks = drain(
         client
-            .generate_stream(request.clone())
+            .multimodal_generation_stream(request.clone())
             .await
             .expect("stream"),
     )
@@ -290,14 +290,14 @@ async fn streams_on_both_apis() {
         let result = if api == "native" {
             drain(
                 client
-                    .generate_stream(request.clone())
+                    .multimodal_generation_stream(request.clone())
                     .await
                     .expect("stream"),
             )
             .await
             .map(|c| c.len())
         } else {
-            drain(client.chat_stream(request.clone()).await.expect("stream"))
+            drain(client.chat_completion_stream(request.clone()).await.expect("stream"))
                 .await
                 .map(|c| c.len())
         };
@@ -319,13 +319,13 @@ async fn throttled_and_failing_calls_are_retried_before_streaming() {
     let (emulator, client) = setup().await;
     let request = ChatRequest::new("qwen-vl-plus").message(Message::user().text("hi"));
     emulator.inject(FaultKind::ChatThrottle, 2);
-    client.chat(request.clone()).await.expect("after two 429s");
+    client.chat_completion(request.clone()).await.expect("after two 429s");
     emulator.inject(FaultKind::ChatError, 1);
-    client.generate(request.clone()).await.expect("after a 500");
+    client.multimodal_generation(request.clone()).await.expect("after a 500");
     emulator.inject(FaultKind::ChatThrottle, 1);
     drain(
         client
-            .chat_stream(request.clone())
+            .chat_completion_stream(request.clone())
             .await
             .expect("stream after a 429"),
     )
@@ -334,7 +334,7 @@ async fn throttled_and_failing_calls_are_retried_before_streaming() {
     assert_eq!(emulator.stats().chat_requests, 7);
     // Not retried: a refusal that retrying cannot cure.
     let err = client
-        .chat(ChatRequest::new("qwen-nope").message(Message::user().text("hi")))
+        .chat_completion(ChatRequest::new("qwen-nope").message(Message::user().text("hi")))
         .await
         .expect_err("404");
     assert!(matches!(err, Error::ModelNotFound(_)), "{err:?}");

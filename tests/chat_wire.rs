@@ -29,7 +29,7 @@ const GENERATION: &str = r#"{"output":{"choices":[{"finish_reason":"stop","messa
 #[tokio::test]
 async fn compatible_request_as_sent() {
     let server = Server::start(Canned::json(200, COMPLETION)).await;
-    client(&server.url).chat(request()).await.expect("answer");
+    client(&server.url).chat_completion(request()).await.expect("answer");
     insta::assert_snapshot!(server.only_request().render());
 }
 
@@ -37,7 +37,7 @@ async fn compatible_request_as_sent() {
 async fn native_request_as_sent() {
     let server = Server::start(Canned::json(200, GENERATION)).await;
     client(&server.url)
-        .generate(request())
+        .multimodal_generation(request())
         .await
         .expect("answer");
     insta::assert_snapshot!(server.only_request().render());
@@ -54,7 +54,7 @@ async fn compatible_stream_decoded() {
     );
     let server = Server::start(Canned::raw(200, "text/event-stream", sse)).await;
     let stream = client(&server.url)
-        .chat_stream(request())
+        .chat_completion_stream(request())
         .await
         .expect("stream");
     let chunks: Vec<_> = stream.collect().await;
@@ -73,7 +73,7 @@ async fn native_stream_with_an_error_mid_way() {
     );
     let server = Server::start(Canned::raw(200, "text/event-stream", sse)).await;
     let mut stream = client(&server.url)
-        .generate_stream(request())
+        .multimodal_generation_stream(request())
         .await
         .expect("stream");
     let first = stream.next().await.expect("a chunk").expect("ok chunk");
@@ -105,7 +105,7 @@ async fn a_refused_stream_is_a_typed_error_before_any_chunk() {
     ))
     .await;
     let err = client(&server.url)
-        .generate_stream(request())
+        .multimodal_generation_stream(request())
         .await
         .err()
         .expect("refused");
@@ -117,7 +117,7 @@ async fn a_stream_cut_short_or_not_a_stream_is_an_error() {
     let cut = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"A c\"},\"finish_reason\":null}]}\n\n";
     let server = Server::start(Canned::raw(200, "text/event-stream", cut)).await;
     let items: Vec<_> = client(&server.url)
-        .chat_stream(request())
+        .chat_completion_stream(request())
         .await
         .expect("stream")
         .collect()
@@ -132,7 +132,7 @@ async fn a_stream_cut_short_or_not_a_stream_is_an_error() {
 
     let server = Server::start(Canned::json(200, COMPLETION)).await;
     let err = client(&server.url)
-        .chat_stream(request())
+        .chat_completion_stream(request())
         .await
         .err()
         .expect("not a stream");

@@ -931,7 +931,7 @@ async fn chat(client: &Client, global: &Global, args: ChatArgs) -> u8 {
         use futures_util::StreamExt;
         if args.native {
             let mut stream = client
-                .generate_stream(request.parameter("incremental_output", true))
+                .multimodal_generation_stream(request.parameter("incremental_output", true))
                 .await?;
             let mut collector = GenerationCollector::new(true);
             while let Some(chunk) = stream.next().await {
@@ -949,7 +949,7 @@ async fn chat(client: &Client, global: &Global, args: ChatArgs) -> u8 {
             }
             Ok(serde_json::to_value(collector.finish()?).unwrap_or_default())
         } else {
-            let mut stream = client.chat_stream(request).await?;
+            let mut stream = client.chat_completion_stream(request).await?;
             let mut collector = ChatCollector::new();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;

@@ -92,7 +92,7 @@ async fn two_hundred_concurrent_clients() {
                     )
                     .await?;
                 client
-                    .chat(
+                    .chat_completion(
                         ChatRequest::new("qwen-vl-plus")
                             .message(Message::user().image(file.url.as_str()).text("?")),
                     )

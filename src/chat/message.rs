@@ -238,3 +238,31 @@ impl ChatRequest {
         body
     }
 }
+
+impl TryFrom<&ChatRequest> for types::ChatCompletionRequest {
+    type Error = crate::Error;
+    fn try_from(request: &ChatRequest) -> Result<Self> {
+        request.to_compatible()
+    }
+}
+
+impl TryFrom<ChatRequest> for types::ChatCompletionRequest {
+    type Error = crate::Error;
+    fn try_from(request: ChatRequest) -> Result<Self> {
+        request.to_compatible()
+    }
+}
+
+impl TryFrom<&ChatRequest> for types::MultimodalGenerationRequest {
+    type Error = crate::Error;
+    fn try_from(request: &ChatRequest) -> Result<Self> {
+        request.to_native()
+    }
+}
+
+impl TryFrom<ChatRequest> for types::MultimodalGenerationRequest {
+    type Error = crate::Error;
+    fn try_from(request: ChatRequest) -> Result<Self> {
+        request.to_native()
+    }
+}

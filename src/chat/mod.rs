@@ -9,7 +9,7 @@
 //!     .message(Message::user().image("photos/cat.png").text("What is in this picture?"));
 //! // The local file is uploaded for qwen-vl-plus first; its oss:// URL goes in the request,
 //! // and the request carries `X-DashScope-OssResourceResolve: enable`.
-//! let answer = client.chat(request).await?;
+//! let answer = client.chat_completion(request).await?;
 //! println!("{:?}", answer.choices[0].message.content);
 //! # Ok(()) }
 //! ```
@@ -63,48 +63,21 @@ impl Api {
 }
 
 impl Client {
-    /// An OpenAI-compatible chat completion of a [`ChatRequest`]: [`Client::chat_completion`]
-    /// of [`ChatRequest::to_compatible`].
-    pub async fn chat(&self, request: ChatRequest) -> Result<types::ChatCompletionResponse> {
-        self.chat_completion(&request.to_compatible()?).await
-    }
-
-    /// A native multimodal generation of a [`ChatRequest`]: [`Client::multimodal_generation`]
-    /// of [`ChatRequest::to_native`].
-    pub async fn generate(
-        &self,
-        request: ChatRequest,
-    ) -> Result<types::MultimodalGenerationResponse> {
-        self.multimodal_generation(&request.to_native()?).await
-    }
-
-    /// [`Client::chat_completion_stream`] of a [`ChatRequest`].
-    pub async fn chat_stream(
-        &self,
-        request: ChatRequest,
-    ) -> Result<ChunkStream<types::ChatCompletionChunk>> {
-        self.chat_completion_stream(&request.to_compatible()?).await
-    }
-
-    /// [`Client::multimodal_generation_stream`] of a [`ChatRequest`].
-    pub async fn generate_stream(
-        &self,
-        request: ChatRequest,
-    ) -> Result<ChunkStream<types::MultimodalGenerationChunk>> {
-        self.multimodal_generation_stream(&request.to_native()?)
-            .await
-    }
-
     /// A streamed chat completion: chunks until `[DONE]`, the last one with the token usage
     /// (`stream_options.include_usage` is set unless the request says otherwise). Local files
     /// are uploaded first; 429 and 5xx are retried before the first chunk, never after.
     /// [`collect_chat`] assembles the chunks into one answer.
-    pub async fn chat_completion_stream(
+    pub async fn chat_completion_stream<R>(
         &self,
-        request: &types::ChatCompletionRequest,
-    ) -> Result<ChunkStream<types::ChatCompletionChunk>> {
+        request: R,
+    ) -> Result<ChunkStream<types::ChatCompletionChunk>>
+    where
+        R: TryInto<types::ChatCompletionRequest>,
+        Error: From<R::Error>,
+    {
+        let request = request.try_into()?;
         let mut body =
-            serde_json::to_value(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+            serde_json::to_value(&request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         body["stream"] = json!(true);
         if body.get("stream_options").is_none_or(Value::is_null) {
             body["stream_options"] = json!({"include_usage": true});
@@ -116,12 +89,17 @@ impl Client {
     /// (`parameters.incremental_output` is set to true unless the request sets it); with
     /// `incremental_output: false`, each carries the whole answer so far. [`collect_generation`]
     /// assembles the events into one answer.
-    pub async fn multimodal_generation_stream(
+    pub async fn multimodal_generation_stream<R>(
         &self,
-        request: &types::MultimodalGenerationRequest,
-    ) -> Result<ChunkStream<types::MultimodalGenerationChunk>> {
+        request: R,
+    ) -> Result<ChunkStream<types::MultimodalGenerationChunk>>
+    where
+        R: TryInto<types::MultimodalGenerationRequest>,
+        Error: From<R::Error>,
+    {
+        let request = request.try_into()?;
         let mut body =
-            serde_json::to_value(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+            serde_json::to_value(&request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         // Left to the model, some stream increments and some the whole answer so far: the
         // crate asks for increments unless the request says otherwise, so that a reader (and
         // `collect_generation`) knows what each event holds.

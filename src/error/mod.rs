@@ -508,6 +508,13 @@ impl Error {
     }
 }
 
+/// A conversion that cannot fail (a request passed as it is).
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 mod class;
 mod parse;
 mod table;
