@@ -18,6 +18,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod media;
 mod naming;
 mod retry;
 mod secret;

@@ -96,7 +96,9 @@ async fn a_second_upload_of_the_same_content_sends_nothing() {
     assert_eq!((third.url, third.from_cache), (first.url.clone(), true));
     // A model call naming the file uses the URL too.
     client
-        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("hi")))
+        .chat_completion(
+            ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("hi")),
+        )
         .await
         .expect("chat");
     assert_eq!(sent(emulator.stats()), (1, 1, 1));
@@ -268,7 +270,9 @@ async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() 
     let fake = dir.join("fake.png");
     std::fs::write(&fake, b"this is not an image at all").expect("write");
     let err = client
-        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*fake).text("?")))
+        .chat_completion(
+            ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*fake).text("?")),
+        )
         .await
         .expect_err("not an image");
     assert!(matches!(err, Error::DataInspection(_)), "{err:?}");
@@ -280,7 +284,9 @@ async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() 
     // A URL the cache does not know is not healed: the error stands.
     let foreign = "oss://dashscope-instant/x/2026-01-01/y/unknown.png";
     let err = client
-        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(foreign).text("?")))
+        .chat_completion(
+            ChatRequest::new("qwen-vl-plus").message(Message::user().image(foreign).text("?")),
+        )
         .await
         .expect_err("unknown URL");
     assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
@@ -410,14 +416,18 @@ async fn small_images_and_audio_go_inline_and_the_rest_is_uploaded() {
 
     // Native: the same rule.
     let native = client
-        .multimodal_generation(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?")))
+        .multimodal_generation(
+            ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?")),
+        )
         .await
         .expect("generate");
     assert!(native.text().unwrap_or_default().contains("data URI"));
     // Above the size: uploaded.
     let small = self::client(config(&emulator).inline_below(8));
     let answer = small
-        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?")))
+        .chat_completion(
+            ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?")),
+        )
         .await
         .expect("chat");
     assert!(answer.text().unwrap_or_default().contains("oss://"));
@@ -437,7 +447,9 @@ async fn the_emulator_refuses_a_data_uri_over_the_service_limit() {
         base64::engine::general_purpose::STANDARD.encode(&big)
     );
     let err = client
-        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(uri).text("?")))
+        .chat_completion(
+            ChatRequest::new("qwen-vl-plus").message(Message::user().image(uri).text("?")),
+        )
         .await
         .expect_err("over the limit");
     assert!(

@@ -58,12 +58,18 @@ async fn header_exactly_when_an_oss_url_is_in_a_media_position() {
             .image("https://example.com/cat.png")
             .text("hi"),
     );
-    client.chat_completion(https.clone()).await.expect("compatible");
+    client
+        .chat_completion(https.clone())
+        .await
+        .expect("compatible");
     client.multimodal_generation(https).await.expect("native");
     // An oss:// URL in text is text: no header (and nothing to resolve).
     let text =
         ChatRequest::new("qwen-vl-plus").message(Message::user().text(format!("what is {url}?")));
-    client.chat_completion(text.clone()).await.expect("compatible");
+    client
+        .chat_completion(text.clone())
+        .await
+        .expect("compatible");
     client.multimodal_generation(text).await.expect("native");
     assert_eq!(header_count(&emulator), (4, 0));
 
@@ -77,14 +83,30 @@ async fn header_exactly_when_an_oss_url_is_in_a_media_position() {
                 .text("and this?")
                 .video_frames(["https://example.com/1.jpg", url.as_str()]),
         );
-    client.chat_completion(deep.clone()).await.expect("compatible");
-    client.multimodal_generation(deep.clone()).await.expect("native");
-    drain(client.chat_completion_stream(deep.clone()).await.expect("stream"))
+    client
+        .chat_completion(deep.clone())
         .await
-        .expect("chunks");
-    drain(client.multimodal_generation_stream(deep).await.expect("stream"))
+        .expect("compatible");
+    client
+        .multimodal_generation(deep.clone())
         .await
-        .expect("chunks");
+        .expect("native");
+    drain(
+        client
+            .chat_completion_stream(deep.clone())
+            .await
+            .expect("stream"),
+    )
+    .await
+    .expect("chunks");
+    drain(
+        client
+            .multimodal_generation_stream(deep)
+            .await
+            .expect("stream"),
+    )
+    .await
+    .expect("chunks");
     assert_eq!(header_count(&emulator), (8, 4));
 
     // The generated client's own calls get the header too.
@@ -141,7 +163,10 @@ async fn local_files_are_uploaded_for_the_requests_model() {
 
     let native =
         ChatRequest::new("qwen-vl-plus").message(Message::user().image(path.as_path()).text("?"));
-    let answer = client.multimodal_generation(native).await.expect("native answer");
+    let answer = client
+        .multimodal_generation(native)
+        .await
+        .expect("native answer");
     let text = answer.text().unwrap_or_default();
     assert!(text.contains("image/png"), "{text}");
 }
@@ -152,7 +177,10 @@ async fn text_naming_a_file_is_never_uploaded() {
     let path = temp_file("secret-notes.png", PNG);
     let request =
         ChatRequest::new("qwen-vl-plus").message(Message::user().text(path.display().to_string()));
-    client.chat_completion(request.clone()).await.expect("compatible");
+    client
+        .chat_completion(request.clone())
+        .await
+        .expect("compatible");
     client.multimodal_generation(request).await.expect("native");
     assert_eq!(emulator.stats().uploads_ok, 0);
 }
@@ -167,7 +195,10 @@ async fn a_missing_file_fails_before_anything_is_sent() {
             .image("/no/such/dir/missing.png")
             .text("?"),
     );
-    let err = client.chat_completion(request).await.expect_err("missing file");
+    let err = client
+        .chat_completion(request)
+        .await
+        .expect_err("missing file");
     assert!(
         matches!(&err, Error::Io { path: Some(p), .. } if p.ends_with("missing.png")),
         "{err:?}"
@@ -190,7 +221,9 @@ async fn urls_the_service_refuses_are_typed() {
         .expect("upload")
         .url;
     let err = client
-        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(other_model.as_str())))
+        .chat_completion(
+            ChatRequest::new("qwen-vl-plus").message(Message::user().image(other_model.as_str())),
+        )
         .await
         .expect_err("other model");
     assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
@@ -202,7 +235,9 @@ async fn urls_the_service_refuses_are_typed() {
         .url;
     emulator.advance_clock(Duration::from_secs(48 * 3600));
     let err = client
-        .multimodal_generation(ChatRequest::new("qwen-vl-plus").message(Message::user().image(url.as_str())))
+        .multimodal_generation(
+            ChatRequest::new("qwen-vl-plus").message(Message::user().image(url.as_str())),
+        )
         .await
         .expect_err("expired");
     assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
@@ -240,9 +275,14 @@ async fn streams_on_both_apis() {
     let request = ChatRequest::new("qwen-vl-plus")
         .message(Message::user().image(url.as_str()).text("Describe it."));
 
-    let chunks = drain(client.chat_completion_stream(request.clone()).await.expect("stream"))
-        .await
-        .expect("chunks");
+    let chunks = drain(
+        client
+            .chat_completion_stream(request.clone())
+            .await
+            .expect("stream"),
+    )
+    .await
+    .expect("chunks");
     let text: String = chunks
         .iter()
         .flat_map(|c| c.choices.iter())
@@ -297,9 +337,14 @@ async fn streams_on_both_apis() {
             .await
             .map(|c| c.len())
         } else {
-            drain(client.chat_completion_stream(request.clone()).await.expect("stream"))
-                .await
-                .map(|c| c.len())
+            drain(
+                client
+                    .chat_completion_stream(request.clone())
+                    .await
+                    .expect("stream"),
+            )
+            .await
+            .map(|c| c.len())
         };
         let err = result.expect_err("mid-stream error");
         assert!(matches!(err, Error::ServerError(_)), "{api}: {err:?}");
@@ -319,9 +364,15 @@ async fn throttled_and_failing_calls_are_retried_before_streaming() {
     let (emulator, client) = setup().await;
     let request = ChatRequest::new("qwen-vl-plus").message(Message::user().text("hi"));
     emulator.inject(FaultKind::ChatThrottle, 2);
-    client.chat_completion(request.clone()).await.expect("after two 429s");
+    client
+        .chat_completion(request.clone())
+        .await
+        .expect("after two 429s");
     emulator.inject(FaultKind::ChatError, 1);
-    client.multimodal_generation(request.clone()).await.expect("after a 500");
+    client
+        .multimodal_generation(request.clone())
+        .await
+        .expect("after a 500");
     emulator.inject(FaultKind::ChatThrottle, 1);
     drain(
         client

@@ -29,7 +29,10 @@ const GENERATION: &str = r#"{"output":{"choices":[{"finish_reason":"stop","messa
 #[tokio::test]
 async fn compatible_request_as_sent() {
     let server = Server::start(Canned::json(200, COMPLETION)).await;
-    client(&server.url).chat_completion(request()).await.expect("answer");
+    client(&server.url)
+        .chat_completion(request())
+        .await
+        .expect("answer");
     insta::assert_snapshot!(server.only_request().render());
 }
 
