@@ -29,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .temperature(0.2)
         .try_into()?;
     let answer = client.chat_completion(&request).await?;
-    println!("compatible: {}", answer.text().unwrap_or(""));
+    println!("compatible: {}", answer.text().unwrap_or_default());
 
     // 3. The same with the native API.
     let request: types::MultimodalGenerationRequest = types::MultimodalGenerationRequest::builder()

@@ -35,7 +35,7 @@ const LOCK_FILE: &str = "uploads.lock";
 /// saved chat history, as expired (and to know its source) instead of sending it.
 const KEEP_EXPIRED: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The default margin: a cached URL is used only while it has this long left.
-pub const DEFAULT_MARGIN: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_MARGIN: Duration = Duration::from_secs(3600);
 
 /// One upload the cache remembers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,7 +247,9 @@ pub(crate) fn digest_bytes(bytes: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
-/// SHA-256 of a file's content, hex, read in 1 MiB blocks. Blocking: call it off the runtime.
+/// SHA-256 of a file's content, hex, read in 1 MiB blocks: how the upload cache names content
+/// ([`CachedUpload::content`]), so a file can be checked against an entry. Blocking: call it
+/// off the runtime.
 pub fn digest_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
@@ -348,16 +350,19 @@ pub struct UploadCache {
 
 impl UploadCache {
     /// A cache kept in memory only.
-    pub fn in_memory(margin: Duration) -> Self {
-        Self::new(None, margin)
+    pub fn in_memory() -> Self {
+        Self::new(None, DEFAULT_MARGIN)
     }
 
-    /// A cache kept in `dir` (created if missing). Reading is deferred to the first lookup.
-    pub fn on_disk(dir: impl Into<PathBuf>, margin: Duration) -> Self {
-        Self::new(Some(dir.into()), margin)
+    /// A cache kept in `dir` (created if missing), as [`Config::upload_cache`](crate::Config)
+    /// keeps one: to list or clear what a client remembers. Reading is deferred to the first
+    /// lookup.
+    pub fn on_disk(dir: impl Into<PathBuf>) -> Self {
+        Self::new(Some(dir.into()), DEFAULT_MARGIN)
     }
 
-    fn new(dir: Option<PathBuf>, margin: Duration) -> Self {
+    /// The cache a client uses, with its margin ([`Config::upload_cache_margin`](crate::Config)).
+    pub(crate) fn new(dir: Option<PathBuf>, margin: Duration) -> Self {
         Self {
             book: Mutex::new(Book::default()),
             pending: Mutex::new((Vec::new(), None)),
@@ -916,10 +921,10 @@ mod tests {
         let mut upload = entry(&content, "m", "acct", "oss://x/y.png", now + 40 * HOUR);
         upload.uploaded_at_ms = now;
         {
-            let first = UploadCache::on_disk(&dir, Duration::ZERO);
+            let first = UploadCache::new(Some(dir.clone()), Duration::ZERO);
             first.record(upload, Some((PathBuf::from("/f.png"), stamp)));
         }
-        let next = UploadCache::on_disk(&dir, Duration::ZERO);
+        let next = UploadCache::new(Some(dir.clone()), Duration::ZERO);
         assert_eq!(
             next.known_content(Path::new("/f.png"), &stamp),
             Some(content)

@@ -19,7 +19,7 @@ use crate::media::{prepare, send_healing};
 use crate::retry::RateLimiter;
 use crate::session::{Inner, TASK_QUERIES_PER_SECOND, TASK_QUERY_WINDOW, UploadSettings, Uploads};
 use crate::transport::{self, Manner};
-use crate::upload::{ProgressFn, Uploader};
+use crate::upload::Uploader;
 use crate::wire::ASYNC_HEADER;
 use crate::{Config, Error, Result, Secret, UploadSource, UploadedFile};
 
@@ -63,8 +63,8 @@ impl Client {
         let margin = config.upload_cache_margin;
         let cache = match &config.upload_cache {
             UploadCacheSetting::Off => None,
-            UploadCacheSetting::Memory => Some(UploadCache::in_memory(margin)),
-            UploadCacheSetting::Dir(dir) => Some(UploadCache::on_disk(dir, margin)),
+            UploadCacheSetting::Memory => Some(UploadCache::new(None, margin)),
+            UploadCacheSetting::Dir(dir) => Some(UploadCache::new(Some(dir.clone()), margin)),
         };
         let inner = Inner {
             authorization,
@@ -83,6 +83,7 @@ impl Client {
                 allow_insecure_http: config.allow_insecure_http,
                 cache: cache.map(Arc::new),
                 account: crate::cache::account_digest(&key, &base_url),
+                observer: config.on_upload.clone(),
             })),
             key,
         };
@@ -192,29 +193,14 @@ impl Client {
 
     /// Uploads many files for `model`, a few at a time ([`Config::upload_concurrency`]).
     /// Returns one outcome per source, in input order; a failure loses none of the others.
+    /// Progress goes to [`Config::on_upload`].
     pub async fn upload_many<I, S>(&self, model: &str, sources: I) -> Vec<Result<UploadedFile>>
     where
         I: IntoIterator<Item = S>,
         S: Into<UploadSource>,
     {
-        self.upload_many_with_progress(model, sources, None).await
-    }
-
-    /// [`Client::upload_many`], calling `progress` as bytes go out.
-    pub async fn upload_many_with_progress<I, S>(
-        &self,
-        model: &str,
-        sources: I,
-        progress: Option<ProgressFn>,
-    ) -> Vec<Result<UploadedFile>>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<UploadSource>,
-    {
         let sources = sources.into_iter().map(Into::into).collect();
-        Uploader::new(&self.api)
-            .upload_many(model, sources, progress)
-            .await
+        Uploader::new(&self.api).upload_many(model, sources).await
     }
 
     /// Prepares and sends a request built by hand (the streams), on the same path as the

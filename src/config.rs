@@ -112,6 +112,7 @@ pub struct Config {
     pub(crate) upload_cache: UploadCacheSetting,
     pub(crate) upload_cache_margin: Duration,
     pub(crate) inline_below: u64,
+    pub(crate) on_upload: Option<crate::Callback<crate::UploadEvent>>,
 }
 
 /// Where a client remembers its uploads.
@@ -147,6 +148,7 @@ impl fmt::Debug for Config {
             .field("upload_cache", &self.upload_cache)
             .field("upload_cache_margin", &self.upload_cache_margin)
             .field("inline_below", &self.inline_below)
+            .field("on_upload", &self.on_upload.is_some())
             .finish()
     }
 }
@@ -173,6 +175,7 @@ impl Config {
             upload_cache: UploadCacheSetting::Memory,
             upload_cache_margin: crate::cache::DEFAULT_MARGIN,
             inline_below: 0,
+            on_upload: None,
         }
     }
 
@@ -331,6 +334,18 @@ impl Config {
     /// CLI inlines images under 5 MB; the documentation advises base64 only under about 7 MB.
     pub fn inline_below(mut self, bytes: u64) -> Self {
         self.inline_below = bytes;
+        self
+    }
+
+    /// Calls `observer` with what the uploads of this client do: bytes going out
+    /// ([`UploadEvent::Progress`](crate::UploadEvent::Progress)), and what each local file a
+    /// request names became (uploaded, from the cache, or inline), so that a caller can show
+    /// what was sent where.
+    pub fn on_upload(
+        mut self,
+        observer: impl Fn(&crate::UploadEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_upload = Some(std::sync::Arc::new(observer));
         self
     }
 }

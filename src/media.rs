@@ -7,9 +7,9 @@
 use crate::api;
 use crate::cache::UrlState;
 use crate::transport::{self, Manner};
-use crate::upload::{self, Uploader};
+use crate::upload::Uploader;
 use crate::wire::{self, Media, OSS_RESOLVE_HEADER};
-use crate::{Error, Result, UploadSource};
+use crate::{Error, Result, UploadEvent, UploadSource};
 use base64::Engine;
 use progenitor_client::ClientInfo;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -71,7 +71,7 @@ fn resolve_media<'a>(api: &'a api::Client, body: &'a [u8]) -> Resolved<'a> {
                 return;
             }
             let takes = wire::inline_kind(place)
-                .is_some_and(|kind| upload::content_type(s).split('/').next() == Some(kind));
+                .is_some_and(|kind| crate::naming::content_type(s).split('/').next() == Some(kind));
             match local.iter_mut().find(|(l, _)| l == s) {
                 Some((_, inline)) => *inline &= takes,
                 None => local.push((s.clone(), takes)),
@@ -138,9 +138,17 @@ async fn resolve_local(
         }
     }
     let (names, sources): (Vec<String>, Vec<UploadSource>) = upload.into_iter().unzip();
-    let results = Uploader::new(api).upload_many(&model, sources, None).await;
+    let results = Uploader::new(api).upload_many(&model, sources).await;
+    let observer = api.inner().uploads.settings.observer.as_ref();
     for (name, result) in names.into_iter().zip(results) {
-        replace.push((name, result?.url));
+        let file = result?;
+        if let Some(tell) = observer {
+            tell(&UploadEvent::Uploaded {
+                path: Media::parse(&name).as_path(),
+                file: file.clone(),
+            });
+        }
+        replace.push((name, file.url));
     }
     Ok(replace)
 }
@@ -148,16 +156,23 @@ async fn resolve_local(
 /// A small file as a `data:` URI, when the client inlines files of its size and every place it
 /// sits in takes one; `None` to upload it.
 async fn inline(api: &api::Client, takes: bool, path: &str, size: u64) -> Result<Option<String>> {
-    if !takes || !upload::inlines(path, size, api.inner().inline_below) {
+    if !takes || !crate::naming::inlines(path, size, api.inner().inline_below) {
         return Ok(None);
     }
-    let mime = upload::content_type(path);
+    let mime = crate::naming::content_type(path);
     let file = Media::parse(path).as_path();
     let bytes = tokio::fs::read(&file).await.map_err(|source| Error::Io {
         path: Some(file.clone()),
         source,
     })?;
     let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    if let Some(tell) = &api.inner().uploads.settings.observer {
+        tell(&UploadEvent::Inlined {
+            path: file,
+            content_type: mime,
+            size,
+        });
+    }
     Ok(Some(format!("data:{mime};base64,{data}")))
 }
 

@@ -10,8 +10,18 @@ use std::time::{Duration, Instant};
 
 pub(crate) use crate::error::{Class, classify};
 
-/// How often and how patiently to retry.
+/// How often and how patiently to retry. Built from [`RetryPolicy::default`] (or
+/// [`RetryPolicy::none`]) with its setters, so that a field added later breaks nobody:
+///
+/// ```
+/// use std::time::Duration;
+/// let policy = dashscope_oss::RetryPolicy::default()
+///     .max_attempts(3)
+///     .initial_backoff(Duration::from_millis(50));
+/// assert_eq!(policy.max_attempts, 3);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Tries in all, the first included (1 = never retry).
     pub max_attempts: u32,
@@ -39,6 +49,24 @@ impl RetryPolicy {
             max_attempts: 1,
             ..Self::default()
         }
+    }
+
+    /// Tries in all, the first included (1 = never retry; 0 is read as 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The backoff ceiling before the first retry; it doubles each time.
+    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+        self.initial_backoff = backoff;
+        self
+    }
+
+    /// The largest backoff ceiling.
+    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff;
+        self
     }
 
     /// The wait before retry number `retry` (1-based): a random point below the doubled ceiling

@@ -75,6 +75,7 @@ pub struct Task {
 
 /// A task's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TaskState {
     /// Queued.
     Pending,
@@ -185,7 +186,7 @@ impl types::TranscriptionResult {
 
 /// What a wait ends with, as a pure rule: the task's answer for `SUCCEEDED`, a typed error for
 /// the other ends, `None` while it goes on.
-pub fn outcome(task_id: &str, response: &types::TaskResponse) -> Option<Result<()>> {
+pub(crate) fn outcome(task_id: &str, response: &types::TaskResponse) -> Option<Result<()>> {
     let output = &response.output;
     match response.state() {
         TaskState::Succeeded => Some(Ok(())),
@@ -210,12 +211,9 @@ pub fn outcome(task_id: &str, response: &types::TaskResponse) -> Option<Result<(
 }
 
 /// The pause before the next query: doubled each time, up to `max`.
-pub fn next_interval(current: Duration, max: Duration) -> Duration {
+pub(crate) fn next_interval(current: Duration, max: Duration) -> Duration {
     current.saturating_mul(2).min(max)
 }
-
-/// Called with every answer whose state differs from the one before (the first answer too).
-pub type StateFn = Arc<dyn Fn(&types::TaskResponse) + Send + Sync>;
 
 /// How to wait for a task.
 #[derive(Clone)]
@@ -231,8 +229,9 @@ pub struct WaitOptions {
     /// Failed queries (after their own retries) a wait goes on through, in a row (default 10):
     /// a wait survives a service that fails for a while; the next failure ends it.
     pub max_failed_queries: u32,
-    /// Observes state changes.
-    pub on_change: Option<StateFn>,
+    /// Called with every answer whose state differs from the one before (the first answer
+    /// too).
+    pub on_change: Option<crate::Callback<types::TaskResponse>>,
 }
 
 impl Default for WaitOptions {
@@ -628,13 +627,13 @@ impl Client {
 
     /// Downloads a result (an image or video URL) to `path`, streamed, through a temporary file
     /// beside it that is renamed when complete: an interrupted download leaves no partial file
-    /// under `path`. `progress` gets the bytes written and the length, when announced. Result
+    /// under `path`. `progress` is told the bytes written and the length, when announced. Result
     /// URLs last 24 hours. Returns the bytes written.
     pub async fn download(
         &self,
         url: &str,
         path: &Path,
-        progress: Option<&(dyn Fn(u64, Option<u64>) + Send + Sync)>,
+        progress: Option<crate::Callback<crate::Transfer>>,
     ) -> Result<u64> {
         let response = self.fetch(url).await?;
         let total = response.content_length();
@@ -658,8 +657,8 @@ impl Client {
                 let chunk = chunk.map_err(Error::from_reqwest)?;
                 file.write_all(&chunk).await.map_err(io)?;
                 written += chunk.len() as u64;
-                if let Some(p) = progress {
-                    p(written, total);
+                if let Some(report) = &progress {
+                    report(&crate::Transfer { written, total });
                 }
             }
             file.flush().await.map_err(io)?;

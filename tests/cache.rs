@@ -56,10 +56,7 @@ fn config(emulator: &Emulator) -> Config {
     Config::new()
         .api_key(DEFAULT_API_KEY)
         .base_url(emulator.base_url())
-        .retry(RetryPolicy {
-            initial_backoff: Duration::from_millis(5),
-            ..RetryPolicy::default()
-        })
+        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(5)))
 }
 
 fn client(config: Config) -> Client {
@@ -257,7 +254,7 @@ async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() 
     assert!(emulator.forget_object(&lost.key));
 
     let answer = client.chat_completion(ask()).await.expect("healed");
-    let text = answer.text().unwrap_or_default().to_owned();
+    let text = answer.text().unwrap_or_default().into_owned();
     assert!(!text.contains(&lost.url), "{text}");
     // Two uploads, and three model calls: the first, the refused one, the one sent again.
     assert_eq!(sent(emulator.stats()), (1, 2, 3));
@@ -349,7 +346,7 @@ async fn a_damaged_cache_file_is_a_warning_and_a_fresh_start() {
         "0".repeat(64)
     );
     std::fs::write(cache.join("uploads.json"), &forever).expect("write");
-    let listed = dashscope_oss::cache::UploadCache::on_disk(&cache, Duration::ZERO).list();
+    let listed = dashscope_oss::cache::UploadCache::on_disk(&cache).list();
     assert!(listed.is_empty(), "{listed:?}");
     for damage in [
         &b"{\"version\":1,\"entries\":[{\"url\":"[..],

@@ -21,10 +21,7 @@ async fn setup() -> (Emulator, Client) {
         Config::new()
             .api_key(DEFAULT_API_KEY)
             .base_url(emulator.base_url())
-            .retry(RetryPolicy {
-                initial_backoff: Duration::from_millis(5),
-                ..RetryPolicy::default()
-            }),
+            .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(5))),
     )
     .expect("client");
     (emulator, client)
@@ -407,4 +404,67 @@ fn chunk_text(chunk: &dashscope_oss::api::types::MultimodalGenerationChunk) -> S
         Some(NativeAnswerContent::String(text)) => text.clone(),
         None => String::new(),
     }
+}
+
+#[tokio::test]
+async fn the_upload_observer_is_told_what_each_local_file_became() {
+    let emulator = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let client = Client::new(
+        Config::new()
+            .api_key(DEFAULT_API_KEY)
+            .base_url(emulator.base_url())
+            .inline_below(64)
+            .on_upload(move |event| {
+                let line = match event {
+                    dashscope_oss::UploadEvent::Uploaded { path, file } => format!(
+                        "uploaded {} -> oss {} cache {}",
+                        path.file_name().unwrap_or_default().to_string_lossy(),
+                        file.url.starts_with("oss://"),
+                        file.from_cache
+                    ),
+                    dashscope_oss::UploadEvent::Inlined {
+                        path,
+                        content_type,
+                        size,
+                    } => format!(
+                        "inlined {} {content_type} {size}",
+                        path.file_name().unwrap_or_default().to_string_lossy()
+                    ),
+                    dashscope_oss::UploadEvent::Progress(_) => return,
+                    other => format!("{other:?}"),
+                };
+                seen.lock().expect("events").push(line);
+            }),
+    )
+    .expect("client");
+    let small = temp_file("small.png", &PNG[..24]);
+    let large = temp_file("large.png", &[PNG, &[0u8; 200]].concat());
+    let ask = || {
+        ChatRequest::new("qwen-vl-plus").message(
+            Message::user()
+                .image(&*small)
+                .image(&*large)
+                .text("which is larger?"),
+        )
+    };
+    client.chat_completion(ask()).await.expect("first");
+    client.chat_completion(ask()).await.expect("second");
+    assert_eq!(
+        *events.lock().expect("events"),
+        [
+            "inlined small.png image/png 24",
+            "uploaded large.png -> oss true cache false",
+            "inlined small.png image/png 24",
+            "uploaded large.png -> oss true cache true",
+        ]
+    );
+    assert_eq!(
+        emulator.stats().uploads_ok,
+        1,
+        "the second call sent nothing"
+    );
 }

@@ -59,11 +59,12 @@ async fn ten_thousand_files_through_faults() {
         Config::new()
             .api_key(DEFAULT_API_KEY)
             .base_url(emulator.base_url())
-            .retry(RetryPolicy {
-                max_attempts: 6,
-                initial_backoff: Duration::from_millis(2),
-                max_backoff: Duration::from_millis(50),
-            })
+            .retry(
+                RetryPolicy::default()
+                    .max_attempts(6)
+                    .initial_backoff(Duration::from_millis(2))
+                    .max_backoff(Duration::from_millis(50)),
+            )
             .upload_concurrency(16),
     )
     .expect("client");

@@ -56,14 +56,12 @@ async fn emulator(steps: TaskSteps) -> Emulator {
 
 fn client(base: &str, key: &str) -> Client {
     Client::new(
-        Config::new()
-            .api_key(key)
-            .base_url(base)
-            .retry(RetryPolicy {
-                max_attempts: 3,
-                initial_backoff: Duration::from_millis(5),
-                max_backoff: Duration::from_millis(20),
-            }),
+        Config::new().api_key(key).base_url(base).retry(
+            RetryPolicy::default()
+                .max_attempts(3)
+                .initial_backoff(Duration::from_millis(5))
+                .max_backoff(Duration::from_millis(20)),
+        ),
     )
     .expect("client")
 }
@@ -513,7 +511,9 @@ async fn results_are_typed_and_downloaded_without_the_key() {
         .download(
             done.video_url().expect("video url"),
             &mp4,
-            Some(&move |n, _| progress.store(n, std::sync::atomic::Ordering::Relaxed)),
+            Some(std::sync::Arc::new(move |t: &dashscope_oss::Transfer| {
+                progress.store(t.written, std::sync::atomic::Ordering::Relaxed)
+            })),
         )
         .await
         .expect("download");

@@ -175,11 +175,12 @@ async fn a_failed_credential_fails_the_waiting_uploads_once() {
             .api_key(TEST_KEY)
             .base_url(&api.url)
             .upload_concurrency(20)
-            .retry(dashscope_oss::RetryPolicy {
-                max_attempts: 2,
-                initial_backoff: std::time::Duration::from_millis(1),
-                max_backoff: std::time::Duration::from_millis(2),
-            }),
+            .retry(
+                dashscope_oss::RetryPolicy::default()
+                    .max_attempts(2)
+                    .initial_backoff(std::time::Duration::from_millis(1))
+                    .max_backoff(std::time::Duration::from_millis(2)),
+            ),
     )
     .expect("client");
     let sources =

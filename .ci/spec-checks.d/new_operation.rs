@@ -22,11 +22,7 @@ async fn an_operation_added_to_the_spec_takes_the_one_path() {
         Config::new()
             .api_key(TEST_KEY)
             .base_url(&server.url)
-            .retry(RetryPolicy {
-                max_attempts: 3,
-                initial_backoff: Duration::from_millis(1),
-                max_backoff: Duration::from_millis(2),
-            }),
+            .retry(RetryPolicy::default().max_attempts(3).initial_backoff(Duration::from_millis(1)).max_backoff(Duration::from_millis(2))),
     )
     .expect("client");
     let body: types::FaceDetectRequest = types::FaceDetectRequest::builder()

@@ -1,11 +1,18 @@
 //! Reading answers: the text, reasoning and tool calls of either API's response.
 
+use std::borrow::Cow;
+
 use crate::api::types;
 
 impl types::ChatCompletionResponse {
     /// The first choice's text.
-    pub fn text(&self) -> Option<&str> {
-        self.choices.first()?.message.content.as_deref()
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        self.choices
+            .first()?
+            .message
+            .content
+            .as_deref()
+            .map(Cow::Borrowed)
     }
 
     /// The first choice's reasoning (thinking models).
@@ -35,15 +42,19 @@ impl types::ChatCompletionResponse {
 impl types::MultimodalGenerationResponse {
     /// The first choice's text: its text items joined (or `output.text` with
     /// `result_format: text`).
-    pub fn text(&self) -> Option<String> {
+    pub fn text(&self) -> Option<Cow<'_, str>> {
         let Some(choice) = self.output.choices.first() else {
-            return self.output.text.clone();
+            return self.output.text.as_deref().map(Cow::Borrowed);
         };
         match choice.message.content.as_ref()? {
-            types::NativeAnswerContent::String(text) => Some(text.clone()),
+            types::NativeAnswerContent::String(text) => Some(Cow::Borrowed(text)),
             types::NativeAnswerContent::Array(items) => {
                 let texts: Vec<&str> = items.iter().filter_map(|i| i.text.as_deref()).collect();
-                (!texts.is_empty()).then(|| texts.concat())
+                match texts.as_slice() {
+                    [] => None,
+                    [one] => Some(Cow::Borrowed(one)),
+                    _ => Some(Cow::Owned(texts.concat())),
+                }
             }
         }
     }

@@ -27,6 +27,7 @@ pub enum Part {
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Role {
     /// Instructions.
     System,
@@ -99,6 +100,18 @@ impl Message {
     pub fn video(mut self, media: impl Into<Media>) -> Self {
         self.parts.push(Part::Video(media.into()));
         self
+    }
+
+    /// Adds a medium whose kind its name tells: audio or video by the extension of the file
+    /// or URL path (`.wav`, `.mp3`, `.mp4`, …), an image otherwise.
+    pub fn file(self, media: impl Into<Media>) -> Self {
+        let media = media.into();
+        let kind = crate::naming::content_type(&media.as_str());
+        match kind.split('/').next() {
+            Some("audio") => self.audio(media),
+            Some("video") => self.video(media),
+            _ => self.image(media),
+        }
     }
 
     /// Adds a video given as frames.

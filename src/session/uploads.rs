@@ -12,7 +12,7 @@ use crate::retry::{RateLimiter, RetryPolicy};
 use crate::{Error, Secret};
 
 /// Settings of the upload path, from [`Config`](crate::Config).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct UploadSettings {
     pub retry: RetryPolicy,
     pub concurrency: usize,
@@ -24,6 +24,21 @@ pub(crate) struct UploadSettings {
     /// The one-way digest of this client's key and base URL: the account part of an upload's
     /// identity in the cache.
     pub account: String,
+    /// Who is told what the uploads do ([`crate::Config::on_upload`]).
+    pub observer: Option<crate::Callback<crate::UploadEvent>>,
+}
+
+impl std::fmt::Debug for UploadSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadSettings")
+            .field("retry", &self.retry)
+            .field("concurrency", &self.concurrency)
+            .field("credential_rate", &self.credential_rate)
+            .field("credential_margin", &self.credential_margin)
+            .field("cache", &self.cache.is_some())
+            .field("observer", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The client's upload state: a credential slot per model, and the rate limiter.

@@ -13,18 +13,24 @@ use super::lock_plain;
 use super::source::SourceKind;
 use super::unix_ms;
 use crate::Progress;
-use crate::ProgressFn;
 use crate::UploadSource;
 use crate::UploadedFile;
 use crate::cache::{CachedUpload, Identity, Stamp, UploadCache, Verdict};
 use crate::naming::content_type;
+use crate::{Callback, UploadEvent};
 use crate::{Error, Result};
 
 impl Uploader<'_> {
     /// Uploads one file.
     pub(crate) async fn upload(&self, model: &str, source: UploadSource) -> Result<UploadedFile> {
         let size = source.size().await?;
-        self.upload_checked(model, &source, size, 0, None).await
+        let observer = self.uploads().settings.observer.clone();
+        let tally = observer.map(|o| {
+            let tally = Tally::new(1, Some(o));
+            tally.add_size(size);
+            Arc::new(tally)
+        });
+        self.upload_checked(model, &source, size, 0, tally).await
     }
 
     /// Uploads many files, a few at a time; one outcome per source, in input order.
@@ -32,9 +38,9 @@ impl Uploader<'_> {
         &self,
         model: &str,
         sources: Vec<UploadSource>,
-        progress: Option<ProgressFn>,
     ) -> Vec<Result<UploadedFile>> {
-        let tally = Arc::new(Tally::new(sources.len(), progress));
+        let observer = self.uploads().settings.observer.clone();
+        let tally = Arc::new(Tally::new(sources.len(), observer));
         // Every source is checked first (a stat, no request), so that the batch's total size is
         // known from the start and a bad path costs nothing but its own error.
         let mut checked = Vec::with_capacity(sources.len());
@@ -254,11 +260,11 @@ pub(super) fn from_cache(entry: CachedUpload, model: &str) -> UploadedFile {
 pub(super) struct Tally {
     pub(super) sent: Vec<AtomicU64>,
     pub(super) total_size: AtomicU64,
-    pub(super) callback: Option<ProgressFn>,
+    pub(super) callback: Option<Callback<UploadEvent>>,
 }
 
 impl Tally {
-    pub(super) fn new(files: usize, callback: Option<ProgressFn>) -> Self {
+    pub(super) fn new(files: usize, callback: Option<Callback<UploadEvent>>) -> Self {
         Self {
             sent: (0..files).map(|_| AtomicU64::new(0)).collect(),
             total_size: AtomicU64::new(0),
@@ -282,13 +288,13 @@ impl Tally {
         }
         if let Some(callback) = &self.callback {
             let total_sent = self.sent.iter().map(|s| s.load(Ordering::Relaxed)).sum();
-            callback(Progress {
+            callback(&UploadEvent::Progress(Progress {
                 index,
                 file_sent,
                 file_size,
                 total_sent,
                 total_size: self.total_size.load(Ordering::Relaxed),
-            });
+            }));
         }
     }
 }

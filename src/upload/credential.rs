@@ -187,6 +187,7 @@ pub(crate) fn check_credential(data: crate::api::types::UploadPolicy) -> Result<
         allow_insecure_http: false,
         cache: None,
         account: String::new(),
+        observer: None,
     };
     let credential = credential_from(data, Instant::now(), &settings)?;
     let _ = credential.claim_key("fuzz.png");
@@ -216,6 +217,7 @@ mod tests {
             allow_insecure_http: false,
             cache: None,
             account: String::new(),
+            observer: None,
         }
     }
 

@@ -23,64 +23,20 @@ mod credential;
 mod form;
 mod source;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use progenitor_client::ClientInfo;
 
 use crate::api;
 
-pub use crate::naming::{content_type, inlines};
+pub use crate::report::{Progress, UploadEvent, UploadedFile};
 
 #[cfg(feature = "fuzzing")]
 pub(crate) use credential::check_credential;
 pub use source::UploadSource;
 
 pub use crate::wire::OBJECT_LIFETIME;
-
-/// A file in the temporary storage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct UploadedFile {
-    /// `oss://` + key: what a model call takes.
-    pub url: String,
-    /// The object key, `upload_dir/<name>`.
-    pub key: String,
-    /// The model it was uploaded for; only that model can read it.
-    pub model: String,
-    /// Its size in bytes.
-    pub size: u64,
-    /// When the POST that stored it was sent: no later than the storage's own upload time, so
-    /// that `expires_at` is never later than the object's real expiry.
-    pub uploaded_at: SystemTime,
-    /// When it stops resolving: 48 hours after `uploaded_at` (a few moments early, never late).
-    pub expires_at: SystemTime,
-    /// OSS's request id of the upload that stored it.
-    pub request_id: Option<String>,
-    /// Form POSTs made (1 without retries; 0 when it came from the cache).
-    pub attempts: u32,
-    /// Whether the URL came from the upload cache (nothing was sent): see `Config::upload_cache`.
-    pub from_cache: bool,
-}
-
-/// Progress of a batch, for progress bars.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Progress {
-    /// Which source, by its position in the batch.
-    pub index: usize,
-    /// Bytes of this file sent in the current attempt.
-    pub file_sent: u64,
-    /// The file's size.
-    pub file_size: u64,
-    /// Bytes sent for the whole batch (a retried file counts its current attempt only).
-    pub total_sent: u64,
-    /// The size of every file of the batch (those that could be read).
-    pub total_size: u64,
-}
-
-/// Called from the upload tasks as bytes go out.
-pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
 /// The upload operations of one client: its generated API (for credentials, through the one
 /// execution path) and its upload state.

@@ -426,11 +426,11 @@ async fn server_answers_that_make_no_sense() {
             Config::new()
                 .api_key(DEFAULT_API_KEY)
                 .base_url(&server.url)
-                .retry(dashscope_oss::RetryPolicy {
-                    max_attempts: 2,
-                    initial_backoff: std::time::Duration::from_millis(1),
-                    ..Default::default()
-                }),
+                .retry(
+                    dashscope_oss::RetryPolicy::default()
+                        .max_attempts(2)
+                        .initial_backoff(std::time::Duration::from_millis(1)),
+                ),
         )
         .expect("client");
         let err = client

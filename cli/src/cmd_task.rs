@@ -12,7 +12,8 @@ use dashscope_oss::api::types;
 use dashscope_oss::task::{Task, WaitOptions};
 use dashscope_oss::{Client, Error};
 
-use crate::{EXIT_OK, EXIT_USAGE, Global, exit_code, report};
+use crate::Global;
+use crate::exit::{EXIT_OK, EXIT_USAGE, exit_code, report};
 
 /// What every task command shares.
 #[derive(Args, Debug, Clone)]

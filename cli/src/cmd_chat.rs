@@ -1,0 +1,167 @@
+//! `dashscope chat`: ask a model about files, the answer streamed to stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use dashscope_oss::api::types;
+use dashscope_oss::chat::{ChatCollector, ChatRequest, GenerationCollector, Message};
+use dashscope_oss::{Callback, Error, UploadEvent};
+
+use crate::Global;
+use crate::connect::connect;
+use crate::exit::*;
+use crate::output::*;
+
+#[derive(Args, Debug)]
+pub(crate) struct ChatArgs {
+    /// The model, e.g. qwen-vl-plus.
+    #[arg(short, long)]
+    model: String,
+    /// A file to ask about (image, audio or video, by extension); repeatable.
+    #[arg(short, long = "file", value_name = "PATH")]
+    files: Vec<PathBuf>,
+    /// Use the native multimodal-generation API instead of the OpenAI-compatible one.
+    #[arg(long)]
+    native: bool,
+    /// Print the whole answer as JSON (the streamed answer assembled, fields the spec does not
+    /// name kept) instead of its text as it arrives.
+    #[arg(long)]
+    json: bool,
+    /// The question.
+    prompt: String,
+}
+
+/// The name and arguments of each tool call of an answer's first choice, either API.
+fn tool_calls_of(answer: &serde_json::Value) -> Vec<(String, String)> {
+    let calls = answer
+        .pointer("/choices/0/message/tool_calls")
+        .or_else(|| answer.pointer("/output/choices/0/message/tool_calls"))
+        .and_then(serde_json::Value::as_array);
+    let text = |call: &serde_json::Value, field: &str| {
+        call.pointer(&format!("/function/{field}"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    calls
+        .into_iter()
+        .flatten()
+        .map(|call| (text(call, "name"), text(call, "arguments")))
+        .collect()
+}
+
+pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
+    if args.model.trim().is_empty() {
+        eprintln!("dashscope: --model is empty");
+        return EXIT_USAGE;
+    }
+    // The library uploads the files (or sends small ones inline) as it sends the request; its
+    // upload observer says what each became, as `oss upload` would.
+    let quiet = global.quiet;
+    let observer: Callback<UploadEvent> = Arc::new(move |event: &UploadEvent| {
+        if quiet {
+            return;
+        }
+        match event {
+            UploadEvent::Inlined { path, .. } => {
+                eprintln!("{}: sent inline as a data: URI", path.display());
+            }
+            UploadEvent::Uploaded { path, file } => {
+                eprintln!(
+                    "{} -> {}",
+                    summary(&path.display().to_string(), file),
+                    file.url
+                );
+            }
+            _ => {}
+        }
+    });
+    let (client, _emulator) = match connect(global, None, Some(observer)).await {
+        Ok(connected) => connected,
+        Err(code) => return code,
+    };
+    let client = &client;
+    let mut message = Message::user();
+    for path in &args.files {
+        message = message.file(path.as_path());
+    }
+    let request = ChatRequest::new(&args.model).message(message.text(args.prompt));
+    let mut stdout = std::io::stdout().lock();
+    let quiet = global.quiet;
+    let json = args.json;
+    // Text goes to stdout as it arrives; reasoning to stderr; tool calls after the answer.
+    let mut show = |text: Option<&str>, reasoning: Option<&str>| {
+        if json {
+            return;
+        }
+        if let Some(reasoning) = reasoning.filter(|r| !r.is_empty() && !quiet) {
+            eprint!("{reasoning}");
+        }
+        if let Some(text) = text {
+            let _ = write!(stdout, "{text}");
+            let _ = stdout.flush();
+        }
+    };
+    let result: Result<serde_json::Value, Error> = async {
+        use futures_util::StreamExt;
+        if args.native {
+            let mut stream = client
+                .multimodal_generation_stream(request.parameter("incremental_output", true))
+                .await?;
+            let mut collector = GenerationCollector::new(true);
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                for choice in &chunk.output.choices {
+                    let message = &choice.message;
+                    if let Some(types::NativeAnswerContent::Array(items)) = &message.content {
+                        for item in items {
+                            show(item.text.as_deref(), None);
+                        }
+                    }
+                    show(None, message.reasoning_content.as_deref());
+                }
+                collector.push(&chunk);
+            }
+            Ok(serde_json::to_value(collector.finish()?).unwrap_or_default())
+        } else {
+            let mut stream = client.chat_completion_stream(request).await?;
+            let mut collector = ChatCollector::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                for choice in &chunk.choices {
+                    show(
+                        choice.delta.content.as_deref(),
+                        choice.delta.reasoning_content.as_deref(),
+                    );
+                }
+                collector.push(&chunk);
+            }
+            Ok(serde_json::to_value(collector.finish()?).unwrap_or_default())
+        }
+    }
+    .await
+    .inspect(|answer| {
+        if json {
+            let _ = write!(
+                stdout,
+                "{}",
+                serde_json::to_string_pretty(answer).unwrap_or_default()
+            );
+        } else {
+            for (name, arguments) in tool_calls_of(answer) {
+                let _ = write!(stdout, "\ntool call: {name}({arguments})");
+            }
+        }
+    });
+    let _ = writeln!(stdout);
+    warn_about_cache(client);
+    match result {
+        Ok(_) => EXIT_OK,
+        Err(e) => {
+            report(&e, None);
+            exit_code(&e)
+        }
+    }
+}
