@@ -290,6 +290,53 @@ pub struct FileTranscription {
     pub result: Result<types::TranscriptionResult>,
 }
 
+/// Which tasks [`Client::list_tasks`] lists: every filter is optional (the service's
+/// defaults: the first page of 10, the last 24 hours).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskFilter {
+    /// The page, from 1.
+    pub page_no: Option<i64>,
+    /// Tasks per page.
+    pub page_size: Option<i64>,
+    /// From, `YYYYMMDDhhmmss` (the span may be 24 hours at most).
+    pub start_time: Option<String>,
+    /// Until, `YYYYMMDDhhmmss`.
+    pub end_time: Option<String>,
+    /// Only this model's tasks.
+    pub model: Option<String>,
+    /// Only tasks in this state.
+    pub status: Option<TaskState>,
+}
+
+impl TaskFilter {
+    /// Page `page_no` (from 1) of `page_size` tasks.
+    pub fn page(mut self, page_no: i64, page_size: i64) -> Self {
+        self.page_no = Some(page_no);
+        self.page_size = Some(page_size);
+        self
+    }
+
+    /// Between two times, `YYYYMMDDhhmmss`.
+    pub fn between(mut self, start: impl Into<String>, end: impl Into<String>) -> Self {
+        self.start_time = Some(start.into());
+        self.end_time = Some(end.into());
+        self
+    }
+
+    /// Only this model's tasks.
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Only tasks in this state.
+    pub fn status(mut self, status: TaskState) -> Self {
+        self.status = Some(status);
+        self
+    }
+}
+
 impl Client {
     /// Submits any task operation of the generated client (its builder's `send()`), on the one
     /// execution path, and returns the task.
@@ -436,6 +483,31 @@ impl Client {
     }
 
     /// Cancels a task that is still `PENDING`; any other state is
+    /// Lists the account's tasks (a task query: it takes a slot of the client's limit). Finds
+    /// a task whose submit answer was lost ([`Error::MayHaveSubmitted`]).
+    pub async fn list_tasks(&self, filter: &TaskFilter) -> Result<types::TaskListResponse> {
+        let mut op = self.api().list_tasks();
+        if let Some(n) = filter.page_no {
+            op = op.page_no(n);
+        }
+        if let Some(n) = filter.page_size {
+            op = op.page_size(n);
+        }
+        if let Some(t) = &filter.start_time {
+            op = op.start_time(t.clone());
+        }
+        if let Some(t) = &filter.end_time {
+            op = op.end_time(t.clone());
+        }
+        if let Some(m) = &filter.model {
+            op = op.model_name(m.clone());
+        }
+        if let Some(s) = &filter.status {
+            op = op.status(s.as_str().to_owned());
+        }
+        self.call(op.send()).await
+    }
+
     /// [`Error::UnsupportedOperation`].
     pub async fn cancel_task(&self, task_id: &str) -> Result<types::TaskCancelResponse> {
         check_id(task_id)?;

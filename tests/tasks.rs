@@ -12,7 +12,7 @@ use dashscope_emulator::{
     TaskSteps,
 };
 use dashscope_oss::api::types;
-use dashscope_oss::task::{TaskState, WaitOptions};
+use dashscope_oss::task::{TaskFilter, TaskState, WaitOptions};
 use dashscope_oss::{Client, Config, Error, RetryPolicy};
 use support::{Canned, Server, TEST_KEY};
 
@@ -906,7 +906,7 @@ async fn the_account_s_tasks_can_be_listed() {
     }
     client.cancel_task(&ids[1]).await.expect("cancel");
     let page = client
-        .call(client.api().list_tasks().page_no(1).page_size(2).send())
+        .list_tasks(&TaskFilter::default().page(1, 2))
         .await
         .expect("list");
     assert_eq!((page.total, page.total_page), (Some(3), Some(2)));
@@ -917,9 +917,18 @@ async fn the_account_s_tasks_can_be_listed() {
         .collect();
     assert_eq!(listed, [ids[0].as_str(), ids[1].as_str()]);
     let cancelled = client
+        .list_tasks(&TaskFilter::default().status(TaskState::Canceled))
+        .await
+        .expect("list");
+    // The raw generated operation, through `Client::call`, lists the same.
+    let raw = client
         .call(client.api().list_tasks().status("CANCELED").send())
         .await
         .expect("list");
+    let ids_of = |page: &types::TaskListResponse| -> Vec<Option<String>> {
+        page.tasks().iter().map(|t| t.task_id.clone()).collect()
+    };
+    assert_eq!(ids_of(&raw), ids_of(&cancelled));
     let listed: Vec<&str> = cancelled
         .tasks()
         .iter()

@@ -302,7 +302,7 @@ pub enum Error {
     },
     /// A task submit failed in a way that may have reached the service (a 5xx, a lost
     /// connection or answer): the task may exist, so it was not sent again. Look for it
-    /// (`list_tasks`) before submitting again.
+    /// ([`Client::list_tasks`](crate::Client::list_tasks)) before submitting again.
     #[error(
         "{0}; the submit may have arrived, so the task may exist: it was not sent again (list the account's tasks before submitting again)"
     )]
