@@ -1,0 +1,364 @@
+//! The emulator's answers to model calls: bodies and event streams of either API, with
+//! reasoning, tool calls and usage, shaped by what the request asked for.
+
+use std::time::SystemTime;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::Api;
+use super::compatible_code;
+use crate::MediaKind;
+
+pub(crate) struct Usage {
+    pub(crate) text_in: u64,
+    pub(crate) input: u64,
+    pub(crate) output: u64,
+    pub(crate) image: u64,
+    pub(crate) audio: u64,
+    pub(crate) video: u64,
+}
+
+/// What the emulator's answer does beyond stating what it received, as a model would: reason
+/// first when thinking is enabled, and call a tool when tools are offered.
+pub(crate) struct Behaviour {
+    /// `enable_thinking: true` (top level, or in native `parameters`).
+    pub(crate) reasoning: Option<String>,
+    /// Tools offered, `tool_choice` not `none`, and the conversation does not end with a tool's
+    /// result: a call of the forced function, or of the first one offered.
+    pub(crate) call: Option<Call>,
+}
+impl Behaviour {
+    pub(crate) fn of(api: Api, request: &Value, received: &Received, request_id: &str) -> Self {
+        let params = match api {
+            Api::Compatible => Some(request),
+            Api::Native => request.get("parameters"),
+        };
+        let param = |name: &str| params.and_then(|p| p.get(name));
+        let prompt: String = received.texts.join(" ").chars().take(200).collect();
+        let reasoning = (param("enable_thinking").and_then(Value::as_bool) == Some(true)).then(|| {
+            format!(
+                "[DashScope emulator, no model thought] The question was {prompt:?}; the answer states what was received."
+            )
+        });
+        let messages = match api {
+            Api::Compatible => request.get("messages"),
+            Api::Native => request.pointer("/input/messages"),
+        };
+        let after_tool = messages
+            .and_then(Value::as_array)
+            .and_then(|m| m.last())
+            .and_then(|m| m.get("role"))
+            .and_then(Value::as_str)
+            == Some("tool");
+        let choice = param("tool_choice");
+        let forced = choice
+            .and_then(|c| c.pointer("/function/name"))
+            .and_then(Value::as_str);
+        let first = param("tools")
+            .and_then(Value::as_array)
+            .and_then(|t| t.first())
+            .and_then(|t| t.pointer("/function/name"))
+            .and_then(Value::as_str);
+        let call = match (choice.and_then(Value::as_str), forced.or(first)) {
+            (Some("none"), _) | (_, None) => None,
+            _ if after_tool => None,
+            (_, Some(name)) => Some(Call {
+                id: format!("call_{}", request_id.replace('-', "")),
+                name: name.to_owned(),
+                arguments: json!({"prompt": prompt}).to_string(),
+            }),
+        };
+        Self { reasoning, call }
+    }
+}
+
+pub(crate) struct Call {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) arguments: String,
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub(crate) fn compatible_usage(u: &Usage) -> Value {
+    json!({
+        "prompt_tokens": u.input,
+        "completion_tokens": u.output,
+        "total_tokens": u.input + u.output,
+        "prompt_tokens_details": {"cached_tokens": 0, "text_tokens": u.text_in, "image_tokens": u.image, "audio_tokens": u.audio, "video_tokens": u.video}
+    })
+}
+
+pub(crate) fn compatible_body(
+    model: &str,
+    request_id: &str,
+    answer: &str,
+    behaviour: &Behaviour,
+    usage: &Usage,
+) -> Value {
+    let mut message = json!({"role": "assistant", "content": answer});
+    if let Some(reasoning) = &behaviour.reasoning {
+        message["reasoning_content"] = json!(reasoning);
+    }
+    let mut finish = "stop";
+    if let Some(call) = &behaviour.call {
+        message["content"] = json!("");
+        message["tool_calls"] = json!([{"id": call.id, "type": "function", "index": 0,
+            "function": {"name": call.name, "arguments": call.arguments}}]);
+        finish = "tool_calls";
+    }
+    json!({
+        "id": format!("chatcmpl-{request_id}"),
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": model,
+        "system_fingerprint": null,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": null}],
+        "usage": compatible_usage(usage)
+    })
+}
+
+pub(crate) fn native_usage(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input,
+        "output_tokens": u.output,
+        "total_tokens": u.input + u.output,
+        "image_tokens": u.image,
+        "input_tokens_details": {"text_tokens": u.text_in, "image_tokens": u.image, "audio_tokens": u.audio, "video_tokens": u.video},
+        "output_tokens_details": {"text_tokens": u.output}
+    })
+}
+
+pub(crate) fn native_body(
+    request_id: &str,
+    _answer: &str,
+    usage: &Usage,
+    finish: &str,
+    text: Option<&str>,
+) -> Value {
+    let content = match text {
+        Some(t) => json!([{"text": t}]),
+        None => json!([]),
+    };
+    json!({
+        "output": {"choices": [{"finish_reason": finish, "message": {"role": "assistant", "content": content}}]},
+        "usage": native_usage(usage),
+        "request_id": request_id
+    })
+}
+
+/// The whole native answer: reasoning, then the text or a tool call.
+pub(crate) fn native_answer(
+    request_id: &str,
+    answer: &str,
+    behaviour: &Behaviour,
+    usage: &Usage,
+) -> Value {
+    let mut body = native_body(request_id, answer, usage, "stop", Some(answer));
+    let message = &mut body["output"]["choices"][0]["message"];
+    if let Some(reasoning) = &behaviour.reasoning {
+        message["reasoning_content"] = json!(reasoning);
+    }
+    if let Some(call) = &behaviour.call {
+        message["content"] = json!([]);
+        message["tool_calls"] = json!([{"id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments}}]);
+        body["output"]["choices"][0]["finish_reason"] = json!("tool_calls");
+    }
+    body
+}
+
+/// The answer cut into a few pieces at word boundaries, as a model would stream it.
+pub(crate) fn pieces(answer: &str) -> Vec<String> {
+    let words: Vec<&str> = answer.split_inclusive(' ').collect();
+    let per = words.len().div_ceil(4).max(1);
+    words.chunks(per).map(|c| c.concat()).collect()
+}
+
+pub(crate) fn compatible_stream(
+    model: &str,
+    request_id: &str,
+    answer: &str,
+    behaviour: &Behaviour,
+    usage: &Usage,
+    include_usage: bool,
+    fail: bool,
+) -> String {
+    let id = format!("chatcmpl-{request_id}");
+    let created = unix_now();
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let mut out = String::new();
+    let mut push = |v: Value| out.push_str(&format!("data: {v}\n\n"));
+    if let Some(reasoning) = &behaviour.reasoning {
+        // As documented for thinking models: content null and empty reasoning first.
+        push(chunk(
+            json!({"role": "assistant", "content": null, "reasoning_content": ""}),
+            Value::Null,
+        ));
+        for piece in pieces(reasoning) {
+            push(chunk(json!({"reasoning_content": piece}), Value::Null));
+        }
+    } else {
+        push(chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        ));
+    }
+    let mut finish = "stop";
+    if let Some(call) = &behaviour.call {
+        // Fragments joined by `index`: the first names the function, later ones carry an
+        // empty id, no name and the next piece of the arguments.
+        for (i, piece) in pieces(&call.arguments).into_iter().enumerate() {
+            let fragment = if i == 0 {
+                json!({"index": 0, "id": call.id, "type": "function",
+                       "function": {"name": call.name, "arguments": piece}})
+            } else {
+                json!({"index": 0, "id": "", "type": "function",
+                       "function": {"name": null, "arguments": piece}})
+            };
+            push(chunk(json!({"tool_calls": [fragment]}), Value::Null));
+        }
+        finish = "tool_calls";
+    } else {
+        for (i, piece) in pieces(answer).into_iter().enumerate() {
+            if fail && i == 1 {
+                let (code, kind) = compatible_code("InternalError.Algo");
+                push(
+                    json!({"error": {"message": "An internal error has occured during execution, please try again later.", "type": kind, "param": null, "code": code}, "request_id": request_id}),
+                );
+                return out;
+            }
+            push(chunk(json!({"content": piece}), Value::Null));
+        }
+    }
+    push(chunk(json!({}), json!(finish)));
+    if include_usage {
+        push(
+            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": [], "usage": compatible_usage(usage)}),
+        );
+    }
+    out.push_str("data: [DONE]\n\n");
+    out
+}
+
+pub(crate) fn native_stream(
+    request_id: &str,
+    answer: &str,
+    behaviour: &Behaviour,
+    usage: &Usage,
+    incremental: bool,
+    fail: bool,
+) -> String {
+    // Each event: (reasoning, text, arguments) as sent — the new piece when incremental, the
+    // whole so far otherwise.
+    let mut events: Vec<(Option<String>, Option<String>, Option<String>)> = Vec::new();
+    let grow = |so_far: &mut String, piece: &str| {
+        so_far.push_str(piece);
+        if incremental {
+            piece.to_owned()
+        } else {
+            so_far.clone()
+        }
+    };
+    let mut reasoning_so_far = String::new();
+    if let Some(reasoning) = &behaviour.reasoning {
+        for piece in pieces(reasoning) {
+            events.push((Some(grow(&mut reasoning_so_far, &piece)), None, None));
+        }
+    }
+    let whole_reasoning =
+        (!incremental && behaviour.reasoning.is_some()).then(|| reasoning_so_far.clone());
+    let mut so_far = String::new();
+    match &behaviour.call {
+        Some(call) => {
+            for piece in pieces(&call.arguments) {
+                events.push((
+                    whole_reasoning.clone(),
+                    None,
+                    Some(grow(&mut so_far, &piece)),
+                ));
+            }
+        }
+        None => {
+            for piece in pieces(answer) {
+                events.push((
+                    whole_reasoning.clone(),
+                    Some(grow(&mut so_far, &piece)),
+                    None,
+                ));
+            }
+        }
+    }
+    let mut out = String::new();
+    let last = events.len().saturating_sub(1);
+    let mut call_started = false;
+    for (i, (reasoning, text, arguments)) in events.into_iter().enumerate() {
+        let n = i + 1;
+        if fail && i == 1 {
+            let data = json!({"code": "InternalError.Algo", "message": "An internal error has occured during execution, please try again later.", "request_id": request_id});
+            out.push_str(&format!(
+                "id:{n}\nevent:error\n:HTTP_STATUS/500\ndata:{data}\n\n"
+            ));
+            return out;
+        }
+        let finish = match (i == last, &behaviour.call) {
+            (false, _) => "null",
+            (true, Some(_)) => "tool_calls",
+            (true, None) => "stop",
+        };
+        let mut data = native_body(request_id, answer, usage, finish, text.as_deref());
+        let message = &mut data["output"]["choices"][0]["message"];
+        if let Some(reasoning) = reasoning {
+            message["reasoning_content"] = json!(reasoning);
+        }
+        if let (Some(call), Some(arguments)) = (&behaviour.call, arguments) {
+            // As in the documentation's printed example: no index; the first piece (or, when
+            // not incremental, every event) carries the id and the name.
+            let first = !incremental || !call_started;
+            call_started = true;
+            let (id, name) = if first {
+                (call.id.as_str(), Some(call.name.as_str()))
+            } else {
+                ("", None)
+            };
+            message["tool_calls"] = json!([{"id": id, "type": "function",
+                "function": {"name": name, "arguments": arguments}}]);
+        }
+        out.push_str(&format!(
+            "id:{n}\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n"
+        ));
+    }
+    out
+}
+
+pub(crate) fn sse(body: String) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream;charset=UTF-8"),
+    );
+    response
+}
+
+/// What a request asked about, once every medium is resolved.
+pub(crate) struct Received {
+    pub(crate) model: String,
+    pub(crate) texts: Vec<String>,
+    pub(crate) media: Vec<Described>,
+}
+
+pub(crate) struct Described {
+    pub(crate) summary: String,
+    pub(crate) kind: MediaKind,
+    pub(crate) tokens: u64,
+}
