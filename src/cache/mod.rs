@@ -17,23 +17,37 @@
 //! wrote meanwhile. A reader never sees a half-written file, a killed writer leaves only a
 //! temporary file, and a file that cannot be read or parsed is a warning and a fresh start.
 
-use std::io::{Read, Write};
+mod book;
+mod digest;
+mod stamp;
+mod store;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::Secret;
+use book::{Book, Edit, from_ms, url_state, verdict};
+pub(crate) use book::{Identity, UrlState, Verdict};
+pub use digest::digest_file;
+pub(crate) use digest::{account_digest, digest_bytes, hex};
+use stamp::Mark;
+pub(crate) use stamp::Stamp;
+use store::{Unusable, create_private_dir, read_book, write_atomically};
 
 /// Of the cache file's format; another version is read as an empty cache.
 const VERSION: u32 = 1;
+
 /// The cache file, in the cache directory.
 pub const CACHE_FILE: &str = "uploads.json";
+
 const LOCK_FILE: &str = "uploads.lock";
+
 /// How long an entry is kept after its URL expired: long enough to recognise that URL, in a
 /// saved chat history, as expired (and to know its source) instead of sending it.
 const KEEP_EXPIRED: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// The default margin: a cached URL is used only while it has this long left.
 pub(crate) const DEFAULT_MARGIN: Duration = Duration::from_secs(3600);
 
@@ -62,7 +76,6 @@ pub struct CachedUpload {
     /// the URL turns out stale or forgotten.
     pub source: Option<PathBuf>,
 }
-
 impl CachedUpload {
     /// When it stops resolving.
     pub fn expires_at(&self) -> SystemTime {
@@ -72,257 +85,6 @@ impl CachedUpload {
     /// When the POST that stored it was sent.
     pub fn uploaded_at(&self) -> SystemTime {
         from_ms(self.uploaded_at_ms)
-    }
-}
-
-/// A file's fingerprint, and the content digest it had when the fingerprint was trusted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Mark {
-    path: PathBuf,
-    stamp: Stamp,
-    content: String,
-}
-
-/// What changes when a file is written: device, inode, size, and the modification and change
-/// times in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(not(unix), allow(dead_code))]
-pub(crate) struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl Stamp {
-    /// The fingerprint of a file's metadata; `None` where the platform has no change time.
-    #[cfg(unix)]
-    pub(crate) fn of(meta: &std::fs::Metadata) -> Option<Stamp> {
-        use std::os::unix::fs::MetadataExt;
-        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-        Some(Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-        })
-    }
-
-    #[cfg(not(unix))]
-    pub(crate) fn of(_meta: &std::fs::Metadata) -> Option<Stamp> {
-        None
-    }
-
-    /// Whether this fingerprint, taken at `taken`, can stand for the content: the file last
-    /// changed more than a timestamp tick before. A filesystem that keeps nanoseconds ticks at
-    /// the kernel's coarse clock (at most 10 ms); one that keeps whole seconds (FAT: two)
-    /// shows as a change time with no nanoseconds, and gets two seconds.
-    pub(crate) fn settled(&self, taken: SystemTime) -> bool {
-        let tick_ns: i128 = if self.ctime_ns % 1_000_000_000 == 0 {
-            2_000_000_000
-        } else {
-            100_000_000
-        };
-        let taken_ns = taken
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
-        self.ctime_ns.max(self.mtime_ns) + tick_ns < taken_ns
-    }
-}
-
-/// Everything the cache knows; what the cache file holds.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Book {
-    version: u32,
-    entries: Vec<CachedUpload>,
-    marks: Vec<Mark>,
-}
-
-impl Book {
-    /// Drops entries long expired, marks no entry needs, and older duplicates.
-    fn prune(&mut self, now: SystemTime) {
-        let now = ms(now);
-        let keep = millis(KEEP_EXPIRED);
-        self.entries
-            .retain(|e| e.expires_at_ms.saturating_add(keep) > now);
-        // One entry per URL, and per identity the one that lasts longest.
-        self.entries
-            .sort_by_key(|e| std::cmp::Reverse(e.expires_at_ms));
-        let mut seen = std::collections::HashSet::new();
-        self.entries.retain(|e| seen.insert(e.url.clone()));
-        let contents: std::collections::HashSet<&str> =
-            self.entries.iter().map(|e| e.content.as_str()).collect();
-        self.marks.retain(|m| contents.contains(m.content.as_str()));
-        let mut paths = std::collections::HashSet::new();
-        // The latest mark of a path wins (marks are appended).
-        self.marks.reverse();
-        self.marks.retain(|m| paths.insert(m.path.clone()));
-        self.marks.reverse();
-    }
-}
-
-/// What a lookup found for an identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// A URL with more than the margin left.
-    Fresh(CachedUpload),
-    /// Nothing usable: upload.
-    Miss,
-}
-
-/// The pure rule of a lookup: the longest-lasting entry of the identity, if it outlasts the
-/// margin.
-fn verdict(
-    entries: &[CachedUpload],
-    identity: &Identity,
-    now: SystemTime,
-    margin: Duration,
-) -> Verdict {
-    let usable_after = ms(now).saturating_add(millis(margin));
-    entries
-        .iter()
-        .filter(|e| {
-            e.content == identity.content
-                && e.content_type == identity.content_type
-                && e.model == identity.model
-                && e.account == identity.account
-        })
-        .filter(|e| e.expires_at_ms > usable_after)
-        .max_by_key(|e| e.expires_at_ms)
-        .cloned()
-        .map_or(Verdict::Miss, Verdict::Fresh)
-}
-
-/// What a URL the client is about to send needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum UrlState {
-    /// Not one of ours, or fine: send it.
-    Send,
-    /// Ends within the margin (or already ended); `source` is where it came from, if known.
-    Stale(CachedUpload),
-}
-
-fn url_state(
-    entries: &[CachedUpload],
-    account: &str,
-    url: &str,
-    now: SystemTime,
-    margin: Duration,
-) -> UrlState {
-    let usable_after = ms(now).saturating_add(millis(margin));
-    match entries
-        .iter()
-        .find(|e| e.url == url && e.account == account)
-    {
-        Some(e) if e.expires_at_ms <= usable_after => UrlState::Stale(e.clone()),
-        _ => UrlState::Send,
-    }
-}
-
-/// The identity of an upload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Identity {
-    pub content: String,
-    pub content_type: String,
-    pub model: String,
-    pub account: String,
-}
-
-/// The one-way digest of the credentials an upload was made with: a different key or base URL
-/// is a different account as far as the cache knows (a miss costs an upload; a wrong hit, a
-/// failed model call).
-pub(crate) fn account_digest(key: &Secret, base_url: &str) -> String {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    context.update(b"dashscope-oss upload cache v1\0");
-    context.update(key.expose().as_bytes());
-    context.update(b"\0");
-    context.update(base_url.as_bytes());
-    hex(context.finish().as_ref())
-}
-
-/// SHA-256 of bytes, hex.
-pub(crate) fn digest_bytes(bytes: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
-}
-
-/// SHA-256 of a file's content, hex, read in 1 MiB blocks: how the upload cache names content
-/// ([`CachedUpload::content`]), so a file can be checked against an entry. Blocking: call it
-/// off the runtime.
-pub fn digest_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        context.update(&buf[..n]);
-    }
-    Ok(hex(context.finish().as_ref()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH
-        .checked_add(Duration::from_millis(ms))
-        .unwrap_or(UNIX_EPOCH)
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Whether an entry read from the file can be true: an `oss://` URL, a SHA-256, and times an
-/// upload can have (stored before now, expiring 48 hours later at most). Anything else, edited
-/// by hand or damaged, is dropped: never served, never shown.
-fn plausible(entry: &CachedUpload, now: SystemTime) -> bool {
-    let lifetime = millis(crate::wire::OBJECT_LIFETIME);
-    let skew = 24 * 3600 * 1000;
-    entry.url.starts_with("oss://")
-        && entry.content.len() == 64
-        && entry.content.bytes().all(|b| b.is_ascii_hexdigit())
-        && entry.uploaded_at_ms <= ms(now).saturating_add(skew)
-        && entry.expires_at_ms >= entry.uploaded_at_ms
-        && entry.expires_at_ms <= entry.uploaded_at_ms.saturating_add(lifetime)
-}
-
-/// One change to the book: applied to memory at once, to the file in batches.
-#[derive(Debug, Clone)]
-enum Edit {
-    Add(CachedUpload),
-    Mark(Mark),
-    /// Forget every entry of this one's identity.
-    Forget(CachedUpload),
-    Clear,
-}
-
-impl Edit {
-    fn apply(self, book: &mut Book) {
-        match self {
-            Edit::Add(entry) => book.entries.push(entry),
-            Edit::Mark(mark) => book.marks.push(mark),
-            Edit::Forget(gone) => book.entries.retain(|e| {
-                !(e.content == gone.content
-                    && e.content_type == gone.content_type
-                    && e.model == gone.model
-                    && e.account == gone.account)
-            }),
-            Edit::Clear => {
-                book.entries.clear();
-                book.marks.clear();
-            }
-        }
     }
 }
 
@@ -347,7 +109,6 @@ pub struct UploadCache {
     /// Why the cache file was not read, the first time it was not (reported once).
     warning: Mutex<Option<String>>,
 }
-
 impl UploadCache {
     /// A cache kept in memory only.
     pub fn in_memory() -> Self {
@@ -599,7 +360,6 @@ impl UploadCache {
         written
     }
 }
-
 impl Drop for UploadCache {
     fn drop(&mut self) {
         if let Err(e) = self.flush() {
@@ -612,137 +372,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Why the cache file's book could not be had.
-enum Unusable {
-    /// It could not be read (permissions, I/O): left alone, never overwritten.
-    Unreadable(String),
-    /// It was read and is damaged or of another version: a fresh start replaces it.
-    Damaged(String),
-}
-
-impl Unusable {
-    fn message(self) -> String {
-        match self {
-            Unusable::Unreadable(m) | Unusable::Damaged(m) => m,
-        }
-    }
-}
-
-/// The cache file's book: empty when there is none yet; implausible entries dropped.
-fn read_book(path: &Path) -> std::result::Result<Book, Unusable> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Book::default()),
-        Err(e) => {
-            return Err(Unusable::Unreadable(format!(
-                "the upload cache {} cannot be read ({e}); going on without it",
-                path.display()
-            )));
-        }
-    };
-    match serde_json::from_slice::<Book>(&bytes) {
-        Ok(mut book) if book.version == VERSION => {
-            let now = SystemTime::now();
-            book.entries.retain(|e| plausible(e, now));
-            Ok(book)
-        }
-        Ok(book) => Err(Unusable::Damaged(format!(
-            "the upload cache {} is of version {}, not {VERSION}; starting afresh",
-            path.display(),
-            book.version
-        ))),
-        Err(e) => Err(Unusable::Damaged(format!(
-            "the upload cache {} is damaged ({e}); starting afresh",
-            path.display()
-        ))),
-    }
-}
-
-/// Writes the book beside its file and renames it over: readers see the old file or the new
-/// one, never a part. Temporary files left by killed writers are removed.
-fn write_atomically(dir: &Path, path: &Path, book: &Book) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(book).map_err(std::io::Error::other)?;
-    remove_stale_temporaries(dir);
-    let temporary = dir.join(format!(
-        "{CACHE_FILE}.{}.{}.tmp",
-        std::process::id(),
-        ms(SystemTime::now())
-    ));
-    let mut file = private_file(&temporary)?;
-    let written = (|| {
-        #[cfg(feature = "test-hooks")]
-        test_hooks::pause_mid_write(&mut file, &bytes)?;
-        // No fsync: a write killed by a crash of the machine leaves a damaged file, which is a
-        // warning and a fresh start; an fsync per upload would cost more than it saves.
-        file.write_all(&bytes)?;
-        std::fs::rename(&temporary, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written
-}
-
-/// The cache directory, readable by its owner only when this creates it.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
-/// A new file only its owner can read: it names the files a user uploaded.
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
-/// Temporary files of writers that died (the lock is held, so none is being written now).
-fn remove_stale_temporaries(dir: &Path) {
-    let Ok(read) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in read.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(CACHE_FILE) && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Fault injection for the CLI's kill-mid-write test (feature `test-hooks`, never in a release
-/// build): with `DASHSCOPE_OSS_TEST_PAUSE_MID_WRITE` set, a writer writes half the file, says so
-/// on stderr, and waits to be killed.
-#[cfg(feature = "test-hooks")]
-mod test_hooks {
-    use std::io::Write;
-
-    pub(super) fn pause_mid_write(file: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
-        if std::env::var_os("DASHSCOPE_OSS_TEST_PAUSE_MID_WRITE").is_none() {
-            return Ok(());
-        }
-        file.write_all(&bytes[..bytes.len() / 2])?;
-        file.sync_all()?;
-        eprintln!("dashscope-oss test hook: paused mid-write");
-        std::thread::sleep(std::time::Duration::from_secs(600));
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::book::*;
     use super::*;
+    use crate::secret::Secret;
 
     fn entry(
         content: &str,
