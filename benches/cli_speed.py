@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Start-up and one-file upload times of the dashscope binary, against its own emulator.
-# `cargo build --release && python3 benches/cli_speed.py [BINARY]`
+# `cargo build --release -p dashscope-cli && python3 benches/cli_speed.py [BINARY]`
 import subprocess, time, statistics, os, sys
 B = sys.argv[1] if len(sys.argv) > 1 else "target/release/dashscope"
 def run(args, n):

@@ -2,7 +2,7 @@
 //! process: the most task queries the emulator saw arrive within any one second (the service
 //! allows 20 per account), refusals, and the states the tasks ended in.
 //!
-//! `cargo bench --features cli --bench tasks` (`TASKS_BENCH_N`, default 100;
+//! `cargo bench --bench tasks` (`TASKS_BENCH_N`, default 100;
 //! `TASKS_BENCH_ROUNDS`, default 3). Tasks move by the emulator's clock (a second `PENDING`, a
 //! second `RUNNING`), and the waits use the default options (1 s, doubling to 8 s).
 

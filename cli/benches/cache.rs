@@ -7,7 +7,7 @@
 //!    side and alternating, an upload with the cache off, an upload that misses the cache
 //!    (hashing the file, then uploading while hashing what is sent), and the hashing alone.
 //!
-//! `cargo bench --features cli --bench cache` (`CACHE_BENCH_ROUNDS`, default 5;
+//! `cargo bench -p dashscope-cli --bench cache` (`CACHE_BENCH_ROUNDS`, default 5;
 //! `CACHE_BENCH_SIZES_MB`, default `1,100,1024`).
 
 #[path = "../tests/process_support/mod.rs"]

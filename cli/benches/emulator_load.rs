@@ -5,7 +5,7 @@
 //! about time (the machine is noisy), but fails if the heap at rest keeps growing, descriptors
 //! stay open or an upload is lost.
 //!
-//! `cargo bench --features cli --bench emulator_load` (`EMULATOR_LOAD_ROUNDS`, default 30;
+//! `cargo bench -p dashscope-cli --bench emulator_load` (`EMULATOR_LOAD_ROUNDS`, default 30;
 //! `EMULATOR_LOAD_GIB=0` skips the big file).
 
 #[path = "../tests/process_support/mod.rs"]

@@ -6,7 +6,7 @@
 //! 2. 1,000 files of 100 KB in one process with `upload_many`: wall time and the number of
 //!    credential requests the emulator saw.
 //!
-//! `cargo bench --features cli --bench upload` (`UPLOAD_BENCH_ROUNDS`, default 3;
+//! `cargo bench -p dashscope-cli --bench upload` (`UPLOAD_BENCH_ROUNDS`, default 3;
 //! `UPLOAD_BENCH_MIB`, default 1024).
 
 #[path = "../tests/process_support/mod.rs"]
