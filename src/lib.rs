@@ -1,6 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+/// The examples of `docs/guide.md` and `docs/emulator.md`, compiled as doctests so that the
+/// documentation cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+#[doc = include_str!("../docs/emulator.md")]
+pub struct DocsExamples;
+
 #[allow(
     missing_docs,
     clippy::all,

@@ -6,7 +6,7 @@ mod support;
 use dashscope_oss::api::types;
 use support::{Canned, Server, TEST_KEY, client};
 
-/// The 200 answer captured from the real service (protocol.md §1): numbers as JSON numbers.
+/// The 200 answer captured from the real service (the wire protocols, docs/sources.md): numbers as JSON numbers.
 const POLICY_NUMBERS: &str = r#"{"data":{"policy":"eyJleHBpcmF0aW9uIjoiMjAyNS0wNy0xMlQxMjoxMDoyNC40ODhaIn0=","signature":"n3dNsecretsig=","upload_dir":"dashscope-instant/52afe077fb4825c6d74411758cb1ab98/2025-07-12/b744f4f8-1a9c-9c6b-950d-0d327e331f2f","upload_host":"https://dashscope-file-mgr.oss-cn-beijing.aliyuncs.com","expire_in_seconds":300,"max_file_size_mb":1024,"capacity_limit_mb":999999999,"oss_access_key_id":"LTAIsecretaccesskeyid","x_oss_object_acl":"private","x_oss_forbid_overwrite":"true"},"request_id":"b744f4f8-1a9c-9c6b-950d-0d327e331f2f"}"#;
 
 /// The documentation's table says the numeric fields are strings; accept that too.

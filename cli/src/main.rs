@@ -1,5 +1,7 @@
-//! The `dashscope` command-line tool (feature `cli`). Everything it does is the library's; this
-//! program only reads arguments and prints.
+//! The `dashscope` command-line tool (crate `dashscope-cli`). Everything it does is the
+//! library's, through its public API; this program only reads arguments and prints. One file
+//! per command group (`cmd_*.rs`); exit codes, output, progress bars and the connection are
+//! shared modules.
 //!
 //! Exit codes:
 //!
@@ -10,7 +12,7 @@
 //! | 2 | usage error (bad flags, no files, empty model) |
 //! | 3 | authentication or permission (no key, invalid key, access denied, arrears) |
 //! | 4 | rate limit or quota |
-//! | 5 | a local file: missing, unreadable, not a file, empty, too large |
+//! | 5 | a local file (missing, unreadable, not a file, empty, too large) or an expired link |
 //! | 6 | network: connection, timeout |
 //! | 7 | the service refused the request or answered something unreadable |
 //! | 8 | a task ended without success: failed, cancelled, or unknown |

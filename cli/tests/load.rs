@@ -4,7 +4,7 @@
 //! connections are closed its live heap is read. A leak — per request, per connection or per
 //! object — shows as a heap that keeps growing at rest; allocator caching and fragmentation do
 //! not show there (unlike RSS, which is printed for information). The 2 GiB upload and the
-//! README's figures come from `cargo bench --bench emulator_load`.
+//! figures in docs/figures.md come from `cargo bench -p dashscope-cli --bench emulator_load`.
 
 mod process_support;
 
@@ -15,7 +15,7 @@ use process_support::{EmulatorProcess, judge_heap};
 const ROUNDS: usize = 10;
 /// Rounds that fill the allocator's and the runtime's pools before anything is judged.
 const WARM_UP: usize = 2;
-/// Allowed difference of the heap's medians; see `judge_heap` and the README for the figures
+/// Allowed difference of the heap's medians; see `judge_heap` and docs/figures.md for the figures
 /// it was chosen from.
 const TOLERANCE: u64 = 512 * 1024;
 

@@ -1,4 +1,5 @@
-//! The OSS host: PostObject (signature V1) as `shared/reference/protocol.md` §2 describes it.
+//! The OSS host: PostObject (signature V1) as the OSS PostObject documentation describes it
+//! (`docs/sources.md` of the repository).
 //!
 //! The body is parsed as a stream: the form fields before `file` are read (each at most
 //! 64 KiB), checked, and then the file is written to storage chunk by chunk while its sha256 is
@@ -6,7 +7,7 @@
 //!
 //! Order of checks: Content-Length → multipart → required fields → key → policy document →
 //! access key id → signature → expiration → conditions → size → number of files → overwrite.
-//! protocol.md suggests checking the signature before the policy; we parse the policy first so
+//! The protocol notes suggest checking the signature before the policy; we parse the policy first so
 //! that a malformed policy gets `InvalidPolicyDocument` even unsigned (the real OSS cannot
 //! verify a condition of a document it cannot read either). Our decision, noted here.
 

@@ -1,4 +1,4 @@
-//! The emulator, judged with raw requests: every row of protocol.md's OSS and DashScope error
+//! The emulator, judged with raw requests: every row of the documented OSS and DashScope error
 //! tables is produced by an offending request, and the documented correct requests succeed.
 
 mod support;
@@ -354,7 +354,7 @@ async fn lenient_in_what_it_accepts() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-/// Each row of protocol.md's OSS table, produced by the offending raw request.
+/// Each row of the documented OSS error table, produced by the offending raw request.
 #[tokio::test]
 async fn every_oss_error_row() {
     let emulator = start_with(

@@ -5,7 +5,7 @@
 //! URL: a changed file never gets an old URL, another model or another account never gets a URL
 //! it cannot read, and no secret is written anywhere.
 //!
-//! Hashing a file costs a read of it (measured in README "Upload cache"). A file whose identity
+//! Hashing a file costs a read of it (measured in docs/figures.md, "The upload cache"). A file whose identity
 //! is known is not read again while its fingerprint (device, inode, size, modification and
 //! change times) is unchanged — git's racy-index rule: a fingerprint is only trusted when the
 //! file last changed well before it was taken, so that a rewrite within the same timestamp tick

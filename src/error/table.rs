@@ -37,7 +37,7 @@ const fn rule_msg(code: &'static str, phrases: &'static [&'static str], kind: Ki
 /// so that a reworded or translated sentence that keeps the word still classifies.
 const URL_PHRASES: &[&str] = &["does not appear to be valid", "url"];
 
-/// The mapping table, first match wins. Codes are those of `shared/reference/protocol.md`
+/// The mapping table, first match wins. Codes are those of the wire protocols (`docs/sources.md`)
 /// (native, compatible mode and OSS). The lower-case compatible-mode aliases
 /// (`invalid_api_key`, `limit_requests`, ...) follow the OpenAI conventions that the
 /// compatible mode copies; they are our inference, not captured traffic.

@@ -1,4 +1,4 @@
-//! One canned response per row of the error tables in `shared/reference/protocol.md` (and the
+//! One canned response per row of the error tables of the wire protocols (`docs/sources.md`) (and the
 //! temporary-storage documentation), each checked to land on its intended variant, and all of
 //! them snapshotted as Display + Debug.
 

@@ -147,7 +147,7 @@ pub(super) fn credential_from(
         .as_u64()
         .map(Duration::from_secs)
         .ok_or_else(|| bad("credential expire_in_seconds is not a number".to_owned()))?;
-    // The policy's own expiration may come sooner than expire_in_seconds (or later: protocol.md
+    // The policy's own expiration may come sooner than expire_in_seconds (or later: the wire protocols, docs/sources.md,
     // saw 23 minutes against 300 s); plan with the earlier of the two.
     let lifetime = match policy_expiration(data.policy.expose()) {
         Some(expires) => lifetime.min(

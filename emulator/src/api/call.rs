@@ -151,7 +151,7 @@ pub(crate) fn wants_sse(headers: &HeaderMap) -> bool {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains(want))
     };
-    // protocol.md: `X-DashScope-SSE: enable` (with `Accept: text/event-stream`) turns a native
+    // The native API: `X-DashScope-SSE: enable` (with `Accept: text/event-stream`) turns a native
     // call into a stream; `Accept` alone does not.
     header_is("x-dashscope-sse", "enable")
 }

@@ -217,7 +217,7 @@ fn create(
                 };
                 task.files.push(File { url, outcome });
             }
-            // A task succeeds when one file did; when none did, it fails (async-tasks.md 1.2).
+            // A task succeeds when one file did; when none did, it fails (the recorded-file transcription documentation).
             if task.files.iter().all(|f| f.outcome.is_err()) {
                 task.failure = Some((
                     "InvalidFile.DecodeFailed".to_owned(),
@@ -614,7 +614,7 @@ async fn embed(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: By
     }
 }
 
-/// The edits `wanx2.1-imageedit` documents for `input.function` (async-tasks.md, image editing).
+/// The edits `wanx2.1-imageedit` documents for `input.function` (the image editing documentation).
 fn is_image_edit_function(f: &str) -> bool {
     matches!(
         f,
@@ -632,7 +632,7 @@ fn is_image_edit_function(f: &str) -> bool {
 }
 
 /// The media an image or video submit names, by the fields the documentation and the official
-/// SDK's upload step list for those APIs (async-tasks.md: image editing and synthesis,
+/// SDK's upload step list for those APIs (the image editing and synthesis documentation,
 /// `check_and_upload_local` of the video classes, `media[i].url`). Read here, not taken from the
 /// client, so that a field the client forgets is a disagreement a test can see.
 fn task_media(request: &Value) -> Vec<&str> {
