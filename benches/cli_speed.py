@@ -16,7 +16,8 @@ base = p.stdout.readline().strip().split("=", 1)[1]
 os.makedirs("/tmp/clibench", exist_ok=True)
 with open("/tmp/clibench/f100.bin", "wb") as f:
     f.write(os.urandom(1024 * 1024) * 100)
-env_args = ["--base-url", base, "--api-key", "sk-emulator-default", "-q"]
+# --no-cache: every run uploads (a cache hit would measure a stat, not an upload).
+env_args = ["--base-url", base, "--api-key", "sk-emulator-default", "-q", "--no-cache"]
 print(f"--help: median {run(['--help'], 50):.1f} ms over 50 runs")
 print(f"--version: median {run(['--version'], 50):.1f} ms over 50 runs")
 print(f"oss.upload of a 367 B image: median {run(['oss.upload', '-m', 'qwen-vl-plus', '-f', 'tests/fixtures/cat.png'] + env_args, 20):.1f} ms over 20 runs")
