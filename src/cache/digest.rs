@@ -23,7 +23,7 @@ pub(crate) fn digest_bytes(bytes: &[u8]) -> String {
 }
 
 /// SHA-256 of a file's content, hex, read in 1 MiB blocks: how the upload cache names content
-/// ([`CachedUpload::content`]), so a file can be checked against an entry. Blocking: call it
+/// ([`CachedUpload::content`](super::CachedUpload::content)), so a file can be checked against an entry. Blocking: call it
 /// off the runtime.
 pub fn digest_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;

@@ -419,7 +419,7 @@ impl GenerationCollector {
 
 /// Assembles a native generation stream into one answer (see [`GenerationCollector`]);
 /// `incremental` as the request's `parameters.incremental_output`, which
-/// [`Client::multimodal_generation_stream`] sets to true unless the request says otherwise.
+/// [`Client::multimodal_generation_stream`](crate::Client::multimodal_generation_stream) sets to true unless the request says otherwise.
 pub async fn collect_generation(
     mut stream: ChunkStream<types::MultimodalGenerationChunk>,
     incremental: bool,

@@ -287,7 +287,7 @@ pub struct FileTranscription {
     pub result: Result<types::TranscriptionResult>,
 }
 
-/// Which tasks [`Client::list_tasks`] lists: every filter is optional (the service's
+/// Which tasks [`Client::list_tasks`](crate::Client::list_tasks) lists: every filter is optional (the service's
 /// defaults: the first page of 10, the last 24 hours).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
