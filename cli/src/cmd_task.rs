@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use dashscope_oss::api::types;
-use dashscope_oss::task::{Task, WaitOptions};
+use dashscope_oss::task::{Task, TaskFilter, TaskState, WaitOptions};
 use dashscope_oss::{Client, Error};
 
 use crate::Global;
@@ -134,6 +134,31 @@ pub enum TaskCommand {
     Cancel {
         /// The task id.
         id: String,
+    },
+    /// List the account's tasks, one line each (id, state, submit time): how to find a task
+    /// whose submit answer was lost.
+    List {
+        /// Only this model's tasks.
+        #[arg(long, short = 'm', value_name = "MODEL")]
+        model: Option<String>,
+        /// Only tasks in this state (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, …).
+        #[arg(long, value_name = "STATE")]
+        status: Option<String>,
+        /// From, YYYYMMDDhhmmss (the service allows a span of 24 hours at most).
+        #[arg(long, value_name = "TIME", requires = "to")]
+        from: Option<String>,
+        /// Until, YYYYMMDDhhmmss.
+        #[arg(long, value_name = "TIME", requires = "from")]
+        to: Option<String>,
+        /// The page, from 1.
+        #[arg(long, default_value_t = 1)]
+        page: i64,
+        /// Tasks per page.
+        #[arg(long = "page-size", default_value_t = 10)]
+        page_size: i64,
+        /// Print the whole answer as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -475,6 +500,50 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
             match wait(client, &id, &options, spinner).await {
                 Ok(answer) => {
                     print(&answer, json);
+                    EXIT_OK
+                }
+                Err(e) => {
+                    report(&e, None);
+                    exit_code(&e)
+                }
+            }
+        }
+        TaskCommand::List {
+            model,
+            status,
+            from,
+            to,
+            page,
+            page_size,
+            json,
+        } => {
+            let mut filter = TaskFilter::default().page(page, page_size);
+            if let Some(model) = model {
+                filter = filter.model(model);
+            }
+            if let Some(status) = status {
+                filter = filter.status(TaskState::parse(&status.to_ascii_uppercase()));
+            }
+            if let (Some(from), Some(to)) = (from, to) {
+                filter = filter.between(from, to);
+            }
+            match client.list_tasks(&filter).await {
+                Ok(list) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&list).unwrap_or_default()
+                        );
+                    } else {
+                        for t in list.tasks() {
+                            println!(
+                                "{}\t{}\t{}",
+                                t.task_id.as_deref().unwrap_or("?"),
+                                t.task_status.as_deref().unwrap_or("?"),
+                                t.submit_time.as_deref().unwrap_or("")
+                            );
+                        }
+                    }
                     EXIT_OK
                 }
                 Err(e) => {

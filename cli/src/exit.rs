@@ -69,7 +69,7 @@ pub(crate) fn hint(e: &Error) -> Option<&'static str> {
         Error::InvalidUrl(_) => "upload the file again for this model and account",
         Error::LinkExpired(_) => "result links last 24 hours: run the task again",
         Error::MayHaveSubmitted(_) => {
-            "look for the task (GET /api/v1/tasks) before submitting again"
+            "look for the task (dashscope task list) before submitting again"
         }
         Error::UnsupportedOperation(_) => "only a PENDING task can be cancelled",
         _ => return None,

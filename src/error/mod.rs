@@ -304,7 +304,7 @@ pub enum Error {
     /// connection or answer): the task may exist, so it was not sent again. Look for it
     /// ([`Client::list_tasks`](crate::Client::list_tasks)) before submitting again.
     #[error(
-        "{0}; the submit may have arrived, so the task may exist: it was not sent again (list the account's tasks before submitting again)"
+        "{0}; the submit may have arrived, so the task may exist: it was not sent again (find it with Client::list_tasks, or `dashscope task list`, before submitting again)"
     )]
     MayHaveSubmitted(Box<Error>),
     /// A response whose body could not be parsed.

@@ -320,6 +320,39 @@ async fn async_then_task_get_wait_and_cancel() {
         &["task", "wait", "no-such-task", "--poll-interval", "0.01"],
     );
     assert_eq!(unknown.status.code(), Some(8), "{}", show(&unknown));
+
+    // Both tasks are listed, one line each (id, state, submit time); the filter takes one.
+    let listed = run(Some(&emulator), &["task", "list"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", show(&listed));
+    let rows: Vec<Vec<String>> = text(&listed.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect();
+    let states: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [(id.as_str(), "SUCCEEDED"), (pending.as_str(), "CANCELED")],
+        "{}",
+        show(&listed)
+    );
+    assert!(
+        rows.iter().all(|r| r.len() == 3 && !r[2].is_empty()),
+        "{rows:?}"
+    );
+    let cancelled = run(Some(&emulator), &["task", "list", "--status", "canceled"]);
+    assert_eq!(
+        text(&cancelled.stdout).lines().count(),
+        1,
+        "{}",
+        show(&cancelled)
+    );
+    assert!(text(&cancelled.stdout).starts_with(&pending));
+    let json = run(Some(&emulator), &["task", "list", "--json"]);
+    let page: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(page["total"], 2, "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
