@@ -55,6 +55,26 @@ impl Client {
                 )
             })?;
         authorization.set_sensitive(true);
+        if let Some(error) = &config.deferred_error {
+            return Err(Error::Config(error.clone()));
+        }
+        let workspace = match &config.workspace {
+            Some(id) if !crate::config::valid_workspace(id) => {
+                return Err(Error::Config(format!(
+                    "workspace {id:?}: an id is letters, digits, `_` and `-`, at most 64, starting with a letter or digit"
+                )));
+            }
+            Some(id) => HeaderValue::from_str(id).ok(),
+            None => None,
+        };
+        if config.base_url.is_empty() {
+            return Err(Error::Config(format!(
+                "the region {} is reached only through a workspace domain: set a workspace \
+                 (Config::workspace, {}) or a base URL",
+                config.region,
+                crate::config::ENV_WORKSPACE_ID
+            )));
+        }
         let base_url = normalize_base_url(&config.base_url, config.allow_insecure_http)?;
         let http = match config.http_client.clone() {
             Some(client) => client,
@@ -68,6 +88,7 @@ impl Client {
         };
         let inner = Inner {
             authorization,
+            workspace,
             retry: config.retry,
             upload_local_files: config.upload_local_files,
             inline_below: config.inline_below,

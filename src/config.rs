@@ -14,6 +14,16 @@ pub const ENV_BASE_URL: &str = "DASHSCOPE_BASE_URL";
 /// when [`ENV_BASE_URL`] is not set.
 pub const ENV_HTTP_BASE_URL: &str = "DASHSCOPE_HTTP_BASE_URL";
 
+/// The workspace requests name, as the official SDK reads it.
+pub const ENV_WORKSPACE_ID: &str = "DASHSCOPE_WORKSPACE_ID";
+
+/// The region, by name or id, as the official SDK reads it (`DASHSCOPE_API_REGION`).
+pub const ENV_API_REGION: &str = "DASHSCOPE_API_REGION";
+
+/// The header that names a request's workspace (the text-to-image API reference lists it among
+/// the request headers; the official SDK sends it when given a workspace).
+pub const WORKSPACE_HEADER: &str = "X-DashScope-WorkSpace";
+
 /// A DashScope region. API keys work only in their own region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -27,25 +37,54 @@ pub enum Region {
     Us,
     /// China (Hong Kong), `https://cn-hongkong.dashscope.aliyuncs.com`.
     HongKong,
+    /// Germany (Frankfurt), `eu-central-1`: reached only through a workspace domain
+    /// ([`Config::workspace`]).
+    Frankfurt,
+    /// Japan (Tokyo), `ap-northeast-1`: reached only through a workspace domain.
+    Tokyo,
 }
 
 impl Region {
     /// Every region, in documentation order.
-    pub const ALL: [Region; 4] = [
+    pub const ALL: [Region; 6] = [
         Region::Beijing,
         Region::Singapore,
         Region::Us,
         Region::HongKong,
+        Region::Frankfurt,
+        Region::Tokyo,
     ];
 
-    /// The region's base URL, without a path.
-    pub fn base_url(self) -> &'static str {
+    /// The region's own host, without a path; `None` for the regions reached only through a
+    /// workspace domain (Frankfurt, Tokyo).
+    pub fn base_url(self) -> Option<&'static str> {
         match self {
-            Region::Beijing => "https://dashscope.aliyuncs.com",
-            Region::Singapore => "https://dashscope-intl.aliyuncs.com",
-            Region::Us => "https://dashscope-us.aliyuncs.com",
-            Region::HongKong => "https://cn-hongkong.dashscope.aliyuncs.com",
+            Region::Beijing => Some("https://dashscope.aliyuncs.com"),
+            Region::Singapore => Some("https://dashscope-intl.aliyuncs.com"),
+            Region::Us => Some("https://dashscope-us.aliyuncs.com"),
+            Region::HongKong => Some("https://cn-hongkong.dashscope.aliyuncs.com"),
+            Region::Frankfurt | Region::Tokyo => None,
         }
+    }
+
+    /// Alibaba Cloud's id of the region (`cn-beijing`, `eu-central-1`, …).
+    pub fn id(self) -> &'static str {
+        match self {
+            Region::Beijing => "cn-beijing",
+            Region::Singapore => "ap-southeast-1",
+            Region::Us => "us-east-1",
+            Region::HongKong => "cn-hongkong",
+            Region::Frankfurt => "eu-central-1",
+            Region::Tokyo => "ap-northeast-1",
+        }
+    }
+
+    /// The workspace domain of `workspace` in this region,
+    /// `https://{workspace}.{region id}.maas.aliyuncs.com`, as the official SDK builds it for the
+    /// "MaaS" regions; `None` for Beijing, which the SDK reaches by its own host only.
+    pub fn workspace_base_url(self, workspace: &str) -> Option<String> {
+        (self != Region::Beijing)
+            .then(|| format!("https://{workspace}.{}.maas.aliyuncs.com", self.id()))
     }
 
     /// The short name accepted by [`FromStr`].
@@ -55,6 +94,8 @@ impl Region {
             Region::Singapore => "singapore",
             Region::Us => "us",
             Region::HongKong => "hongkong",
+            Region::Frankfurt => "frankfurt",
+            Region::Tokyo => "tokyo",
         }
     }
 }
@@ -75,8 +116,10 @@ impl FromStr for Region {
             "singapore" | "ap-southeast-1" | "intl" | "international" => Ok(Region::Singapore),
             "us" | "us-east-1" | "virginia" => Ok(Region::Us),
             "hongkong" | "hong-kong" | "cn-hongkong" | "hk" => Ok(Region::HongKong),
+            "frankfurt" | "eu-central-1" | "germany" | "de" => Ok(Region::Frankfurt),
+            "tokyo" | "ap-northeast-1" | "japan" | "jp" => Ok(Region::Tokyo),
             _ => Err(Error::Config(format!(
-                "unknown region {s:?}; expected one of beijing, singapore, us, hongkong"
+                "unknown region {s:?}; expected one of beijing, singapore, us, hongkong, frankfurt, tokyo"
             ))),
         }
     }
@@ -98,6 +141,12 @@ impl FromStr for Region {
 pub struct Config {
     pub(crate) api_key: Option<Secret>,
     pub(crate) base_url: String,
+    /// Whether `base_url` was given (then region and workspace do not move it).
+    explicit_base_url: bool,
+    pub(crate) region: Region,
+    pub(crate) workspace: Option<String>,
+    /// A setting from the environment that could not be read, reported by `Client::new`.
+    pub(crate) deferred_error: Option<String>,
     pub(crate) connect_timeout: Duration,
     pub(crate) read_timeout: Duration,
     pub(crate) timeout: Option<Duration>,
@@ -134,6 +183,8 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
             .field("base_url", &self.base_url)
+            .field("region", &self.region)
+            .field("workspace", &self.workspace)
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
             .field("timeout", &self.timeout)
@@ -160,7 +211,14 @@ impl Config {
     pub fn new() -> Self {
         Self {
             api_key: None,
-            base_url: Region::default().base_url().to_owned(),
+            base_url: Region::Beijing
+                .base_url()
+                .unwrap_or("https://dashscope.aliyuncs.com")
+                .to_owned(),
+            explicit_base_url: false,
+            region: Region::Beijing,
+            workspace: None,
+            deferred_error: None,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(300),
             timeout: None,
@@ -179,14 +237,24 @@ impl Config {
         }
     }
 
-    /// [`Config::new`] with the key from `DASHSCOPE_API_KEY` and the base URL from
-    /// `DASHSCOPE_BASE_URL`, else `DASHSCOPE_HTTP_BASE_URL`, else Beijing. Empty variables
-    /// count as unset.
+    /// [`Config::new`] with the key from `DASHSCOPE_API_KEY`, the region from
+    /// `DASHSCOPE_API_REGION`, the workspace from `DASHSCOPE_WORKSPACE_ID`, and the base URL from
+    /// `DASHSCOPE_BASE_URL`, else `DASHSCOPE_HTTP_BASE_URL`, else the region's. Empty variables
+    /// count as unset; a region that cannot be read is an error of `Client::new`.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let mut config = Self::new();
         if let Some(key) = var(ENV_API_KEY) {
             config = config.api_key(key);
+        }
+        if let Some(region) = var(ENV_API_REGION) {
+            match region.parse::<Region>() {
+                Ok(region) => config = config.region(region),
+                Err(e) => config.deferred_error = Some(format!("{ENV_API_REGION}: {e}")),
+            }
+        }
+        if let Some(workspace) = var(ENV_WORKSPACE_ID) {
+            config = config.workspace(workspace);
         }
         if let Some(url) = var(ENV_BASE_URL).or_else(|| var(ENV_HTTP_BASE_URL)) {
             config = config.base_url(url);
@@ -200,18 +268,51 @@ impl Config {
         self
     }
 
-    /// A region's base URL.
+    /// The region: its own host, or with a [`Config::workspace`] its workspace domain. Of
+    /// `region` and [`Config::base_url`], the later call wins. API keys work only in their own
+    /// region.
     pub fn region(mut self, region: Region) -> Self {
-        self.base_url = region.base_url().to_owned();
+        self.region = region;
+        self.explicit_base_url = false;
+        self.place();
+        self
+    }
+
+    /// The workspace every DashScope request names (`X-DashScope-WorkSpace`), for keys that work
+    /// only in a sub-workspace. Outside Beijing it also selects the region's workspace domain,
+    /// `https://{workspace}.{region id}.maas.aliyuncs.com`, as the official SDK does. An id is
+    /// letters, digits, `_` and `-`, at most 64, starting with a letter or digit (checked when the
+    /// client is built: it becomes a DNS label).
+    pub fn workspace(mut self, workspace: impl Into<String>) -> Self {
+        self.workspace = Some(workspace.into());
+        self.place();
         self
     }
 
     /// Any base URL: `https://host[:port][/prefix]`. A URL copied from the documentation that
     /// ends in `/api/v1` or `/compatible-mode/v1` is accepted and cut back to its root. It is
-    /// checked when the client is built.
+    /// checked when the client is built. It wins over the region's and the workspace's domain.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
+        self.explicit_base_url = true;
         self
+    }
+
+    /// The base URL from the region and the workspace, unless one was given. Empty for a
+    /// region reached only through a workspace domain while no workspace is set (`Client::new`
+    /// says so).
+    fn place(&mut self) {
+        if self.explicit_base_url {
+            return;
+        }
+        let domain = self
+            .workspace
+            .as_deref()
+            .filter(|w| valid_workspace(w))
+            .and_then(|w| self.region.workspace_base_url(w));
+        self.base_url = domain
+            .or_else(|| self.region.base_url().map(str::to_owned))
+            .unwrap_or_default();
     }
 
     /// The base URL as configured (before normalisation).
@@ -348,6 +449,14 @@ impl Config {
         self.on_upload = Some(std::sync::Arc::new(observer));
         self
     }
+}
+
+/// A workspace id as the official SDK checks it: `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`.
+pub(crate) fn valid_workspace(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn default_concurrency() -> usize {
@@ -496,6 +605,53 @@ mod tests {
             Some(Region::Singapore)
         );
         assert!("mars".parse::<Region>().is_err());
+        assert_eq!(
+            "eu-central-1".parse::<Region>().ok(),
+            Some(Region::Frankfurt)
+        );
+        assert_eq!("ap-northeast-1".parse::<Region>().ok(), Some(Region::Tokyo));
+        for region in Region::ALL {
+            assert_eq!(region.id().parse::<Region>().ok(), Some(region));
+        }
+    }
+
+    #[test]
+    fn workspaces_select_their_domain_and_a_given_url_wins() {
+        let at = |c: Config| c.base_url_str().to_owned();
+        assert_eq!(
+            at(Config::new().region(Region::Frankfurt).workspace("ws-1")),
+            "https://ws-1.eu-central-1.maas.aliyuncs.com"
+        );
+        assert_eq!(
+            at(Config::new().workspace("ws-1").region(Region::Singapore)),
+            "https://ws-1.ap-southeast-1.maas.aliyuncs.com"
+        );
+        // Beijing keeps its host; the workspace is then a header only.
+        assert_eq!(
+            at(Config::new().workspace("ws-1")),
+            "https://dashscope.aliyuncs.com"
+        );
+        // Frankfurt has no host of its own.
+        assert_eq!(at(Config::new().region(Region::Frankfurt)), "");
+        // A given URL is kept whatever the workspace; a later region replaces it.
+        let given = Config::new()
+            .base_url("http://127.0.0.1:9")
+            .workspace("ws-1");
+        assert_eq!(at(given.clone()), "http://127.0.0.1:9");
+        assert_eq!(
+            at(given.region(Region::Us)),
+            "https://ws-1.us-east-1.maas.aliyuncs.com"
+        );
+        for (id, ok) in [
+            ("ws-1", true),
+            ("W_2", true),
+            ("-x", false),
+            ("a.b", false),
+            ("", false),
+        ] {
+            assert_eq!(valid_workspace(id), ok, "{id:?}");
+        }
+        assert!(!valid_workspace(&"w".repeat(65)));
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub(crate) async fn prepare(api: &api::Client, request: &mut reqwest::Request) -
     // progenitor sends the spec's `info.version` as `api-version`; DashScope has no such header.
     headers.remove("api-version");
     headers.insert(AUTHORIZATION, api.inner().authorization.clone());
+    if let Some(workspace) = &api.inner().workspace {
+        headers.insert(crate::config::WORKSPACE_HEADER, workspace.clone());
+    }
     // Every documented DashScope request carries `Content-Type: application/json`, the
     // bodiless `GET /api/v1/uploads` included (the documentation lists it as required).
     headers

@@ -4,6 +4,7 @@
 mod support;
 
 use dashscope_oss::api::types;
+use dashscope_oss::{Client, Config, Error};
 use support::{Canned, Server, TEST_KEY, client};
 
 /// The 200 answer captured from the real service (the wire protocols, docs/sources.md): numbers as JSON numbers.
@@ -214,4 +215,42 @@ async fn local_files_can_be_refused() {
     .expect("request");
     client.chat_completion(&request).await.expect("sent");
     assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_workspace_is_named_on_every_dashscope_request() {
+    let server = Server::start(Canned::json(
+        200,
+        r#"{"id":"c-1","object":"chat.completion","created":1,"model":"qwen-plus","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#,
+    ))
+    .await;
+    let client = Client::new(
+        Config::new()
+            .api_key(TEST_KEY)
+            .base_url(&server.url)
+            .workspace("ws-1"),
+    )
+    .expect("client");
+    let request = dashscope_oss::chat::ChatRequest::new("qwen-plus")
+        .message(dashscope_oss::chat::Message::user().text("hi"));
+    client.chat_completion(request).await.expect("answer");
+    let sent = server.only_request();
+    assert_eq!(
+        sent.header("x-dashscope-workspace"),
+        Some("ws-1"),
+        "{}",
+        sent.render()
+    );
+
+    // A region reached only through a workspace domain needs one; a malformed id is refused.
+    let err = Client::new(
+        Config::new()
+            .api_key(TEST_KEY)
+            .region(dashscope_oss::Region::Frankfurt),
+    )
+    .expect_err("no workspace");
+    assert!(err.to_string().contains("workspace domain"), "{err}");
+    let err =
+        Client::new(Config::new().api_key(TEST_KEY).workspace("a.b")).expect_err("not a DNS label");
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
 }

@@ -57,6 +57,9 @@ pub(crate) async fn connect(
     {
         config = config.api_key(key.clone());
     }
+    if let Some(workspace) = &global.workspace {
+        config = config.workspace(workspace.clone());
+    }
     if let Some(below) = global.inline_below {
         config = config.inline_below(below);
     }

@@ -67,9 +67,14 @@ pub struct Global {
         conflicts_with = "region"
     )]
     base_url: Option<String>,
-    /// Region: beijing, singapore, us, hongkong.
+    /// Region: beijing, singapore, us, hongkong, frankfurt, tokyo, or an id such as
+    /// eu-central-1 (default: DASHSCOPE_API_REGION, else beijing).
     #[arg(long, global = true, value_name = "NAME")]
     region: Option<String>,
+    /// Workspace every request names (X-DashScope-WorkSpace; default: DASHSCOPE_WORKSPACE_ID).
+    /// Outside Beijing it also selects the region's workspace domain.
+    #[arg(long, global = true, value_name = "ID")]
+    workspace: Option<String>,
     /// Run against an emulator started inside this process: offline, no API key needed.
     #[arg(long, global = true)]
     emulator: bool,

@@ -31,6 +31,8 @@ fn dashscope(args: &[&str], stdin: Option<&str>) -> Output {
         .env_remove("RUST_LOG")
         .env_remove("DASHSCOPE_BASE_URL")
         .env_remove("DASHSCOPE_HTTP_BASE_URL")
+        .env_remove("DASHSCOPE_WORKSPACE_ID")
+        .env_remove("DASHSCOPE_API_REGION")
         .env("TZ", "UTC")
         .env("XDG_CACHE_HOME", support::fresh_cache_home())
         .stdin(Stdio::piped())
@@ -546,4 +548,62 @@ async fn gateway_pages_exit_by_their_status() {
         ));
     }
     insta::assert_snapshot!(shown);
+}
+
+/// A workspace from the environment is named on the request (the chat, against a canned
+/// server that records it); `--region frankfurt` is known, and needs a workspace.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workspace_from_the_environment_is_named_on_the_request() {
+    let stream = "data: {\"id\":\"c-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"qwen-plus\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    let server =
+        support::Server::start(support::Canned::raw(200, "text/event-stream", stream)).await;
+    let url = server.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_dashscope"))
+            .args(["chat", "--model", "qwen-plus", "hello"])
+            .env("DASHSCOPE_API_KEY", support::TEST_KEY)
+            .env("DASHSCOPE_BASE_URL", &url)
+            .env("DASHSCOPE_WORKSPACE_ID", "ws-1")
+            .env_remove("DASHSCOPE_API_REGION")
+            .env_remove("RUST_LOG")
+            .env("XDG_CACHE_HOME", support::fresh_cache_home())
+            .output()
+            .expect("run dashscope")
+    })
+    .await
+    .expect("joined");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let sent = server.only_request();
+    insta::assert_snapshot!(sent.render());
+
+    let frankfurt = dashscope(
+        &[
+            "--region",
+            "frankfurt",
+            "--api-key",
+            "sk-x",
+            "chat",
+            "--model",
+            "m",
+            "hi",
+        ],
+        None,
+    );
+    assert_eq!(
+        frankfurt.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&frankfurt.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&frankfurt.stderr).contains("workspace domain"),
+        "{}",
+        String::from_utf8_lossy(&frankfurt.stderr)
+    );
 }

@@ -19,6 +19,8 @@ pub(crate) use uploads::{Credential, UploadSettings, Uploads};
 pub struct Inner {
     pub(crate) key: Secret,
     pub(crate) authorization: HeaderValue,
+    /// `X-DashScope-WorkSpace`, when the client names a workspace.
+    pub(crate) workspace: Option<HeaderValue>,
     pub(crate) retry: RetryPolicy,
     pub(crate) uploads: Arc<Uploads>,
     pub(crate) upload_local_files: bool,
