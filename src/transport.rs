@@ -105,6 +105,11 @@ pub(crate) trait Attempts: Send {
     fn lost(&self, error: reqwest::Error) -> Error {
         Error::from_reqwest(error)
     }
+    /// A look at an answer before its status is read: a form POST that a caller's own HTTP
+    /// client redirected stored nothing that can be known, whatever the status says.
+    fn check_answer(&self, _response: &reqwest::Response) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The one attempt loop of every request the crate sends.
@@ -211,6 +216,16 @@ struct Resend<'a> {
 impl Attempts for Resend<'_> {
     type Output = reqwest::Response;
 
+    /// A presigned link (answered by the storage) carries its signature and access key id in
+    /// its query, which reqwest would quote in the error: it is left out.
+    fn lost(&self, error: reqwest::Error) -> Error {
+        if self.manner.answers_in == Some(Service::Oss) {
+            Error::from_reqwest(error.without_url())
+        } else {
+            Error::from_reqwest(error)
+        }
+    }
+
     fn manner(&self) -> Manner<'_> {
         self.manner
     }
@@ -280,6 +295,7 @@ async fn execute(
         answer: None,
     };
     let response = http.execute(request).await.map_err(lost)?;
+    attempts.check_answer(&response).map_err(Failure::from)?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);

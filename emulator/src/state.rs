@@ -20,13 +20,22 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
+    /// Real time plus the offset. A clock moved absurdly far (the control endpoint takes any
+    /// number) stops at about 34,000 years from 1970 instead of overflowing.
     pub(crate) fn now(&self) -> SystemTime {
-        SystemTime::now() + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
+        let offset = Duration::from_millis(self.offset_ms.load(Ordering::Relaxed));
+        SystemTime::now()
+            .checked_add(offset)
+            .unwrap_or_else(|| std::time::UNIX_EPOCH + Duration::from_secs(1 << 40))
     }
 
     pub(crate) fn advance(&self, by: Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+        let _ = self
+            .offset_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |at| {
+                Some(at.saturating_add(ms))
+            });
     }
 }
 

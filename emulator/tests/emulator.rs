@@ -1123,6 +1123,16 @@ async fn stats_and_controls_over_http() {
     assert_eq!(r.status, 403);
     assert!(r.body.contains("Policy expired"));
     assert_eq!(control("clock", json!({"advance_seconds": -1})).await, 400);
+    // A clock moved past any calendar stops there: the emulator goes on answering.
+    assert_eq!(
+        control("clock", json!({"advance_seconds": 1e13})).await,
+        200
+    );
+    assert_eq!(
+        control("clock", json!({"advance_seconds": 1e13})).await,
+        200
+    );
+    assert!(default_policy(&emulator).await["expire_in_seconds"].is_number());
 }
 
 #[tokio::test]

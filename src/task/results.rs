@@ -61,7 +61,7 @@ impl Client {
         let response = self.fetch(url).await?;
         let (bytes, truncated) = transport::read_limited(response, LIMIT)
             .await
-            .map_err(Error::from_reqwest)?;
+            .map_err(|e| Error::from_reqwest(e.without_url()))?;
         if truncated {
             return Err(Error::decode(
                 Some(200),
@@ -140,7 +140,8 @@ impl Client {
         let mut body = response.bytes_stream();
         let copied: Result<()> = async {
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(Error::from_reqwest)?;
+                // Without the URL: its query is the link's signature.
+                let chunk = chunk.map_err(|e| Error::from_reqwest(e.without_url()))?;
                 file.write_all(&chunk).await.map_err(io)?;
                 written += chunk.len() as u64;
                 if let Some(report) = &progress {

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::Uploader;
 use super::batch::Tally;
-use super::form::{Feed, Hasher, Sent, form_request, stored};
+use super::form::{Feed, Hasher, Sent, form_request, not_redirected, stored};
 use super::lock_plain;
 use super::source::source_error;
 use crate::UploadSource;
@@ -163,13 +163,13 @@ impl Attempts for FormPost<'_, '_> {
     }
 
     async fn finish(&mut self, answer: Option<reqwest::Response>) -> Result<UploadedFile> {
-        let Some((credential, key)) = self.current.take() else {
+        let Some((_, key)) = self.current.take() else {
             return Err(Error::InvalidRequest(
                 "upload ended without an outcome".to_owned(),
             ));
         };
         let request_id = match &answer {
-            Some(response) => stored(&credential, response)?,
+            Some(response) => stored(response),
             // A same-key repeat found the object: stored by an earlier POST.
             None => None,
         };
@@ -190,6 +190,13 @@ impl Attempts for FormPost<'_, '_> {
             self.posts,
             self.first_sent,
         ))
+    }
+
+    fn check_answer(&self, response: &reqwest::Response) -> Result<()> {
+        match &self.current {
+            Some((credential, _)) => not_redirected(credential, response),
+            None => Ok(()),
+        }
     }
 
     fn credential_valid(&self) -> bool {

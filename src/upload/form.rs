@@ -76,12 +76,10 @@ pub(super) async fn form_request(
         .map_err(|e| Error::InvalidRequest(e.to_string()))
 }
 
-/// What a success answer of a form POST says: OSS's request id. A POST that was redirected
-/// (a caller's own HTTP client may follow redirects) stored nothing that can be known.
-pub(super) fn stored(
-    credential: &Credential,
-    response: &reqwest::Response,
-) -> Result<Option<String>> {
+/// A POST that was redirected (a caller's own HTTP client may follow redirects) stored nothing
+/// that can be known, whatever the status of the page it ended on: checked before the status
+/// is read, so that a redirected 409 is not taken for the earlier attempt's object.
+pub(super) fn not_redirected(credential: &Credential, response: &reqwest::Response) -> Result<()> {
     if response.url() != &credential.upload_host {
         return Err(Error::decode(
             Some(response.status().as_u16()),
@@ -90,13 +88,18 @@ pub(super) fn stored(
             None,
         ));
     }
+    Ok(())
+}
+
+/// What a success answer of a form POST says: OSS's request id.
+pub(super) fn stored(response: &reqwest::Response) -> Option<String> {
     let request_id = response
         .headers()
         .get("x-oss-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     tracing::debug!(status = response.status().as_u16(), request_id, "uploaded");
-    Ok(request_id)
+    request_id
 }
 
 /// Who watches the bytes of a POST go out: the batch's progress, and the content's hash.

@@ -130,7 +130,9 @@ pub(super) fn result_url(
     name: &str,
     now: SystemTime,
 ) -> String {
-    let expires = unix_secs(now + state.config.result_lifetime);
+    let expires = now
+        .checked_add(state.config.result_lifetime)
+        .map_or(u64::MAX, unix_secs);
     format!(
         "{base}/emulator/v1/results/{task_id}/{name}?Expires={expires}&OSSAccessKeyId=LTAI5tEmulatorResults&Signature={}",
         link_signature(state, task_id, name, expires)
