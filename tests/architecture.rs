@@ -5,8 +5,9 @@
 //! and each file inside it (`upload::attempt`). An edge is a path that names another module:
 //! `crate::x::…` (the deepest module it names), `super::y` (a sibling file, or the parent),
 //! a name imported from the crate root (resolved through the root's `pub use` lines). A
-//! folder module's own `mod.rs` may use its children, which are parts of it: those edges are
-//! not counted; every other edge is (child to parent, sibling to sibling, across folders).
+//! module naming one of its own ancestors (a child using its folder's items) is not counted;
+//! every other edge is (parent to child, sibling to sibling, across folders), so a circle that
+//! runs through a folder's `mod.rs` and its re-exports is seen.
 //! Comments and test modules (and `*tests.rs` files) are left out; a glob import of the parent (`use super::*`)
 //! outside tests is refused, since it would hide the sibling edges behind it.
 
@@ -168,9 +169,34 @@ fn edges(
             }
         }
     }
+    // A folder's own children by their relative paths (`mod g; pub use g::G;`, `self::g::…`).
+    let prefix = if module == "crate" {
+        String::new()
+    } else {
+        format!("{module}::")
+    };
+    for child in known {
+        let Some(name) = child.strip_prefix(&prefix) else {
+            continue;
+        };
+        if name.contains("::") || child == module {
+            continue;
+        }
+        let needle = format!("{name}::");
+        let named = text.match_indices(&needle).any(|(i, _)| {
+            let before = text[..i].chars().next_back();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+                || text[..i].ends_with("self::")
+        });
+        if named {
+            found.insert(child.clone());
+        }
+    }
     found.remove(module);
-    // A module's own children are parts of it.
-    found.retain(|m| !m.starts_with(&format!("{module}::")) && module != "crate");
+    // A child may name its ancestors' items (a folder's `mod.rs`, the crate root): those edges
+    // are not counted, or every folder would be a circle with its own parts. A parent's edges to
+    // its children are, so that a circle that passes through a folder is seen.
+    found.retain(|m| m != "crate" && !module.starts_with(&format!("{m}::")));
     found
 }
 
@@ -301,10 +327,24 @@ fn the_reader_sees_edges_and_cycles() {
     ];
     let graph = graph_of(&files);
     assert_eq!(graph["a"], BTreeSet::from(["b".to_owned()]));
-    // `super::A` from b is the root's A, which is a's; `c` is b's own child; comments are not
-    // code.
-    assert_eq!(graph["b"], BTreeSet::from(["a".to_owned()]));
+    // `super::A` from b is the root's A, which is a's; b names its own child c; comments are
+    // not code.
+    assert_eq!(
+        graph["b"],
+        BTreeSet::from(["a".to_owned(), "b::c".to_owned()])
+    );
     assert_eq!(graph["b::c"], BTreeSet::from(["b::d".to_owned()]));
     let cycle = find_cycle(&graph).expect("a cycle");
     assert!(cycle.len() >= 3, "{cycle:?}");
+
+    // A circle through a folder: f's mod.rs re-exports f::g's item, f::g uses h, and h uses
+    // the item by its re-exported path.
+    let files = vec![
+        ("crate".to_owned(), "mod f;\nmod h;\n".to_owned()),
+        ("f".to_owned(), "mod g;\npub use g::G;\n".to_owned()),
+        ("f::g".to_owned(), "use crate::h::H;\n".to_owned()),
+        ("h".to_owned(), "use crate::f::G;\n".to_owned()),
+    ];
+    let graph = graph_of(&files);
+    assert!(find_cycle(&graph).is_some(), "{graph:#?}");
 }
