@@ -1053,3 +1053,31 @@ async fn a_submit_answer_lost_after_200_says_the_task_exists() {
     );
     assert_eq!(server.requests().len(), 2, "sent once more, never resent");
 }
+
+#[tokio::test]
+async fn a_signed_link_of_a_forgotten_task_is_no_such_key() {
+    // Links that outlive the task: the storage checks the signature and expiry, then finds no
+    // object (404 `NoSuchKey`, in OSS's XML).
+    let emulator = Emulator::start(EmulatorConfig {
+        task_steps: TaskSteps::Polls(1),
+        result_lifetime: Duration::from_secs(72 * 3600),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator");
+    let client = client(emulator.base_url(), DEFAULT_API_KEY);
+    let task = client
+        .submit_image_edit(&image_edit(CAT, None, "super_resolution", "sharper"))
+        .await
+        .expect("submit");
+    let done = client.wait_task(&task.id, &fast()).await.expect("done");
+    let url = done.image_urls()[0].to_owned();
+    emulator.advance_clock(Duration::from_secs(25 * 3600));
+    let dir = Dir::new("forgotten");
+    let err = client
+        .download(&url, &dir.0.join("x.png"), None)
+        .await
+        .expect_err("forgotten");
+    assert_eq!(err.status(), Some(404), "{err:?}");
+    assert_eq!(err.code(), Some("NoSuchKey"), "{err:?}");
+}

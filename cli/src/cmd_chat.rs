@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 use dashscope_oss::api::types;
 use dashscope_oss::chat::{ChatCollector, ChatRequest, GenerationCollector, Message};
-use dashscope_oss::{Callback, Error, UploadEvent};
+use dashscope_oss::{Callback, Error, UploadEvent, UploadSource};
 
 use crate::Global;
 use crate::connect::connect;
@@ -85,12 +85,37 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
     let client = &client;
     let mut message = Message::user();
     for path in &args.files {
-        message = message.file(path.as_path());
+        if path.to_str().is_some() {
+            message = message.file(path.as_path());
+            continue;
+        }
+        // A name that is not UTF-8 cannot travel inside a JSON request to be uploaded there:
+        // it is uploaded here, and its URL goes in.
+        match client
+            .upload(&args.model, UploadSource::path(path.clone()))
+            .await
+        {
+            Ok(file) => {
+                if !quiet {
+                    eprintln!(
+                        "{} -> {}",
+                        summary(&path.display().to_string(), &file),
+                        file.url
+                    );
+                }
+                message = message.file(file.url.as_str());
+            }
+            Err(e) => {
+                report(&e, Some(&path.display().to_string()));
+                return exit_code(&e);
+            }
+        }
     }
     let request = ChatRequest::new(&args.model).message(message.text(args.prompt));
     let mut stdout = std::io::stdout().lock();
-    let quiet = global.quiet;
     let json = args.json;
+    // Whether anything reached stdout: a call refused before its answer prints nothing there.
+    let wrote = std::cell::Cell::new(false);
     // Text goes to stdout as it arrives; reasoning to stderr; tool calls after the answer.
     let mut show = |text: Option<&str>, reasoning: Option<&str>| {
         if json {
@@ -102,6 +127,7 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
         if let Some(text) = text {
             let _ = write!(stdout, "{text}");
             let _ = stdout.flush();
+            wrote.set(true);
         }
     };
     let result: Result<serde_json::Value, Error> = async {
@@ -155,7 +181,9 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
             }
         }
     });
-    let _ = writeln!(stdout);
+    if result.is_ok() || wrote.get() {
+        let _ = writeln!(stdout);
+    }
     warn_about_cache(client);
     match result {
         Ok(_) => EXIT_OK,

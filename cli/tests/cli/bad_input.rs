@@ -224,6 +224,39 @@ async fn files_and_names() {
         }
     }
 
+    // A non-UTF-8 name in a chat: uploaded (it cannot travel inside the JSON request), then
+    // asked about by its URL.
+    let (code, stdout, stderr) = cli(&[
+        &os("chat"),
+        &os("-m"),
+        &os("tiny"),
+        &os("-f"),
+        non_utf8.as_os_str(),
+        &os("--api-key"),
+        &os(DEFAULT_API_KEY),
+        &os("--base-url"),
+        &os(emulator.base_url()),
+        &os("what is it?"),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("/caf_.png"), "{stderr}");
+    assert!(stdout.contains("tiny received 1 medium"), "{stdout}");
+    // A missing file in a chat: its exit code, and nothing on stdout (no call was answered).
+    let (code, stdout, stderr) = cli(&[
+        &os("chat"),
+        &os("-m"),
+        &os("tiny"),
+        &os("-f"),
+        d("nowhere.png").as_os_str(),
+        &os("--api-key"),
+        &os(DEFAULT_API_KEY),
+        &os("--base-url"),
+        &os(emulator.base_url()),
+        &os("what is it?"),
+    ]);
+    assert_eq!(code, Some(5), "{stderr}");
+    assert_eq!(stdout, "", "{stderr}");
+
     // A 1,024-byte name (longer than a file system allows, so from memory): cut to fit a key.
     let long = format!("{}.png", "n".repeat(1020));
     let file = client
