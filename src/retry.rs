@@ -29,15 +29,22 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
     /// The largest backoff ceiling.
     pub max_backoff: Duration,
+    /// The wait ceiling after a per-minute token throttle ([`crate::Throttle::Tokens`]) that
+    /// names no `Retry-After`: the service says throttles "typically resume within one
+    /// minute", so the default 20 s (each wait a random point in its upper half) spreads the
+    /// default four retries over about a minute.
+    pub minute_throttle_wait: Duration,
 }
 
 impl Default for RetryPolicy {
-    /// 5 tries, backoff ceilings 200 ms, 400 ms, 800 ms, 1.6 s (capped at 10 s).
+    /// 5 tries, backoff ceilings 200 ms, 400 ms, 800 ms, 1.6 s (capped at 10 s); 10–20 s after
+    /// a per-minute token throttle.
     fn default() -> Self {
         Self {
             max_attempts: 5,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
+            minute_throttle_wait: Duration::from_secs(20),
         }
     }
 }
@@ -67,6 +74,22 @@ impl RetryPolicy {
     pub fn max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff;
         self
+    }
+
+    /// The wait ceiling after a per-minute token throttle (see the field).
+    pub fn minute_throttle_wait(mut self, wait: Duration) -> Self {
+        self.minute_throttle_wait = wait;
+        self
+    }
+
+    /// The wait before retry number `retry` after `error`: the service's `Retry-After` when
+    /// it names one; a per-minute token throttle waited out over about a minute; a burst or a
+    /// request throttle (and anything else) with the short exponential backoff, jittered.
+    pub(crate) fn wait_after(&self, retry: u32, error: &crate::Error) -> Duration {
+        match (error.throttle(), error.retry_after()) {
+            (Some(crate::Throttle::Tokens), None) => self.minute_throttle_wait.mul_f64(jitter()),
+            (_, after) => self.backoff(retry, after),
+        }
     }
 
     /// The wait before retry number `retry` (1-based): a random point below the doubled ceiling
@@ -168,6 +191,54 @@ mod tests {
             p.backoff(1, Some(Duration::from_secs(3))),
             Duration::from_secs(3)
         );
+    }
+
+    #[test]
+    fn each_throttle_waits_for_its_own_window() {
+        let p = RetryPolicy::default();
+        let throttled = |code: &str, message: &str, headers: &[(&'static str, &'static str)]| {
+            let mut map = reqwest::header::HeaderMap::new();
+            for (n, v) in headers {
+                map.insert(*n, reqwest::header::HeaderValue::from_static(v));
+            }
+            let body = serde_json::json!({"code": code, "message": message}).to_string();
+            crate::error::from_response(
+                crate::Service::Native,
+                429,
+                &map,
+                body.as_bytes(),
+                false,
+                None,
+            )
+        };
+        // The per-minute token throttle: 10-20 s a retry, about a minute over four.
+        let tokens = throttled(
+            "Throttling.AllocationQuota",
+            "Allocated quota exceeded.",
+            &[],
+        );
+        for retry in 1..=4 {
+            let wait = p.wait_after(retry, &tokens);
+            assert!(
+                wait >= Duration::from_secs(10) && wait < Duration::from_secs(20),
+                "{wait:?}"
+            );
+        }
+        // Unless the service says how long.
+        let told = throttled(
+            "Throttling.AllocationQuota",
+            "Allocated quota exceeded.",
+            &[("retry-after", "3")],
+        );
+        assert_eq!(p.wait_after(1, &told), Duration::from_secs(3));
+        // A burst and a request throttle: the short backoff.
+        for (code, message) in [
+            ("Throttling", "Request rate increased too quickly."),
+            ("Throttling.RateQuota", "Requests rate limit exceeded."),
+        ] {
+            let wait = p.wait_after(1, &throttled(code, message, &[]));
+            assert!(wait < Duration::from_millis(200), "{code}: {wait:?}");
+        }
     }
 
     #[tokio::test]

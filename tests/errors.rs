@@ -134,3 +134,55 @@ async fn echoed_key_never_reaches_the_error() {
     assert!(!shown.contains(TEST_KEY), "{shown}");
     assert!(shown.contains("[REDACTED]"));
 }
+
+/// The per-minute token throttle, natively and in compatible mode, each followed by a 200: the
+/// call ends in the answer (the wait shortened for the test; by default about a minute in
+/// all). A free allocation used up is not retried.
+#[tokio::test]
+async fn a_token_throttle_is_waited_out_and_a_used_up_free_tier_is_not() {
+    let answer = r#"{"id":"c-1","object":"chat.completion","created":1,"model":"qwen-vl-plus","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#;
+    let fast = |url: &str| {
+        dashscope_oss::Client::new(
+            dashscope_oss::Config::new()
+                .api_key(TEST_KEY)
+                .base_url(url)
+                .retry(
+                    dashscope_oss::RetryPolicy::default()
+                        .minute_throttle_wait(std::time::Duration::from_millis(20)),
+                ),
+        )
+        .expect("client")
+    };
+    for throttled in [
+        Canned::json(
+            429,
+            r#"{"code":"Throttling.AllocationQuota","message":"Allocated quota exceeded, please increase your quota limit.","request_id":"r-1"}"#,
+        ),
+        Canned::json(
+            429,
+            r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details. For details, see: https://help.aliyun.com/zh/model-studio/error-code#token-limit","type":"insufficient_quota","param":null,"code":"insufficient_quota"},"request_id":"r-2"}"#,
+        ),
+    ] {
+        let server = Server::sequence(vec![throttled, Canned::json(200, answer)]).await;
+        let got = fast(&server.url)
+            .chat_completion(&chat_request())
+            .await
+            .expect("answered after the throttle");
+        assert_eq!(got.text().as_deref(), Some("hi"));
+        assert_eq!(server.requests().len(), 2);
+    }
+    let server = Server::sequence(vec![
+        Canned::json(
+            403,
+            r#"{"code":"AllocationQuota.FreeTierOnly","message":"The free tier of the model has been exhausted.","request_id":"r-3"}"#,
+        ),
+        Canned::json(200, answer),
+    ])
+    .await;
+    let err = fast(&server.url)
+        .chat_completion(&chat_request())
+        .await
+        .expect_err("not retried");
+    assert!(matches!(err, Error::QuotaExhausted(_)), "{err:?}");
+    assert_eq!(server.requests().len(), 1);
+}

@@ -1,6 +1,6 @@
 //! Exit codes, one per class of error, and how an error is told on stderr.
 
-use dashscope_oss::Error;
+use dashscope_oss::{Error, Throttle};
 
 /// Everything succeeded.
 pub const EXIT_OK: u8 = 0;
@@ -57,10 +57,16 @@ pub(crate) fn hint(e: &Error) -> Option<&'static str> {
         Error::InvalidApiKey(_) => {
             "check DASHSCOPE_API_KEY; keys work only in their own region (--region)"
         }
-        Error::RateLimited(_) => {
-            "wait and retry; credentials are limited to 100 requests per second per model"
+        Error::RateLimited(_) => match e.throttle() {
+            Some(Throttle::Tokens) => {
+                "the per-minute token limit: the retries waited about a minute; send fewer or smaller requests, or raise the limit"
+            }
+            Some(Throttle::Burst) => "requests rose too quickly: ramp up more gradually",
+            _ => "wait and retry; credentials are limited to 100 requests per second per model",
+        },
+        Error::QuotaExhausted(_) => {
+            "a free allocation is used up; waiting will not help (paid use is switched on in the console)"
         }
-        Error::QuotaExhausted(_) => "a quota is used up; waiting will not help",
         Error::FileTooLarge { .. } => "this model does not take files this large",
         Error::ModelNotFound(_) => "check the model name",
         Error::Transport(_) | Error::Timeout(_) => {

@@ -607,3 +607,56 @@ async fn a_workspace_from_the_environment_is_named_on_the_request() {
         String::from_utf8_lossy(&frankfurt.stderr)
     );
 }
+
+/// The per-minute token throttle, followed by an answer: the chat ends in the answer, exit 0.
+/// A free allocation used up: exit 4 at once, and the hint says waiting will not help.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_throttle_is_waited_out_and_a_used_up_free_tier_is_not() {
+    let stream = "data: {\"id\":\"c-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"qwen-plus\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    let chat = |url: String| async move {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_dashscope"))
+                .args(["chat", "--model", "qwen-plus", "hello"])
+                .env("DASHSCOPE_API_KEY", support::TEST_KEY)
+                .env("DASHSCOPE_BASE_URL", &url)
+                .env_remove("DASHSCOPE_WORKSPACE_ID")
+                .env_remove("DASHSCOPE_API_REGION")
+                .env_remove("RUST_LOG")
+                .env("XDG_CACHE_HOME", support::fresh_cache_home())
+                .output()
+                .expect("run dashscope")
+        })
+        .await
+        .expect("joined")
+    };
+    // Retry-After keeps the test short; without it the wait is about a minute in all.
+    let throttled = support::Server::sequence(vec![
+        support::Canned::json(
+            429,
+            r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+        )
+        .header("retry-after", "1"),
+        support::Canned::raw(200, "text/event-stream", stream),
+    ])
+    .await;
+    let out = chat(throttled.url.clone()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(throttled.requests().len(), 2);
+
+    let free = support::Server::start(support::Canned::json(
+        403,
+        r#"{"code":"AllocationQuota.FreeTierOnly","message":"The free tier of the model has been exhausted.","request_id":"r-9"}"#,
+    ))
+    .await;
+    let out = chat(free.url.clone()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("waiting will not help"), "{stderr}");
+    assert_eq!(free.requests().len(), 1);
+}

@@ -22,6 +22,24 @@ pub(crate) const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// The most bytes of an unparsable body kept in an error, for people to read.
 const EXCERPT_LIMIT: usize = 512;
 
+/// Which limit a 429 that waiting cures came from (see [`Error::throttle`]). The service's
+/// rate-limiting documentation names per-minute quotas (requests, tokens), per-second limits,
+/// and a limit on sudden growth; it says a throttle "typically resumes within one minute".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Throttle {
+    /// Too many requests (`Throttling`, `Throttling.RateQuota`, `limit_requests`): a short
+    /// backoff.
+    Requests,
+    /// Too many tokens in the minute (`Throttling.AllocationQuota` natively, `insufficient_quota`
+    /// in compatible mode, "You exceeded your current quota"): it clears within about a minute,
+    /// so retries wait that out instead of failing.
+    Tokens,
+    /// Requests rose too quickly ("Request rate increased too quickly"): a short backoff with
+    /// jitter, and a steadier ramp-up.
+    Burst,
+}
+
 /// Which service and wire format an error came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -189,11 +207,14 @@ pub enum Error {
     /// 401 `InvalidApiKey`: the key is wrong, revoked, of another region, or was not sent.
     #[error("invalid API key: {0}")]
     InvalidApiKey(ApiError),
-    /// 429 `Throttling` / `Throttling.RateQuota`: too many requests; retrying later succeeds.
-    /// The upload credential API allows 100 per second per account and model.
+    /// 429 that waiting cures: too many requests (`Throttling`, `Throttling.RateQuota`), too
+    /// many tokens in the minute (`Throttling.AllocationQuota`, compatible `insufficient_quota`),
+    /// or a burst; [`Error::throttle`] tells which. The upload credential API allows 100
+    /// requests per second per account and model.
     #[error("rate limited: {0}")]
     RateLimited(ApiError),
-    /// 429 `Throttling.AllocationQuota` and kin: a quota is used up; retrying does not help.
+    /// A quota that is really gone: a free allocation used up (`AllocationQuota.FreeTierOnly`,
+    /// "Free allocated quota exceeded"); retrying does not help.
     #[error("quota exhausted: {0}")]
     QuotaExhausted(ApiError),
     /// 403 `AccessDenied` "Policy expired": the upload credential ran out; get a new one.
@@ -474,6 +495,32 @@ impl Error {
     /// The delay the service asked for (`Retry-After`), if any.
     pub fn retry_after(&self) -> Option<Duration> {
         self.api_error().and_then(ApiError::retry_after)
+    }
+
+    /// Which throttle a [`Error::RateLimited`] is, by its code and message (the rows of the
+    /// error table): it decides how long a retry waits.
+    pub fn throttle(&self) -> Option<Throttle> {
+        let Error::RateLimited(e) = self else {
+            return self.may_have_submitted_inner().and_then(Error::throttle);
+        };
+        let message = e.message().to_ascii_lowercase();
+        Some(if message.contains("rate increased too quickly") {
+            Throttle::Burst
+        } else if matches!(
+            e.code(),
+            Some("Throttling.AllocationQuota" | "insufficient_quota")
+        ) {
+            Throttle::Tokens
+        } else {
+            Throttle::Requests
+        })
+    }
+
+    fn may_have_submitted_inner(&self) -> Option<&Error> {
+        match self {
+            Error::MayHaveSubmitted(inner) => Some(inner),
+            _ => None,
+        }
     }
 
     pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {

@@ -44,8 +44,24 @@ const URL_PHRASES: &[&str] = &["does not appear to be valid", "url"];
 const RULES: &[Rule] = &[
     rule("InvalidApiKey", Error::InvalidApiKey),
     rule("invalid_api_key", Error::InvalidApiKey),
-    rule("Throttling.AllocationQuota", Error::QuotaExhausted),
-    rule("insufficient_quota", Error::QuotaExhausted),
+    // Quotas that waiting does not bring back. A free allocation: the error-code page's
+    // `AllocationQuota.FreeTierOnly` ("use free tier only" on; our reading of that page, which
+    // the reference files do not quote), and the daily free allocation users report as 429
+    // "Free allocated quota exceeded" (QwenLM/qwen-code #1742); an allocation that names a day
+    // (the storage's documented daily capacity, `capacity_limit_mb`) comes back tomorrow, not
+    // in a minute.
+    rule("AllocationQuota.FreeTierOnly", Error::QuotaExhausted),
+    rule_msg(
+        "Throttling.AllocationQuota",
+        &["Free allocated quota", "daily"],
+        Error::QuotaExhausted,
+    ),
+    // The per-minute token throttle: natively `Throttling.AllocationQuota` ("Allocated quota
+    // exceeded"), in compatible mode `insufficient_quota` ("You exceeded your current quota",
+    // linking error-code#token-limit). The official SDK 2.x maps it to its retryable rate-limit
+    // error, and users report the same request succeeding a minute later.
+    rule("Throttling.AllocationQuota", Error::RateLimited),
+    rule("insufficient_quota", Error::RateLimited),
     rule("Throttling.RateQuota", Error::RateLimited),
     rule("Throttling", Error::RateLimited),
     rule("limit_requests", Error::RateLimited),

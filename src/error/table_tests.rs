@@ -82,8 +82,12 @@ fn run(rows: Vec<Row>) -> String {
         );
         assert_eq!(err.status(), Some(row.status));
         assert!(err.request_id().is_some(), "no request id: {debug}");
+        let throttle = err
+            .throttle()
+            .map(|t| format!(", throttle: {t:?}"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "== HTTP {} {:?} -> {} (retryable: {})\nDisplay: {err}\nDebug: {err:#?}\n\n",
+            "== HTTP {} {:?} -> {} (retryable: {}{throttle})\nDisplay: {err}\nDebug: {err:#?}\n\n",
             row.status,
             err.code(),
             row.variant,
@@ -159,10 +163,30 @@ fn native_error_table() {
             "Requests rate limit exceeded, please try again later.",
             "RateLimited",
         ),
+        // The per-minute token throttle: waited out (live-service reports, the SDK's mapping).
         native(
             429,
             "Throttling.AllocationQuota",
             "Allocated quota exceeded, please increase your quota limit.",
+            "RateLimited",
+        ),
+        native(
+            429,
+            "Throttling",
+            "Request rate increased too quickly. To ensure system stability, please adjust your client logic to scale requests more smoothly over time.",
+            "RateLimited",
+        ),
+        // Quotas that waiting does not bring back.
+        native(
+            403,
+            "AllocationQuota.FreeTierOnly",
+            "The free tier of the model has been exhausted. If you wish to continue access the model on a paid basis, please disable the \"use free tier only\" mode in the management console.",
+            "QuotaExhausted",
+        ),
+        native(
+            429,
+            "Throttling.AllocationQuota",
+            "Free allocated quota exceeded.",
             "QuotaExhausted",
         ),
         native(
@@ -259,8 +283,8 @@ fn compatible_error_table_inferred_codes_not_documented() {
             429,
             "insufficient_quota",
             "insufficient_quota",
-            "You exceeded your current quota, please check your plan and billing details.",
-            "QuotaExhausted",
+            "You exceeded your current quota, please check your plan and billing details. For details, see: https://help.aliyun.com/zh/model-studio/error-code#token-limit",
+            "RateLimited",
         ),
         compat(
             500,
@@ -661,10 +685,15 @@ fn retry_after_and_header_request_id() {
     assert!(err.is_rate_limited() && err.is_retryable());
     assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
     assert_eq!(err.request_id(), Some("hdr-42"));
-    // A quota is not cured by waiting.
+    // The per-minute token throttle is waited out; a free allocation used up is not.
     let body = br#"{"code":"Throttling.AllocationQuota","message":"Allocated quota exceeded."}"#;
     let err = parse(Service::Native, 429, body, false, &[]);
+    assert!(matches!(err, Error::RateLimited(_)) && err.is_retryable());
+    assert_eq!(err.throttle(), Some(crate::Throttle::Tokens));
+    let body = br#"{"code":"AllocationQuota.FreeTierOnly","message":"The free tier of the model has been exhausted."}"#;
+    let err = parse(Service::Native, 403, body, false, &[]);
     assert!(matches!(err, Error::QuotaExhausted(_)) && !err.is_retryable());
+    assert_eq!(err.throttle(), None);
     // Unknown codes fall back on the status.
     let body = br#"{"code":"Throttling.Something","message":"slow down"}"#;
     assert!(parse(Service::Native, 429, body, false, &[]).is_rate_limited());

@@ -88,6 +88,11 @@ pub struct Server {
 
 impl Server {
     pub async fn start(response: Canned) -> Self {
+        Self::sequence(vec![response]).await
+    }
+
+    /// The n-th connection gets the n-th answer; the last one answers every connection after.
+    pub async fn sequence(responses: Vec<Canned>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1");
@@ -95,8 +100,15 @@ impl Server {
         let captured = Arc::new(Mutex::new(Vec::new()));
         let log = captured.clone();
         tokio::spawn(async move {
+            let mut served = 0usize;
             while let Ok((mut socket, _)) = listener.accept().await {
-                let response = response.clone();
+                let Some(response) = responses
+                    .get(served.min(responses.len().saturating_sub(1)))
+                    .cloned()
+                else {
+                    return;
+                };
+                served += 1;
                 let log = log.clone();
                 tokio::spawn(async move {
                     if let Some(request) = read_request(&mut socket).await {
