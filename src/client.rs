@@ -86,16 +86,24 @@ impl Client {
             UploadCacheSetting::Memory => Some(UploadCache::new(None, margin)),
             UploadCacheSetting::Dir(dir) => Some(UploadCache::new(Some(dir.clone()), margin)),
         };
+        // Clients that keep their state in one folder (every `dashscope` command does) share
+        // the account's budgets of task queries and credential requests there.
+        let account = crate::cache::account_digest(&key, &base_url);
+        let budget_dir = match &config.upload_cache {
+            UploadCacheSetting::Dir(dir) => Some(dir.clone()),
+            _ => None,
+        };
+        let mut task_queries = RateLimiter::with_window(TASK_QUERIES_PER_SECOND, TASK_QUERY_WINDOW);
+        if let Some(dir) = &budget_dir {
+            task_queries = task_queries.shared_in(dir.clone(), "task-queries", account.clone());
+        }
         let inner = Inner {
             authorization,
             workspace,
             retry: config.retry,
             upload_local_files: config.upload_local_files,
             inline_below: config.inline_below,
-            task_queries: Arc::new(RateLimiter::with_window(
-                TASK_QUERIES_PER_SECOND,
-                TASK_QUERY_WINDOW,
-            )),
+            task_queries: Arc::new(task_queries),
             uploads: Arc::new(Uploads::new(UploadSettings {
                 retry: config.retry,
                 concurrency: config.upload_concurrency,
@@ -103,7 +111,8 @@ impl Client {
                 credential_margin: config.credential_margin,
                 allow_insecure_http: config.allow_insecure_http,
                 cache: cache.map(Arc::new),
-                account: crate::cache::account_digest(&key, &base_url),
+                account,
+                budget_dir,
                 observer: config.on_upload.clone(),
             })),
             key,

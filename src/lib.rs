@@ -17,6 +17,7 @@ pub struct DocsExamples;
 )]
 pub mod api;
 mod attempt;
+mod budget;
 pub mod cache;
 pub mod chat;
 mod client;

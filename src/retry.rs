@@ -84,11 +84,19 @@ impl RetryPolicy {
 
     /// The wait before retry number `retry` after `error`: the service's `Retry-After` when
     /// it names one; a per-minute token throttle waited out over about a minute; a burst or a
-    /// request throttle (and anything else) with the short exponential backoff, jittered.
-    pub(crate) fn wait_after(&self, retry: u32, error: &crate::Error) -> Duration {
-        match (error.throttle(), error.retry_after()) {
+    /// request throttle (and anything else) with the short exponential backoff, jittered. A
+    /// throttled read (`read_only`: a task query, a credential request) waits at least a second
+    /// (up to 1.5 s, jittered): the service counts those per second and per account, so an
+    /// earlier retry lands in the same full second.
+    pub(crate) fn wait_after(&self, retry: u32, error: &crate::Error, read_only: bool) -> Duration {
+        let wait = match (error.throttle(), error.retry_after()) {
             (Some(crate::Throttle::Tokens), None) => self.minute_throttle_wait.mul_f64(jitter()),
             (_, after) => self.backoff(retry, after),
+        };
+        if read_only && error.is_rate_limited() {
+            wait.max(Duration::from_secs(1).mul_f64(0.5 + jitter()))
+        } else {
+            wait
         }
     }
 
@@ -130,6 +138,19 @@ pub(crate) struct RateLimiter {
     per_second: u32,
     window: Duration,
     windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Where every process of the account takes its slots too, if the client keeps its state
+    /// on disk ([`crate::budget`]).
+    shared: Option<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: std::path::PathBuf,
+    /// What the slots are for, and whose (the account digest): part of the book's name.
+    name: &'static str,
+    account: String,
+    /// Said once: a book that cannot be used leaves the per-client limit alone.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl RateLimiter {
@@ -143,6 +164,49 @@ impl RateLimiter {
             per_second: per_window.max(1),
             window,
             windows: Mutex::default(),
+            shared: None,
+        }
+    }
+
+    /// The same limit, also kept for every process in `dir` (a client's cache directory):
+    /// `name` says what for, `account` whose.
+    pub(crate) fn shared_in(
+        mut self,
+        dir: std::path::PathBuf,
+        name: &'static str,
+        account: String,
+    ) -> Self {
+        self.shared = Some(Shared {
+            dir,
+            name,
+            account,
+            warned: std::sync::atomic::AtomicBool::new(false),
+        });
+        self
+    }
+
+    /// Takes a slot of the shared book, waiting for one; an unusable book is said once and
+    /// then left alone (the per-client limit still holds).
+    async fn acquire_shared(&self, shared: &Shared, key: &str) {
+        let path = crate::budget::book_path(&shared.dir, shared.name, &shared.account, key);
+        let budget = crate::budget::SharedBudget::new(path, self.per_second, self.window);
+        loop {
+            let taking = budget.clone();
+            match tokio::task::spawn_blocking(move || taking.try_take()).await {
+                Ok(Ok(Ok(_))) => return,
+                Ok(Ok(Err(wait))) => {
+                    // Jittered, so that processes waiting for the same slot do not wake in step.
+                    tokio::time::sleep(wait + Duration::from_millis(1).mul_f64(jitter() * 20.0))
+                        .await;
+                }
+                Ok(Err(e)) => {
+                    if !shared.warned.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "the shared rate budget cannot be used; this client paces itself alone");
+                    }
+                    return;
+                }
+                Err(_) => return,
+            }
         }
     }
 
@@ -161,13 +225,20 @@ impl RateLimiter {
                 }
                 if window.len() < self.per_second as usize {
                     window.push_back(now);
-                    return;
+                    None
+                } else {
+                    Some(window.front().map_or(Duration::ZERO, |first| {
+                        self.window.saturating_sub(now.duration_since(*first))
+                    }))
                 }
-                window.front().map_or(Duration::ZERO, |first| {
-                    self.window.saturating_sub(now.duration_since(*first))
-                })
             };
-            tokio::time::sleep(wait + Duration::from_millis(1)).await;
+            match wait {
+                Some(wait) => tokio::time::sleep(wait + Duration::from_millis(1)).await,
+                None => break,
+            }
+        }
+        if let Some(shared) = &self.shared {
+            self.acquire_shared(shared, model).await;
         }
     }
 }
@@ -218,7 +289,7 @@ mod tests {
             &[],
         );
         for retry in 1..=4 {
-            let wait = p.wait_after(retry, &tokens);
+            let wait = p.wait_after(retry, &tokens, false);
             assert!(
                 wait >= Duration::from_secs(10) && wait < Duration::from_secs(20),
                 "{wait:?}"
@@ -230,14 +301,20 @@ mod tests {
             "Allocated quota exceeded.",
             &[("retry-after", "3")],
         );
-        assert_eq!(p.wait_after(1, &told), Duration::from_secs(3));
+        assert_eq!(p.wait_after(1, &told, false), Duration::from_secs(3));
         // A burst and a request throttle: the short backoff.
         for (code, message) in [
             ("Throttling", "Request rate increased too quickly."),
             ("Throttling.RateQuota", "Requests rate limit exceeded."),
         ] {
-            let wait = p.wait_after(1, &throttled(code, message, &[]));
+            let wait = p.wait_after(1, &throttled(code, message, &[]), false);
             assert!(wait < Duration::from_millis(200), "{code}: {wait:?}");
+            // A throttled query or credential request: at least a second, jittered.
+            let read = p.wait_after(1, &throttled(code, message, &[]), true);
+            assert!(
+                read >= Duration::from_secs(1) && read < Duration::from_millis(1500),
+                "{code}: {read:?}"
+            );
         }
     }
 

@@ -197,7 +197,7 @@ pub(crate) async fn drive<A: Attempts>(
             }
             Step::Retry => {
                 let error = &failure.error;
-                let wait = retry.wait_after(attempts, error);
+                let wait = retry.wait_after(attempts, error, manner.repeat == Repeat::Safe);
                 tracing::warn!(error = %error, attempt = attempts, ?wait, "request failed, retrying");
                 tokio::time::sleep(wait).await;
             }

@@ -26,6 +26,8 @@ pub(crate) struct UploadSettings {
     pub account: String,
     /// Who is told what the uploads do ([`crate::Config::on_upload`]).
     pub observer: Option<crate::Callback<crate::UploadEvent>>,
+    /// Where every process of the account shares the credential budget, if anywhere.
+    pub budget_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for UploadSettings {
@@ -52,7 +54,14 @@ pub(crate) struct Uploads {
 impl Uploads {
     pub(crate) fn new(settings: UploadSettings) -> Self {
         Self {
-            limiter: RateLimiter::new(settings.credential_rate),
+            limiter: match &settings.budget_dir {
+                Some(dir) => RateLimiter::new(settings.credential_rate).shared_in(
+                    dir.clone(),
+                    "credentials",
+                    settings.account.clone(),
+                ),
+                None => RateLimiter::new(settings.credential_rate),
+            },
             settings,
             slots: Mutex::default(),
         }

@@ -188,6 +188,7 @@ pub(crate) fn check_credential(data: crate::api::types::UploadPolicy) -> Result<
         cache: None,
         account: String::new(),
         observer: None,
+        budget_dir: None,
     };
     let credential = credential_from(data, Instant::now(), &settings)?;
     let _ = credential.claim_key("fuzz.png");
@@ -218,6 +219,7 @@ mod tests {
             cache: None,
             account: String::new(),
             observer: None,
+            budget_dir: None,
         }
     }
 
