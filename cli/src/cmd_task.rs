@@ -13,7 +13,7 @@ use dashscope_oss::task::{Task, TaskFilter, TaskState, WaitOptions};
 use dashscope_oss::{Client, Error};
 
 use crate::Global;
-use crate::exit::{EXIT_OK, EXIT_USAGE, exit_code, report};
+use crate::exit::{EXIT_OK, EXIT_SOFTWARE, EXIT_USAGE, exit_code, report};
 
 /// What every task command shares.
 #[derive(Args, Debug, Clone)]
@@ -529,20 +529,33 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
             }
             match client.list_tasks(&filter).await {
                 Ok(list) => {
-                    if json {
-                        println!(
-                            "{}",
+                    // Written, not printed: a closed stdout is an error said on stderr, never a
+                    // panic.
+                    let text = if json {
+                        format!(
+                            "{}\n",
                             serde_json::to_string_pretty(&list).unwrap_or_default()
-                        );
+                        )
                     } else {
-                        for t in list.tasks() {
-                            println!(
-                                "{}\t{}\t{}",
-                                t.task_id.as_deref().unwrap_or("?"),
-                                t.task_status.as_deref().unwrap_or("?"),
-                                t.submit_time.as_deref().unwrap_or("")
-                            );
-                        }
+                        list.tasks()
+                            .iter()
+                            .map(|t| {
+                                format!(
+                                    "{}\t{}\t{}\n",
+                                    t.task_id.as_deref().unwrap_or("?"),
+                                    t.task_status.as_deref().unwrap_or("?"),
+                                    t.submit_time.as_deref().unwrap_or("")
+                                )
+                            })
+                            .collect()
+                    };
+                    let mut stdout = std::io::stdout().lock();
+                    if let Err(e) = stdout
+                        .write_all(text.as_bytes())
+                        .and_then(|()| stdout.flush())
+                    {
+                        eprintln!("dashscope: cannot write the task list: {e}");
+                        return EXIT_SOFTWARE;
                     }
                     EXIT_OK
                 }
