@@ -100,6 +100,7 @@ impl Client {
         let inner = Inner {
             authorization,
             workspace,
+            region: config.region,
             retry: config.retry,
             upload_local_files: config.upload_local_files,
             inline_below: config.inline_below,

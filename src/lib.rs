@@ -28,6 +28,7 @@ pub mod error;
 pub mod fuzzing;
 mod media;
 mod naming;
+mod region;
 mod report;
 mod retry;
 mod secret;

@@ -54,6 +54,50 @@ async fn missing_key_answer_is_invalid_api_key() {
     assert!(!err.is_retryable());
 }
 
+/// A credential refused in a region where the temporary storage is not documented says so
+/// (issue #18): the key may be right, the storage is not there. The same refusal for a client of
+/// Beijing or Singapore stays `InvalidApiKey`.
+#[tokio::test]
+async fn a_credential_refused_outside_the_storage_regions_names_the_region() {
+    use dashscope_oss::{Client, Config, Region};
+    let refusal =
+        r#"{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"rq-9"}"#;
+    for region in Region::ALL {
+        let server = Server::start(Canned::json(401, refusal)).await;
+        // The region first: a later base URL wins the address, the region stays the client's.
+        let client = Client::new(
+            Config::new()
+                .api_key(TEST_KEY)
+                .region(region)
+                .base_url(&server.url),
+        )
+        .expect("client");
+        let err = client
+            .upload_policy("qwen-vl-plus")
+            .await
+            .expect_err("refused");
+        assert_eq!(err.request_id(), Some("rq-9"), "{region}");
+        assert_eq!(err.status(), Some(401), "{region}");
+        assert!(!err.is_retryable(), "{region}");
+        if region.has_temporary_storage() {
+            assert!(matches!(err, Error::InvalidApiKey(_)), "{region}: {err:?}");
+        } else {
+            match &err {
+                Error::StorageNotInRegion { region: named, .. } => assert_eq!(*named, region),
+                other => panic!("{region}: {other:?}"),
+            }
+            let text = err.to_string();
+            assert!(
+                text.contains("documented only in China (Beijing) and Singapore"),
+                "{text}"
+            );
+            assert!(text.contains(&format!("region {region}")), "{text}");
+        }
+    }
+    assert!(Region::Beijing.has_temporary_storage() && Region::Singapore.has_temporary_storage());
+    assert!(!Region::Frankfurt.has_temporary_storage());
+}
+
 #[tokio::test]
 async fn compatible_invalid_url_hints_at_the_header() {
     let err = chat_error(Canned::json(400, r#"{"error":{"message":"InternalError.Algo.InvalidParameter: The provided URL does not appear to be valid. Ensure it is correctly formatted.","type":"invalid_request_error","param":null,"code":"invalid_parameter_error"},"request_id":"rq-3"}"#)).await;

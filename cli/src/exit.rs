@@ -29,6 +29,7 @@ pub const EXIT_SOFTWARE: u8 = 70;
 pub fn exit_code(e: &Error) -> u8 {
     match e {
         Error::InvalidApiKey(_)
+        | Error::StorageNotInRegion { .. }
         | Error::MissingApiKey
         | Error::AccessDenied(_)
         | Error::Arrearage(_) => EXIT_AUTH,
@@ -56,6 +57,9 @@ pub(crate) fn hint(e: &Error) -> Option<&'static str> {
         Error::MissingApiKey => "set DASHSCOPE_API_KEY (or try --emulator)",
         Error::InvalidApiKey(_) => {
             "check DASHSCOPE_API_KEY; keys work only in their own region (--region)"
+        }
+        Error::StorageNotInRegion { .. } => {
+            "upload with a key of beijing or singapore (--region), or send a public URL instead of the file"
         }
         Error::RateLimited(_) => match e.throttle() {
             Some(Throttle::Tokens) => {

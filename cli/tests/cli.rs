@@ -660,3 +660,55 @@ async fn a_token_throttle_is_waited_out_and_a_used_up_free_tier_is_not() {
     assert!(stderr.contains("waiting will not help"), "{stderr}");
     assert_eq!(free.requests().len(), 1);
 }
+
+/// `DASHSCOPE_API_REGION=us` (beside a base URL, which wins the address) and a refused credential: the error says the storage is not documented there
+/// and the hint names the regions that have it (exit 3, as for a key refused). The same refusal
+/// in Beijing stays "invalid API key".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credential_refused_outside_the_storage_regions_names_them() {
+    let refusal =
+        r#"{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"r-3"}"#;
+    for (region, storage) in [("us", false), ("beijing", true)] {
+        let server = support::Server::start(support::Canned::json(401, refusal)).await;
+        let url = server.url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_dashscope"))
+                .args([
+                    "oss",
+                    "upload",
+                    "--model",
+                    "qwen-vl-plus",
+                    "-f",
+                    "tests/fixtures/cat.png",
+                ])
+                .env("DASHSCOPE_API_KEY", support::TEST_KEY)
+                .env("DASHSCOPE_API_REGION", region)
+                .env("DASHSCOPE_BASE_URL", &url)
+                .env_remove("DASHSCOPE_HTTP_BASE_URL")
+                .env_remove("DASHSCOPE_WORKSPACE_ID")
+                .env_remove("RUST_LOG")
+                .env("XDG_CACHE_HOME", support::fresh_cache_home())
+                .output()
+                .expect("run dashscope")
+        })
+        .await
+        .expect("joined");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(out.stdout.is_empty());
+        if storage {
+            assert!(stderr.contains("invalid API key"), "{stderr}");
+        } else {
+            assert!(
+                stderr.contains("documented only in China (Beijing) and Singapore"),
+                "{stderr}"
+            );
+            assert!(stderr.contains("--region"), "{stderr}");
+        }
+        assert_eq!(
+            server.requests().len(),
+            1,
+            "{region}: a refusal is not repeated"
+        );
+    }
+}

@@ -44,7 +44,13 @@ async fn thirty_cli_waits_share_the_accounts_twenty_queries_a_second() {
             .input(types::ImageSynthesisInput::builder().prompt(Some(format!("a cat, take {i}"))))
             .try_into()
             .expect("request");
-        ids.push(client.submit_image_synthesis(&body).await.expect("submit").id);
+        ids.push(
+            client
+                .submit_image_synthesis(&body)
+                .await
+                .expect("submit")
+                .id,
+        );
     }
     let before = emulator.stats().task_queries;
     let cache = std::env::temp_dir().join(format!(

@@ -207,6 +207,19 @@ pub enum Error {
     /// 401 `InvalidApiKey`: the key is wrong, revoked, of another region, or was not sent.
     #[error("invalid API key: {0}")]
     InvalidApiKey(ApiError),
+    /// An upload credential refused as `InvalidApiKey` or `AccessDenied` by a client set to a
+    /// region where the temporary storage is not documented
+    /// ([`Region::has_temporary_storage`](crate::Region::has_temporary_storage)): the key may be
+    /// right and the storage absent there. Use a key of China (Beijing) or Singapore for files.
+    #[error(
+        "the temporary storage is documented only in China (Beijing) and Singapore, and this client is set to region {region}: {error}"
+    )]
+    StorageNotInRegion {
+        /// The client's region.
+        region: crate::region::Region,
+        /// The service's refusal.
+        error: ApiError,
+    },
     /// 429 that waiting cures: too many requests (`Throttling`, `Throttling.RateQuota`), too
     /// many tokens in the minute (`Throttling.AllocationQuota`, compatible `insufficient_quota`),
     /// or a burst; [`Error::throttle`] tells which. The upload credential API allows 100
@@ -429,7 +442,8 @@ impl Error {
             | ServerError(e)
             | UnsupportedOperation(e)
             | Api(e)
-            | TaskFailed { error: e, .. } => Some(e),
+            | TaskFailed { error: e, .. }
+            | StorageNotInRegion { error: e, .. } => Some(e),
             MayHaveSubmitted(inner) => inner.api_error(),
             Decode(_)
             | MissingApiKey

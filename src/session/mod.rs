@@ -21,6 +21,9 @@ pub struct Inner {
     pub(crate) authorization: HeaderValue,
     /// `X-DashScope-WorkSpace`, when the client names a workspace.
     pub(crate) workspace: Option<HeaderValue>,
+    /// The region the client is set to (the default when only a base URL was given): a
+    /// refused credential names it where the temporary storage is not documented.
+    pub(crate) region: crate::region::Region,
     pub(crate) retry: RetryPolicy,
     pub(crate) uploads: Arc<Uploads>,
     pub(crate) upload_local_files: bool,

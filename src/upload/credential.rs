@@ -29,9 +29,17 @@ impl Uploader<'_> {
             .send();
         // A credential body holds the policy, its signature and the access key id: if it cannot
         // be decoded, say why but never quote it.
+        let region = self.api.inner().region;
         crate::transport::run(&self.api.inner().key, call)
             .await
             .map_err(|e| match e {
+                // Keys of another region, or a region without the storage, answer 401
+                // (`../shared/reference/live-service.md`, "Regions").
+                Error::InvalidApiKey(error) | Error::AccessDenied(error)
+                    if !region.has_temporary_storage() =>
+                {
+                    Error::StorageNotInRegion { region, error }
+                }
                 Error::Decode(d) => Error::decode(
                     d.status(),
                     d.reason(),
