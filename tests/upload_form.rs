@@ -195,3 +195,107 @@ async fn a_failed_credential_fails_the_waiting_uploads_once() {
     // One credential request and its one retry, for twenty uploads.
     assert_eq!(api.requests().len(), 2);
 }
+
+/// An upload host that answers 200 as soon as it has the request's head, and never reads the
+/// body: 0 bytes of the file arrived. 32 MiB cannot fit in the sockets' buffers, so the answer
+/// always comes before the last byte was handed over.
+async fn answers_before_reading() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match socket.read(&mut byte).await {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let _ = socket
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nx-oss-request-id: EARLY\r\n\r\n",
+                )
+                .await;
+            // Held open, never read: the client's writes stall.
+            held.push(socket);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_200_before_the_body_arrived_is_not_an_upload() {
+    let (oss, server) = answers_before_reading().await;
+    let api = Server::start(Canned::json(200, &policy_json(&oss))).await;
+    let err = client(&api.url)
+        .upload(
+            "qwen-vl-plus",
+            UploadSource::bytes("big.mp4", vec![7u8; 32 * 1024 * 1024]),
+        )
+        .await
+        .expect_err("an answer before the file is no upload");
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("before the whole file was sent"),
+        "{err}"
+    );
+    assert!(!err.is_retryable(), "{err}");
+    server.abort();
+}
+
+/// A 200 page that is not OSS's answer (an admin page, the API host), and a 200 whose ETag is
+/// not the MD5 of what was sent: neither is an upload. The emulator's answers (ETag = MD5, as
+/// OSS documents) are, which every emulator test shows.
+#[tokio::test]
+async fn a_200_that_oss_would_not_send_is_not_an_upload() {
+    let page = Server::start(Canned::raw(
+        200,
+        "text/html",
+        "<html><body>Admin console</body></html>",
+    ))
+    .await;
+    let wrong_etag = Server::start(
+        Canned::raw(200, "text/plain", "")
+            .header("etag", "\"0123456789ABCDEF0123456789ABCDEF\"")
+            .header("x-oss-request-id", "OSSREQ2"),
+    )
+    .await;
+    let no_content = Server::start(Canned::raw(204, "text/plain", "")).await;
+    for (oss, says) in [
+        (&page.url, "carried a body"),
+        (&wrong_etag.url, "is not the MD5 of what was sent"),
+        (&no_content.url, "not the 200 the form asked for"),
+    ] {
+        let api = Server::start(Canned::json(200, &policy_json(oss))).await;
+        let err = client(&api.url)
+            .upload(
+                "qwen-vl-plus",
+                UploadSource::bytes("a.png", b"png".to_vec()),
+            )
+            .await
+            .expect_err(says);
+        assert!(matches!(err, Error::Decode(_)), "{says}: {err:?}");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    // The right MD5 of "png", in OSS's upper case or in lower case, is an upload.
+    for etag in [
+        "\"BFF139FA05AC583F685A523AB3D110A0\"",
+        "bff139fa05ac583f685a523ab3d110a0",
+    ] {
+        let oss = Server::start(Canned::raw(200, "text/plain", "").header("etag", etag)).await;
+        let api = Server::start(Canned::json(200, &policy_json(&oss.url))).await;
+        let file = client(&api.url)
+            .upload(
+                "qwen-vl-plus",
+                UploadSource::bytes("a.png", b"png".to_vec()),
+            )
+            .await
+            .expect(etag);
+        assert!(file.url.starts_with("oss://"), "{file:?}");
+    }
+}

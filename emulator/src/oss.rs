@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
 use base64::Engine;
+use md5::Digest;
 use tokio::io::AsyncWriteExt;
 
 use super::media::{self, HEAD_LEN};
@@ -214,6 +215,8 @@ struct Incoming {
     head: Vec<u8>,
     size: u64,
     digest: ring::digest::Context,
+    /// OSS's ETag of an object stored by PostObject is its content's MD5.
+    md5: md5::Md5,
 }
 
 impl Incoming {
@@ -230,12 +233,14 @@ impl Incoming {
             head: Vec::new(),
             size: 0,
             digest: ring::digest::Context::new(&ring::digest::SHA256),
+            md5: md5::Md5::new(),
         })
     }
 
     async fn write(&mut self, chunk: &[u8]) -> Result<(), OssError> {
         self.size += chunk.len() as u64;
         self.digest.update(chunk);
+        self.md5.update(chunk);
         if self.head.len() < HEAD_LEN {
             let take = chunk.len().min(HEAD_LEN - self.head.len());
             self.head.extend_from_slice(&chunk[..take]);
@@ -249,7 +254,8 @@ impl Incoming {
         }
     }
 
-    async fn finish(mut self) -> Result<(ObjectBody, Vec<u8>, u64, String), OssError> {
+    /// The object, the head of the form, its size, and its SHA-256 and MD5 (hex).
+    async fn finish(mut self) -> Result<(ObjectBody, Vec<u8>, u64, String, String), OssError> {
         let body = match (self.file.take(), self.path.take()) {
             (Some(mut file), Some(path)) => {
                 file.flush().await.map_err(internal)?;
@@ -262,7 +268,8 @@ impl Incoming {
             }
         };
         let digest = state::hex(self.digest.clone().finish().as_ref());
-        Ok((body, std::mem::take(&mut self.head), self.size, digest))
+        let md5 = state::hex(&self.md5.clone().finalize());
+        Ok((body, std::mem::take(&mut self.head), self.size, digest, md5))
     }
 }
 
@@ -401,7 +408,7 @@ async fn receive(
         return Err(internal("injected fault"));
     }
 
-    let (body, head, size, sha256) = incoming.finish().await?;
+    let (body, head, size, sha256, md5) = incoming.finish().await?;
     let now = state.clock.now();
     let kind = media::sniff(&head);
     let tokens = kind.map_or(0, |(k, _)| media::tokens(k, &head, size));
@@ -448,7 +455,8 @@ async fn receive(
     }
 
     let request_id = oss_request_id(state);
-    let etag = format!("\"{}\"", sha256[..32].to_ascii_uppercase());
+    // As OSS documents it for PostObject and PutObject: the content's MD5, upper-case, quoted.
+    let etag = format!("\"{}\"", md5.to_ascii_uppercase());
     let mut response = match form.success_status {
         201 => {
             let location = format!("{}/{}", state.oss_url, form.key);

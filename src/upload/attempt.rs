@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::Uploader;
 use super::batch::Tally;
-use super::form::{Feed, Hasher, Sent, form_request, not_redirected, stored};
+use super::form::{Feed, Hasher, Proof, Sent, form_request, not_redirected, prove_stored, stored};
 use super::lock_plain;
 use super::source::source_error;
 use crate::UploadSource;
@@ -51,6 +51,7 @@ impl Uploader<'_> {
             hash,
             current: None,
             hasher: None,
+            proof: None,
             posts: 0,
             first_sent: SystemTime::now(),
         };
@@ -76,6 +77,8 @@ struct FormPost<'u, 'a> {
     current: Option<(Arc<Credential>, String)>,
     /// The running hash of the last attempt's file bytes.
     hasher: Option<Hasher>,
+    /// What the last attempt can prove of its answer.
+    proof: Option<Arc<Proof>>,
     /// Form POSTs made.
     posts: u32,
     /// When the first POST of the current key was sent: the object, if stored, was stored
@@ -140,10 +143,13 @@ impl Attempts for FormPost<'_, '_> {
                 &ring::digest::SHA256,
             ))))
         });
+        let proof = Proof::new(self.size);
+        self.proof = Some(proof.clone());
         let feed = Feed {
             index: self.index,
             tally: self.tally.as_ref(),
             hasher: self.hasher.clone(),
+            proof,
         };
         let request = form_request(
             self.uploader.http(),
@@ -168,13 +174,21 @@ impl Attempts for FormPost<'_, '_> {
                 "upload ended without an outcome".to_owned(),
             ));
         };
-        let request_id = match &answer {
-            Some(response) => stored(response),
+        // Whether this POST stored the object (not a same-key repeat that found it).
+        let answered = answer.is_some();
+        let request_id = match answer {
+            Some(response) => {
+                let request_id = stored(&response);
+                if let Some(proof) = &self.proof {
+                    prove_stored(response, proof).await?;
+                }
+                request_id
+            }
             // A same-key repeat found the object: stored by an earlier POST.
             None => None,
         };
         if let (Some(out), Some(hasher)) = (&self.hash, self.hasher.take())
-            && answer.is_some()
+            && answered
             && let Some(context) = lock_plain(&hasher).take()
         {
             *lock_plain(out) = Some(crate::cache::hex(context.finish().as_ref()));
@@ -193,6 +207,9 @@ impl Attempts for FormPost<'_, '_> {
     }
 
     fn check_answer(&self, response: &reqwest::Response) -> Result<()> {
+        if let Some(proof) = &self.proof {
+            proof.note_answer();
+        }
         match &self.current {
             Some((credential, _)) => not_redirected(credential, response),
             None => Ok(()),

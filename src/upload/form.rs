@@ -1,7 +1,7 @@
 //! One PostObject form POST: the documented fields in order, `file` last, the body streamed from
 //! the source with its length known up front.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -32,6 +32,7 @@ pub(super) async fn form_request(
         index,
         tally,
         hasher,
+        proof,
     } = feed;
     let content_type = content_type(&source.name);
     let fields: [(&str, &str); 8] = [
@@ -54,17 +55,25 @@ pub(super) async fn form_request(
     if let Some(t) = tally {
         t.restart(index);
     }
+    let watched = proof.clone();
     let body = file_stream(reader, size, index, tally.cloned()).map(move |chunk| {
-        if let (Ok(bytes), Some(hasher)) = (&chunk, &hasher)
-            && let Some(context) = lock_plain(hasher).as_mut()
-        {
-            context.update(bytes);
+        if let Ok(bytes) = &chunk {
+            if let Some(hasher) = &hasher
+                && let Some(context) = lock_plain(hasher).as_mut()
+            {
+                context.update(bytes);
+            }
+            watched.saw(bytes);
         }
         chunk.map_err(std::io::Error::other)
     });
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(head) })
         .chain(body)
-        .chain(futures_util::stream::once(async move { Ok(tail) }));
+        // Taken only once every byte of the file was handed to the connection.
+        .chain(futures_util::stream::once(async move {
+            proof.whole_sent();
+            Ok(tail)
+        }));
     http.post(credential.upload_host.clone())
         .header(
             reqwest::header::CONTENT_TYPE,
@@ -102,11 +111,113 @@ pub(super) fn stored(response: &reqwest::Response) -> Option<String> {
     request_id
 }
 
-/// Who watches the bytes of a POST go out: the batch's progress, and the content's hash.
+/// Who watches the bytes of a POST go out: the batch's progress, the content's hash, and the
+/// proof that the storage's answer is for all of it.
 pub(super) struct Feed<'a> {
     pub(super) index: usize,
     pub(super) tally: Option<&'a Arc<Tally>>,
     pub(super) hasher: Option<Hasher>,
+    pub(super) proof: Arc<Proof>,
+}
+
+/// Up to this size a POST's MD5 is computed as it is sent, to check OSS's `ETag` against it:
+/// MD5 runs at a few hundred MB/s on one core, which a transfer over the internet never
+/// notices, but above this a loopback or LAN upload would (docs/decisions.md, "A success is
+/// proven").
+pub(crate) const ETAG_CHECK_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// What one POST can prove of its answer: that the whole body was handed to the connection
+/// before the answer came, and the MD5 of the file's bytes (small files).
+pub(super) struct Proof {
+    whole: AtomicBool,
+    /// Whether `whole` was already true when the answer's head arrived.
+    answered_whole: AtomicBool,
+    md5: Mutex<Option<md5::Md5>>,
+}
+
+impl Proof {
+    pub(super) fn new(size: u64) -> Arc<Self> {
+        Arc::new(Self {
+            whole: AtomicBool::new(false),
+            answered_whole: AtomicBool::new(false),
+            md5: Mutex::new((size <= ETAG_CHECK_LIMIT).then(<md5::Md5 as md5::Digest>::new)),
+        })
+    }
+
+    fn saw(&self, bytes: &[u8]) {
+        if let Some(md5) = lock_plain(&self.md5).as_mut() {
+            md5::Digest::update(md5, bytes);
+        }
+    }
+
+    fn whole_sent(&self) {
+        self.whole.store(true, Ordering::Release);
+    }
+
+    /// Called when the answer's head arrives: whether the last byte had been handed over then.
+    pub(super) fn note_answer(&self) {
+        let whole = self.whole.load(Ordering::Acquire);
+        self.answered_whole.store(whole, Ordering::Release);
+    }
+
+    /// The file's MD5 in upper-case hex, as OSS writes its ETag; `None` above the limit.
+    fn md5_hex(&self) -> Option<String> {
+        lock_plain(&self.md5).take().map(|md5| {
+            md5::Digest::finalize(md5)
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect()
+        })
+    }
+}
+
+/// How much of a form POST's success body is read: OSS answers `success_action_status=200`
+/// with an empty one (`../shared/reference/protocol.md`).
+const SUCCESS_BODY_LIMIT: usize = 4096;
+
+/// A 2xx of a form POST counts only in the shape OSS answers it: the status asked for
+/// (`success_action_status=200`), sent after the whole body was handed over, with an empty
+/// body, and an `ETag` that is the content's MD5 where both are known. Anything else is a host
+/// that did not store the file (an admin page, the API host, a proxy) or answered before it
+/// had it all: never an uploaded file.
+pub(super) async fn prove_stored(response: reqwest::Response, proof: &Proof) -> Result<()> {
+    let status = response.status().as_u16();
+    let refuse = |reason: String| Err(Error::decode(Some(status), reason, &[], None));
+    if !proof.answered_whole.load(Ordering::Acquire) {
+        return refuse(
+            "the storage answered before the whole file was sent: nothing can be known to have been stored"
+                .to_owned(),
+        );
+    }
+    if status != 200 {
+        return refuse(format!(
+            "the storage answered {status}, not the 200 the form asked for"
+        ));
+    }
+    let etag = response
+        .headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_matches('"').to_ascii_uppercase());
+    let (body, _) = crate::transport::read_limited(response, SUCCESS_BODY_LIMIT)
+        .await
+        .map_err(Error::from_reqwest)?;
+    if !body.is_empty() {
+        return refuse(format!(
+            "the storage's 200 carried a body ({} bytes or more), which OSS's does not: not an OSS upload host",
+            body.len()
+        ));
+    }
+    if let (Some(etag), Some(md5)) = (etag, proof.md5_hex())
+        && etag.len() == 32
+        && etag.bytes().all(|b| b.is_ascii_hexdigit())
+        && etag != md5
+    {
+        return refuse(format!(
+            "the storage's ETag {etag} is not the MD5 of what was sent ({md5})"
+        ));
+    }
+    Ok(())
 }
 
 /// Where the SHA-256 of what a POST sent is left (hex), once it stored the object.
