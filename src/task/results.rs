@@ -115,18 +115,44 @@ impl Client {
     /// beside it that is renamed when complete: an interrupted download leaves no partial file
     /// under `path`. `progress` is told the bytes written and the length, when announced. Result
     /// URLs last 24 hours. Returns the bytes written.
+    ///
+    /// A download is complete only when its end is known: the announced `Content-Length`
+    /// reached, or a chunked body's last chunk; a close-delimited answer is refused. A `path`
+    /// that is a character device (`/dev/null`), or a pipe named through `/dev/` (`/dev/stdout`),
+    /// is written in place; any other existing thing that is not a regular file (a directory, a
+    /// FIFO by its own path) is refused before anything is fetched, never replaced.
     pub async fn download(
         &self,
         url: &str,
         path: &Path,
         progress: Option<crate::Callback<crate::Transfer>>,
     ) -> Result<u64> {
-        let response = self.fetch(url).await?;
-        let total = response.content_length();
         let io = |source| Error::Io {
             path: Some(path.to_path_buf()),
             source,
         };
+        let target = Target::of(path).await.map_err(io)?;
+        let response = self.fetch(url).await?;
+        let total = response.content_length();
+        if total.is_none() && !chunked(&response) {
+            // Close-delimited: a connection cut half-way ends it just as the last byte does.
+            return Err(Error::decode(
+                Some(response.status().as_u16()),
+                "the result's length is unknown (no Content-Length, not chunked): a download cut short could not be told from a whole one",
+                &[],
+                None,
+            ));
+        }
+        if target == Target::InPlace {
+            // A device the caller named (`/dev/stdout`, `/dev/null`): nothing to rename, and a
+            // write error (`/dev/full`) is the caller's to see.
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .await
+                .map_err(io)?;
+            return copy_body(response, &mut file, path, total, progress).await;
+        }
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let partial = Partial(path.with_file_name(format!(
             ".{}.{}-{}.part",
@@ -136,36 +162,103 @@ impl Client {
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         )));
         let mut file = tokio::fs::File::create(&partial.0).await.map_err(io)?;
-        let mut written = 0u64;
-        let mut body = response.bytes_stream();
-        let copied: Result<()> = async {
-            while let Some(chunk) = body.next().await {
-                // Without the URL: its query is the link's signature.
-                let chunk = chunk.map_err(|e| Error::from_reqwest(e.without_url()))?;
-                file.write_all(&chunk).await.map_err(io)?;
-                written += chunk.len() as u64;
-                if let Some(report) = &progress {
-                    report(&crate::Transfer { written, total });
-                }
-            }
-            file.flush().await.map_err(io)?;
-            Ok(())
-        }
-        .await;
+        let copied = copy_body(response, &mut file, path, total, progress).await;
         drop(file);
-        copied?;
-        if let Some(total) = total.filter(|t| *t != written) {
-            return Err(Error::decode(
-                Some(200),
-                format!("the download ended after {written} of {total} bytes"),
-                &[],
-                None,
-            ));
-        }
+        let written = copied?;
         tokio::fs::rename(&partial.0, path).await.map_err(io)?;
         partial.keep();
         Ok(written)
     }
+}
+
+/// Streams a result's body into `file`; the bytes written, once they are as many as announced.
+async fn copy_body(
+    response: reqwest::Response,
+    file: &mut tokio::fs::File,
+    path: &Path,
+    total: Option<u64>,
+    progress: Option<crate::Callback<crate::Transfer>>,
+) -> Result<u64> {
+    let io = |source| Error::Io {
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    let mut written = 0u64;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        // Without the URL: its query is the link's signature.
+        let chunk = chunk.map_err(|e| Error::from_reqwest(e.without_url()))?;
+        file.write_all(&chunk).await.map_err(io)?;
+        written += chunk.len() as u64;
+        if let Some(report) = &progress {
+            report(&crate::Transfer { written, total });
+        }
+    }
+    file.flush().await.map_err(io)?;
+    if let Some(total) = total.filter(|t| *t != written) {
+        return Err(Error::decode(
+            Some(200),
+            format!("the download ended after {written} of {total} bytes"),
+            &[],
+            None,
+        ));
+    }
+    Ok(written)
+}
+
+/// How a download reaches its path.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    /// A new or regular file: through a temporary file renamed into place.
+    Replace,
+    /// A character device (`/dev/null`, a terminal), or a pipe or socket named through `/dev/`
+    /// or `/proc/` (`/dev/stdout` in a pipeline): written in place, never replaced.
+    InPlace,
+}
+
+impl Target {
+    /// Refuses any other existing thing (a directory, a block device, a FIFO or socket named
+    /// by its own path): renaming over it would replace it, writing into it is not a download.
+    async fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = match tokio::fs::metadata(path).await {
+            Ok(meta) => meta.file_type(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Target::Replace),
+            Err(e) => return Err(e),
+        };
+        let named_stream = path.starts_with("/dev/") || path.starts_with("/proc/");
+        if kind.is_file() {
+            Ok(Target::Replace)
+        } else if kind.is_char_device() || (named_stream && (kind.is_fifo() || kind.is_socket())) {
+            Ok(Target::InPlace)
+        } else {
+            Err(std::io::Error::other(format!(
+                "{} exists and is not a regular file (a {}): it is neither replaced nor written into",
+                path.display(),
+                if kind.is_dir() {
+                    "directory"
+                } else if kind.is_block_device() {
+                    "block device"
+                } else if kind.is_fifo() {
+                    "FIFO"
+                } else if kind.is_socket() {
+                    "socket"
+                } else {
+                    "special file"
+                }
+            )))
+        }
+    }
+}
+
+/// Whether the body is chunked: its end is a zero-length chunk, so a cut-off transfer fails.
+fn chunked(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get_all(reqwest::header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("chunked"))
 }
 
 /// A download's temporary file, removed when the download fails or is dropped half-way.

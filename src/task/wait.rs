@@ -12,8 +12,10 @@ impl Client {
     /// [`Client::wait_task`] for typed ends.
     pub async fn get_task(&self, task_id: &str) -> Result<types::TaskResponse> {
         check_id(task_id)?;
-        self.call(self.api().get_task().task_id(task_id).send())
-            .await
+        let answer = self
+            .call(self.api().get_task().task_id(task_id).send())
+            .await?;
+        answer_for(task_id, answer)
     }
 
     /// Cancels a task that is still `PENDING`; any other state is
@@ -133,5 +135,26 @@ impl Client {
             tokio::time::sleep(pause).await;
             interval = next_interval(interval, options.max_interval);
         }
+    }
+}
+
+/// A query's answer is only an answer about the task asked, and only with its state: an answer
+/// naming another task (a confused proxy or cache) would hand over another task's results, and
+/// one without `task_status` would be waited on forever.
+fn answer_for(task_id: &str, answer: types::TaskResponse) -> Result<types::TaskResponse> {
+    let refuse = |reason: String| {
+        Err(Error::decode(
+            Some(200),
+            reason,
+            &[],
+            answer.request_id.clone(),
+        ))
+    };
+    match (&answer.output.task_id, &answer.output.task_status) {
+        (Some(other), _) if other != task_id => {
+            refuse(format!("the answer is for task {other}, not {task_id}"))
+        }
+        (_, None) => refuse(format!("the answer for task {task_id} has no task_status")),
+        _ => Ok(answer),
     }
 }

@@ -148,7 +148,7 @@ impl Server {
     }
 }
 
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Captured> {
+pub async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Captured> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -210,4 +210,25 @@ pub fn fresh_cache_home() -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a cache home");
     dir
+}
+
+/// A hostile server on 127.0.0.1: every connection is handed to `serve` as it is (read the
+/// request with [`read_request`], then write whatever bytes, at whatever pace). Returns the
+/// base URL.
+pub async fn scripted<F, Fut>(serve: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let serve = Arc::new(serve);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(serve(socket));
+        }
+    });
+    url
 }
