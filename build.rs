@@ -104,6 +104,33 @@ fn operation_tables(spec: &openapiv3::OpenAPI) -> Result<String, String> {
             "\n/// {doc}\npub const {name}: &[&str] = &{ids:?};\n"
         ));
     }
+    // `x-dashscope-answer-limit: N`: the most bytes a success answer of the operation may have
+    // (read within the call's deadline; more is an error). Unmarked operations get the default.
+    let mut limits: Vec<(String, u64)> = Vec::new();
+    for (path, method, op) in spec.operations() {
+        match op.extensions.get("x-dashscope-answer-limit") {
+            None => {}
+            Some(serde_json::Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {
+                if let (Some(id), Some(n)) = (&op.operation_id, n.as_u64()) {
+                    limits.push((id.clone(), n));
+                }
+            }
+            Some(other) => {
+                return Err(format!(
+                    "{SPEC}: {method} {path}: x-dashscope-answer-limit must be a positive byte count, not {other}"
+                ));
+            }
+        }
+    }
+    limits.sort();
+    let rows = limits
+        .iter()
+        .map(|(id, n)| format!("({id:?}, {n})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    tables.push_str(&format!(
+        "\n/// Answer limits in bytes (`x-dashscope-answer-limit` in the spec).\npub const ANSWER_LIMITS: &[(&str, usize)] = &[{rows}];\n"
+    ));
     Ok(tables)
 }
 

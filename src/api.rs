@@ -5,6 +5,18 @@
 
 include!(concat!(env!("OUT_DIR"), "/codegen.rs"));
 
+/// The most bytes of a success answer of an operation the spec does not mark: a chat answer,
+/// a task or a list is kilobytes; an embedding of many inputs a few megabytes.
+pub const DEFAULT_ANSWER_LIMIT: usize = 32 * 1024 * 1024;
+
+/// The most bytes a success answer of `operation_id` may have.
+pub(crate) fn success_limit(operation_id: &str) -> usize {
+    ANSWER_LIMITS
+        .iter()
+        .find(|(id, _)| *id == operation_id)
+        .map_or(DEFAULT_ANSWER_LIMIT, |(_, n)| *n)
+}
+
 impl types::FlexibleInteger {
     /// The value as a number, whether it was sent as a number or as a decimal string.
     /// `None` for a negative number or a string that is not a decimal integer.

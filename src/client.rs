@@ -101,6 +101,7 @@ impl Client {
             authorization,
             workspace,
             region: config.region,
+            stream_idle: config.read_timeout,
             retry: config.retry,
             upload_local_files: config.upload_local_files,
             inline_below: config.inline_below,
@@ -298,6 +299,7 @@ impl ClientHooks<Inner> for api::Client {
                 .contains(&info.operation_id)
                 .then(|| &*self.inner().task_queries),
             answers_in: None,
+            success_limit: Some(api::success_limit(info.operation_id)),
         };
         match send_healing(self, request, manner).await {
             Ok(response) => {

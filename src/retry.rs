@@ -34,17 +34,28 @@ pub struct RetryPolicy {
     /// minute", so the default 20 s (each wait a random point in its upper half) spreads the
     /// default four retries over about a minute.
     pub minute_throttle_wait: Duration,
+    /// The longest one call may take, every attempt and every wait between them included
+    /// ([`crate::Error::DeadlineExceeded`] after it; `None`: no limit). It covers DashScope
+    /// requests with their answers, and a stream or a download until its answer begins (then
+    /// the read timeout guards each pause); not a form POST, whose length grows with its file
+    /// (the read timeout and [`Config::timeout`](crate::Config::timeout) bound those).
+    pub deadline: Option<Duration>,
 }
+
+/// The default deadline of a call: a silent host fails within it (two read timeouts), where
+/// five tries of the 300 s read timeout would have taken 25 minutes.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 
 impl Default for RetryPolicy {
     /// 5 tries, backoff ceilings 200 ms, 400 ms, 800 ms, 1.6 s (capped at 10 s); 10–20 s after
-    /// a per-minute token throttle.
+    /// a per-minute token throttle; 10 minutes per call ([`DEFAULT_DEADLINE`]).
     fn default() -> Self {
         Self {
             max_attempts: 5,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             minute_throttle_wait: Duration::from_secs(20),
+            deadline: Some(DEFAULT_DEADLINE),
         }
     }
 }
@@ -79,6 +90,12 @@ impl RetryPolicy {
     /// The wait ceiling after a per-minute token throttle (see the field).
     pub fn minute_throttle_wait(mut self, wait: Duration) -> Self {
         self.minute_throttle_wait = wait;
+        self
+    }
+
+    /// The longest one call may take, all attempts and waits included (see the field).
+    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline;
         self
     }
 

@@ -60,6 +60,10 @@ pub(crate) struct Manner<'a> {
     /// The wire format of the host's error answers, when it is not DashScope's (which is told
     /// by the path): a presigned result link is answered by OSS, in its XML.
     pub(crate) answers_in: Option<Service>,
+    /// A success body is read here, within the call's deadline, up to this many bytes (more
+    /// is an error): a JSON answer that the caller reads whole. `None`: handed on unread (a
+    /// stream, a download, a form POST's empty answer).
+    pub(crate) success_limit: Option<usize>,
 }
 
 impl Default for Manner<'_> {
@@ -69,6 +73,7 @@ impl Default for Manner<'_> {
             repeat: Repeat::Repeatable,
             limiter: None,
             answers_in: None,
+            success_limit: None,
         }
     }
 }
@@ -121,6 +126,7 @@ pub(crate) async fn drive<A: Attempts>(
 ) -> std::result::Result<A::Output, Failure> {
     let mut attempts = 0u32;
     let mut after = None;
+    let ends = retry.deadline.map(|d| tokio::time::Instant::now() + d);
     loop {
         attempts += 1;
         let verifying = after == Some(Step::Verify);
@@ -142,9 +148,15 @@ pub(crate) async fn drive<A: Attempts>(
             method = %current.method(),
             path = current.url().path(),
         );
-        let answered = execute(http, key, service, current, &request)
-            .instrument(span)
-            .await;
+        let exchange =
+            execute(http, key, service, current, &request, manner.success_limit).instrument(span);
+        let answered = match ends {
+            Some(ends) => match tokio::time::timeout_at(ends, exchange).await {
+                Ok(answered) => answered,
+                Err(_) => return Err(Failure::from(past_deadline(manner.repeat, retry))),
+            },
+            None => exchange.await,
+        };
         let (outcome, failure) = match answered {
             Ok(response) => (Outcome::Answered, Ok(Some(response))),
             // Our key, written by nobody else: an earlier attempt stored it.
@@ -198,6 +210,10 @@ pub(crate) async fn drive<A: Attempts>(
             Step::Retry => {
                 let error = &failure.error;
                 let wait = retry.wait_after(attempts, error, manner.repeat == Repeat::Safe);
+                if ends.is_some_and(|ends| tokio::time::Instant::now() + wait >= ends) {
+                    // No time is left for another try: the last failure is the answer.
+                    return Err(failure);
+                }
                 tracing::warn!(error = %error, attempt = attempts, ?wait, "request failed, retrying");
                 tokio::time::sleep(wait).await;
             }
@@ -277,6 +293,20 @@ impl From<Error> for Failure {
     }
 }
 
+/// The call's deadline passed while an attempt was in flight. A submit that was in flight may
+/// have arrived: said as for a lost answer.
+fn past_deadline(repeat: Repeat, retry: RetryPolicy) -> Error {
+    let error = Error::DeadlineExceeded {
+        what: "the call",
+        limit: retry.deadline.unwrap_or_default(),
+    };
+    if repeat == Repeat::Creates {
+        Error::MayHaveSubmitted(Box::new(error))
+    } else {
+        error
+    }
+}
+
 /// A failure before the request left: no connection was made.
 fn never_sent(error: &Error) -> bool {
     matches!(error, Error::Transport(e) | Error::Timeout(e) if e.is_connect())
@@ -289,6 +319,7 @@ async fn execute(
     service: Service,
     request: reqwest::Request,
     attempts: &impl Attempts,
+    success_limit: Option<usize>,
 ) -> std::result::Result<reqwest::Response, Failure> {
     let lost = |e| Failure {
         error: attempts.lost(e),
@@ -298,7 +329,28 @@ async fn execute(
     attempts.check_answer(&response).map_err(Failure::from)?;
     let status = response.status();
     if status.is_success() {
-        return Ok(response);
+        let Some(limit) = success_limit else {
+            return Ok(response);
+        };
+        let headers = response.headers().clone();
+        let (body, truncated) = read_limited(response, limit).await.map_err(lost)?;
+        if truncated {
+            return Err(Failure::from(Error::decode(
+                Some(status.as_u16()),
+                format!("the answer is over the {limit} bytes this operation's answer may have"),
+                &[],
+                headers
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            )));
+        }
+        return Ok(Answer {
+            status,
+            headers,
+            body,
+        }
+        .into_response());
     }
     // At most ERROR_BODY_LIMIT bytes are read: a proxy's endless page costs nothing.
     let headers = response.headers().clone();

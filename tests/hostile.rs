@@ -187,3 +187,156 @@ async fn a_task_answer_must_be_about_the_task_asked() {
         "one query, not a day of them"
     );
 }
+
+/// A host that takes the request and never answers, and one that answers a credential a byte
+/// at a time, forever: both end at the call's deadline, not after five read timeouts (25
+/// minutes by default) or never. The limit is short here; the default is ten minutes.
+#[tokio::test]
+async fn a_silent_or_trickling_host_ends_at_the_deadline() {
+    let silent = scripted(|mut socket| async move {
+        let _ = read_request(&mut socket).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(socket);
+    })
+    .await;
+    let trickle = scripted(|mut socket| async move {
+        let _ = read_request(&mut socket).await;
+        let _ = socket
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            .await;
+        loop {
+            if socket.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    for url in [&silent, &trickle] {
+        let client = Client::new(
+            Config::new()
+                .api_key(TEST_KEY)
+                .base_url(url)
+                .retry(RetryPolicy::default().deadline(Some(Duration::from_millis(1500)))),
+        )
+        .expect("client");
+        let ended = tokio::time::timeout(
+            Duration::from_secs(120),
+            client.upload_policy("qwen-vl-plus"),
+        )
+        .await
+        .expect("the deadline ends the call");
+        let err = ended.expect_err("no answer");
+        assert!(
+            matches!(err, Error::DeadlineExceeded { .. }),
+            "{url}: {err:?}"
+        );
+        assert!(err.to_string().contains("took longer than"), "{err}");
+    }
+}
+
+/// A credential answer of 1 MiB: a credential is under 2 KiB, so the spec caps its answer at
+/// 64 KiB (`x-dashscope-answer-limit`) and reading stops there, with a typed error.
+#[tokio::test]
+async fn an_oversized_success_answer_is_refused_not_buffered() {
+    let padding = "x".repeat(1024 * 1024);
+    let server = Server::start(Canned::json(
+        200,
+        &format!(r#"{{"request_id":"r-big","data":{{"padding":"{padding}"}}}}"#),
+    ))
+    .await;
+    let err = client(&server.url)
+        .upload_policy("qwen-vl-plus")
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    assert!(err.to_string().contains("over the 65536 bytes"), "{err}");
+}
+
+fn stream_server(
+    events: &'static [u8],
+    then_ping: bool,
+) -> impl Fn(tokio::net::TcpStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
++ Send
++ Sync
++ 'static {
+    move |mut socket| {
+        Box::pin(async move {
+            let _ = read_request(&mut socket).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            let chunk = |bytes: &[u8]| {
+                let mut c = format!("{:x}\r\n", bytes.len()).into_bytes();
+                c.extend_from_slice(bytes);
+                c.extend_from_slice(b"\r\n");
+                c
+            };
+            let _ = socket.write_all(&chunk(events)).await;
+            if then_ping {
+                // Keep-alive comments only, forever.
+                loop {
+                    if socket.write_all(&chunk(b": ping\n\n")).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            let _ = socket.write_all(b"0\r\n\r\n").await;
+        })
+    }
+}
+
+/// A native stream that closes while its finish reason is still `"null"` was cut short; one
+/// that ends with `"stop"` is whole. A stream of nothing but keep-alive comments fails after the
+/// read timeout without an event, though bytes keep coming.
+#[tokio::test]
+async fn native_streams_end_with_a_finish_reason_and_comments_are_not_progress() {
+    use dashscope_oss::chat::{ChatRequest, Message};
+    use futures_util::StreamExt;
+    const CUT: &[u8] = b"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":[{\"text\":\"Hel\"}]},\"finish_reason\":\"null\"}]},\"request_id\":\"r-1\"}\n\n";
+    const WHOLE: &[u8] = b"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":[{\"text\":\"Hello\"}]},\"finish_reason\":\"stop\"}]},\"request_id\":\"r-1\"}\n\n";
+    let request = || ChatRequest::new("qwen-vl-plus").message(Message::user().text("hi"));
+    let collect = |url: String, read_timeout: Duration| async move {
+        let client = Client::new(
+            Config::new()
+                .api_key(TEST_KEY)
+                .base_url(&url)
+                .read_timeout(read_timeout)
+                .retry(RetryPolicy::default().max_attempts(1)),
+        )
+        .expect("client");
+        let mut stream = client
+            .multimodal_generation_stream(&request())
+            .await
+            .expect("stream opens");
+        let mut last = None;
+        while let Some(item) = stream.next().await {
+            last = Some(item);
+        }
+        last.expect("something arrived")
+    };
+    let cut = scripted(stream_server(CUT, false)).await;
+    let err = collect(cut, Duration::from_secs(300))
+        .await
+        .expect_err("cut short");
+    assert!(
+        err.to_string().contains("before its finish reason"),
+        "{err}"
+    );
+
+    let whole = scripted(stream_server(WHOLE, false)).await;
+    collect(whole, Duration::from_secs(300))
+        .await
+        .expect("a whole stream");
+
+    let pings = scripted(stream_server(CUT, true)).await;
+    let ended = tokio::time::timeout(
+        Duration::from_secs(120),
+        collect(pings, Duration::from_millis(800)),
+    )
+    .await
+    .expect("the idle limit ends the stream");
+    let err = ended.expect_err("only comments");
+    assert!(matches!(err, Error::DeadlineExceeded { .. }), "{err:?}");
+}

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig};
-use dashscope_oss::{Callback, Client, Config, Region, UploadEvent};
+use dashscope_oss::{Callback, Client, Config, Region, RetryPolicy, UploadEvent};
 
 use crate::Global;
 use crate::exit::*;
@@ -62,6 +62,15 @@ pub(crate) async fn connect(
     }
     if let Some(below) = global.inline_below {
         config = config.inline_below(below);
+    }
+    if let Some(t) = global.connect_timeout {
+        config = config.connect_timeout(t);
+    }
+    if let Some(t) = global.read_timeout {
+        config = config.read_timeout(t);
+    }
+    if let Some(crate::Deadline(deadline)) = global.deadline {
+        config = config.retry(RetryPolicy::default().deadline(deadline));
     }
     // The built-in emulator is new at every run (a new port, new objects): its URLs are
     // remembered for this run only.

@@ -40,7 +40,7 @@ pub fn exit_code(e: &Error) -> u8 {
         | Error::FileTooLarge { .. }
         | Error::UrlExpired { .. }
         | Error::LinkExpired(_) => EXIT_FILE,
-        Error::Transport(_) | Error::Timeout(_) => EXIT_NETWORK,
+        Error::Transport(_) | Error::Timeout(_) | Error::DeadlineExceeded { .. } => EXIT_NETWORK,
         Error::Config(_) | Error::InvalidRequest(_) => EXIT_USAGE,
         Error::TaskFailed { .. } | Error::TaskCanceled { .. } | Error::TaskUnknown { .. } => {
             EXIT_TASK
@@ -73,6 +73,9 @@ pub(crate) fn hint(e: &Error) -> Option<&'static str> {
         }
         Error::FileTooLarge { .. } => "this model does not take files this large",
         Error::ModelNotFound(_) => "check the model name",
+        Error::DeadlineExceeded { .. } => {
+            "the host did not answer in time: check the network, or allow more (--deadline, --read-timeout)"
+        }
         Error::Transport(_) | Error::Timeout(_) => {
             "check the network and the base URL (--base-url, --region)"
         }

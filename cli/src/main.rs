@@ -91,6 +91,40 @@ pub struct Global {
     /// data: URIs instead of uploading them (off by default; video is always uploaded).
     #[arg(long = "inline-below", global = true, value_name = "SIZE", value_parser = parse_size)]
     inline_below: Option<u64>,
+    /// Seconds to wait for a connection (default 10).
+    #[arg(long = "connect-timeout", global = true, value_name = "SECS", value_parser = parse_secs)]
+    connect_timeout: Option<std::time::Duration>,
+    /// Seconds to wait for the next bytes of an answer, or for a stream's next event (default
+    /// 300: a model may think for minutes; keep-alive comments do not count).
+    #[arg(long = "read-timeout", global = true, value_name = "SECS", value_parser = parse_secs)]
+    read_timeout: Option<std::time::Duration>,
+    /// Seconds one request may take, all retries included (default 600; 0 for none). Uploads'
+    /// form POSTs are not limited by it: their time grows with the file.
+    #[arg(long, global = true, value_name = "SECS", value_parser = parse_deadline)]
+    deadline: Option<Deadline>,
+}
+
+/// A positive number of seconds (fractions allowed).
+fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n <= 86_400.0 => {
+            Ok(std::time::Duration::from_secs_f64(n))
+        }
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
+/// `--deadline`: seconds, or none (0).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline(pub(crate) Option<std::time::Duration>);
+
+fn parse_deadline(s: &str) -> Result<Deadline, String> {
+    if s.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(Deadline(None));
+    }
+    parse_secs(s).map(|d| Deadline(Some(d)))
 }
 
 #[derive(Subcommand, Debug)]

@@ -712,3 +712,68 @@ async fn a_credential_refused_outside_the_storage_regions_names_them() {
         );
     }
 }
+
+/// A host that takes the request and never answers: `--deadline` ends the command (exit 6, the
+/// network's) with a hint, instead of five read timeouts of 300 s. Bad values are usage errors.
+#[tokio::test(flavor = "multi_thread")]
+async fn deadline_flags_end_a_silent_host() {
+    let silent = support::scripted(|mut socket| async move {
+        let _ = support::read_request(&mut socket).await;
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        drop(socket);
+    })
+    .await;
+    let run = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_dashscope"))
+                .args(&args)
+                .env("DASHSCOPE_API_KEY", support::TEST_KEY)
+                .env_remove("DASHSCOPE_BASE_URL")
+                .env_remove("DASHSCOPE_HTTP_BASE_URL")
+                .env_remove("DASHSCOPE_API_REGION")
+                .env_remove("DASHSCOPE_WORKSPACE_ID")
+                .env_remove("RUST_LOG")
+                .env("XDG_CACHE_HOME", support::fresh_cache_home())
+                .output()
+                .expect("run dashscope")
+        })
+        .await
+        .expect("joined")
+    };
+    let upload = |extra: &[&str]| {
+        let mut args: Vec<String> = vec!["--base-url".into(), silent.clone()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(
+            [
+                "oss",
+                "upload",
+                "-m",
+                "qwen-vl-plus",
+                "-f",
+                "tests/fixtures/cat.png",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        args
+    };
+    let out = run(upload(&["--deadline", "1.5", "--read-timeout", "600"])).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("took longer than"), "{stderr}");
+    assert!(stderr.contains("--deadline"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    for bad in [
+        ["--deadline", "-1"],
+        ["--read-timeout", "0"],
+        ["--connect-timeout", "soon"],
+    ] {
+        let out = run(upload(&bad)).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

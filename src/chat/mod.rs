@@ -154,6 +154,12 @@ impl Client {
             ));
         }
         // From here on nothing is retried: chunks may already be in the caller's hands.
-        Ok(Box::pin(sse_chunks::<T>(api, response, self.key().clone())))
+        let idle = self.api().inner.stream_idle;
+        Ok(Box::pin(sse_chunks::<T>(
+            api,
+            response,
+            self.key().clone(),
+            idle,
+        )))
     }
 }

@@ -359,6 +359,16 @@ pub enum Error {
     /// A connect, read or total timeout elapsed.
     #[error("timed out: {0}")]
     Timeout(#[source] reqwest::Error),
+    /// A call ran past its deadline ([`RetryPolicy::deadline`](crate::RetryPolicy::deadline)),
+    /// every attempt and wait included, or a stream went that long (its read timeout) without
+    /// an event, keep-alive comments aside.
+    #[error("{what} took longer than {limit:?}; given up")]
+    DeadlineExceeded {
+        /// What ran out of time: "the call", "the stream".
+        what: &'static str,
+        /// The limit.
+        limit: Duration,
+    },
     /// A file is larger than the model's `max_file_size_mb`; nothing was sent.
     #[error("{name} is {size} bytes, over the model's limit of {limit} bytes; nothing was sent")]
     FileTooLarge {
@@ -451,6 +461,7 @@ impl Error {
             | InvalidRequest(_)
             | Transport(_)
             | Timeout(_)
+            | DeadlineExceeded { .. }
             | Io { .. }
             | FileTooLarge { .. }
             | EmptyFile { .. }

@@ -24,6 +24,9 @@ pub struct Inner {
     /// The region the client is set to (the default when only a base URL was given): a
     /// refused credential names it where the temporary storage is not documented.
     pub(crate) region: crate::region::Region,
+    /// The longest wait for a stream's next event (the read timeout): keep-alive comments do
+    /// not reset it.
+    pub(crate) stream_idle: std::time::Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) uploads: Arc<Uploads>,
     pub(crate) upload_local_files: bool,

@@ -105,6 +105,7 @@ impl Client {
                 repeat: Repeat::Safe,
                 answers_in: Some(crate::error::Service::Oss),
                 limiter: None,
+                success_limit: None,
             },
         )
         .await

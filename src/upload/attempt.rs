@@ -55,7 +55,9 @@ impl Uploader<'_> {
             posts: 0,
             first_sent: SystemTime::now(),
         };
-        let retry = self.uploads().settings.retry;
+        // A form POST's length grows with its file: no call deadline (RetryPolicy::deadline);
+        // the read timeout bounds a stall, Config::timeout an attempt.
+        let retry = self.uploads().settings.retry.deadline(None);
         transport::drive(self.http(), None, retry, post)
             .instrument(span)
             .await
@@ -112,6 +114,7 @@ impl Attempts for FormPost<'_, '_> {
             repeat: Repeat::SameKeyUpload,
             limiter: None,
             answers_in: Some(Service::Oss),
+            success_limit: None,
         }
     }
 
