@@ -7,12 +7,12 @@
 //! alternating, e.g. the release before). Tasks stay 4 s `PENDING` and 4 s `RUNNING` by the
 //! emulator's clock; the waits use the default options (1 s, doubling to 8 s).
 
-use std::process::Command;
+#[path = "../tests/waits/mod.rs"]
+mod waits;
+
 use std::time::{Duration, Instant};
 
-use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, TaskSteps};
-use dashscope_oss::api::types;
-use dashscope_oss::{Client, Config};
+use dashscope_emulator::{Emulator, EmulatorConfig, TaskSteps};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -31,27 +31,7 @@ async fn round(binary: &str, n: usize) -> String {
     })
     .await
     .expect("emulator");
-    let client = Client::new(
-        Config::new()
-            .api_key(DEFAULT_API_KEY)
-            .base_url(emulator.base_url()),
-    )
-    .expect("client");
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let body: types::ImageSynthesisRequest = types::ImageSynthesisRequest::builder()
-            .model("wanx2.1-t2i-turbo")
-            .input(types::ImageSynthesisInput::builder().prompt(Some(format!("a cat, take {i}"))))
-            .try_into()
-            .expect("request");
-        ids.push(
-            client
-                .submit_image_synthesis(&body)
-                .await
-                .expect("submit")
-                .id,
-        );
-    }
+    let ids = waits::image_tasks(&emulator, n).await;
     let cache = std::env::temp_dir().join(format!(
         "dashscope-oss-task-waits-{}-{}",
         std::process::id(),
@@ -59,21 +39,7 @@ async fn round(binary: &str, n: usize) -> String {
     ));
     let _ = std::fs::remove_dir_all(&cache);
     let started = Instant::now();
-    let children: Vec<_> = ids
-        .iter()
-        .map(|id| {
-            Command::new(binary)
-                .args(["task", "wait", id.as_str()])
-                .env("DASHSCOPE_API_KEY", DEFAULT_API_KEY)
-                .env("DASHSCOPE_BASE_URL", emulator.base_url())
-                .env("XDG_CACHE_HOME", &cache)
-                .env_remove("RUST_LOG")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("spawn dashscope")
-        })
-        .collect();
+    let children = waits::spawn_waits(binary, &ids, &emulator, &cache, false);
     let ok = tokio::task::spawn_blocking(move || {
         children
             .into_iter()

@@ -608,26 +608,47 @@ async fn a_workspace_from_the_environment_is_named_on_the_request() {
     );
 }
 
+/// Runs `dashscope` off the runtime with the test key, a fresh cache, none of the user's
+/// DashScope variables, and `env` on top.
+async fn dashscope_with(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dashscope"));
+        command
+            .args(&args)
+            .env("DASHSCOPE_API_KEY", support::TEST_KEY);
+        for name in [
+            "DASHSCOPE_BASE_URL",
+            "DASHSCOPE_HTTP_BASE_URL",
+            "DASHSCOPE_API_REGION",
+            "DASHSCOPE_WORKSPACE_ID",
+            "RUST_LOG",
+        ] {
+            command.env_remove(name);
+        }
+        command
+            .envs(env)
+            .env("XDG_CACHE_HOME", support::fresh_cache_home())
+            .output()
+            .expect("run dashscope")
+    })
+    .await
+    .expect("joined")
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 /// The per-minute token throttle, followed by an answer: the chat ends in the answer, exit 0.
 /// A free allocation used up: exit 4 at once, and the hint says waiting will not help.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_throttle_is_waited_out_and_a_used_up_free_tier_is_not() {
     let stream = "data: {\"id\":\"c-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"qwen-plus\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
-    let chat = |url: String| async move {
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_dashscope"))
-                .args(["chat", "--model", "qwen-plus", "hello"])
-                .env("DASHSCOPE_API_KEY", support::TEST_KEY)
-                .env("DASHSCOPE_BASE_URL", &url)
-                .env_remove("DASHSCOPE_WORKSPACE_ID")
-                .env_remove("DASHSCOPE_API_REGION")
-                .env_remove("RUST_LOG")
-                .env("XDG_CACHE_HOME", support::fresh_cache_home())
-                .output()
-                .expect("run dashscope")
-        })
-        .await
-        .expect("joined")
+    let chat = |url: String| {
+        dashscope_with(
+            strings(&["chat", "--model", "qwen-plus", "hello"]),
+            vec![("DASHSCOPE_BASE_URL", url)],
+        )
     };
     // Retry-After keeps the test short; without it the wait is about a minute in all.
     let throttled = support::Server::sequence(vec![
@@ -670,29 +691,21 @@ async fn a_credential_refused_outside_the_storage_regions_names_them() {
         r#"{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"r-3"}"#;
     for (region, storage) in [("us", false), ("beijing", true)] {
         let server = support::Server::start(support::Canned::json(401, refusal)).await;
-        let url = server.url.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_dashscope"))
-                .args([
-                    "oss",
-                    "upload",
-                    "--model",
-                    "qwen-vl-plus",
-                    "-f",
-                    "tests/fixtures/cat.png",
-                ])
-                .env("DASHSCOPE_API_KEY", support::TEST_KEY)
-                .env("DASHSCOPE_API_REGION", region)
-                .env("DASHSCOPE_BASE_URL", &url)
-                .env_remove("DASHSCOPE_HTTP_BASE_URL")
-                .env_remove("DASHSCOPE_WORKSPACE_ID")
-                .env_remove("RUST_LOG")
-                .env("XDG_CACHE_HOME", support::fresh_cache_home())
-                .output()
-                .expect("run dashscope")
-        })
-        .await
-        .expect("joined");
+        let out = dashscope_with(
+            strings(&[
+                "oss",
+                "upload",
+                "--model",
+                "qwen-vl-plus",
+                "-f",
+                "tests/fixtures/cat.png",
+            ]),
+            vec![
+                ("DASHSCOPE_API_REGION", region.to_owned()),
+                ("DASHSCOPE_BASE_URL", server.url.clone()),
+            ],
+        )
+        .await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{stderr}");
         assert!(out.stdout.is_empty());
@@ -723,23 +736,7 @@ async fn deadline_flags_end_a_silent_host() {
         drop(socket);
     })
     .await;
-    let run = |args: Vec<String>| async move {
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_dashscope"))
-                .args(&args)
-                .env("DASHSCOPE_API_KEY", support::TEST_KEY)
-                .env_remove("DASHSCOPE_BASE_URL")
-                .env_remove("DASHSCOPE_HTTP_BASE_URL")
-                .env_remove("DASHSCOPE_API_REGION")
-                .env_remove("DASHSCOPE_WORKSPACE_ID")
-                .env_remove("RUST_LOG")
-                .env("XDG_CACHE_HOME", support::fresh_cache_home())
-                .output()
-                .expect("run dashscope")
-        })
-        .await
-        .expect("joined")
-    };
+    let run = |args: Vec<String>| dashscope_with(args, Vec::new());
     let upload = |extra: &[&str]| {
         let mut args: Vec<String> = vec!["--base-url".into(), silent.clone()];
         args.extend(extra.iter().map(|s| s.to_string()));

@@ -11,12 +11,11 @@
 //! beside 16 busy loops on the 2 cores: every run saw at most 20 and refused none. The figures
 //! are in docs/figures.md (`cargo bench -p dashscope-cli --bench task_waits`).
 
-use std::process::{Command, Stdio};
+mod waits;
+
 use std::time::Duration;
 
-use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, TaskSteps};
-use dashscope_oss::api::types;
-use dashscope_oss::{Client, Config};
+use dashscope_emulator::{Emulator, EmulatorConfig, TaskSteps};
 
 const WAITS: usize = 30;
 
@@ -31,27 +30,7 @@ async fn thirty_cli_waits_share_the_accounts_twenty_queries_a_second() {
     })
     .await
     .expect("emulator");
-    let client = Client::new(
-        Config::new()
-            .api_key(DEFAULT_API_KEY)
-            .base_url(emulator.base_url()),
-    )
-    .expect("client");
-    let mut ids = Vec::new();
-    for i in 0..WAITS {
-        let body: types::ImageSynthesisRequest = types::ImageSynthesisRequest::builder()
-            .model("wanx2.1-t2i-turbo")
-            .input(types::ImageSynthesisInput::builder().prompt(Some(format!("a cat, take {i}"))))
-            .try_into()
-            .expect("request");
-        ids.push(
-            client
-                .submit_image_synthesis(&body)
-                .await
-                .expect("submit")
-                .id,
-        );
-    }
+    let ids = waits::image_tasks(&emulator, WAITS).await;
     let before = emulator.stats().task_queries;
     let cache = std::env::temp_dir().join(format!(
         "dashscope-oss-shared-budget-{}",
@@ -59,22 +38,13 @@ async fn thirty_cli_waits_share_the_accounts_twenty_queries_a_second() {
     ));
     let _ = std::fs::remove_dir_all(&cache);
     std::fs::create_dir_all(&cache).expect("cache home");
-    let children: Vec<_> = ids
-        .iter()
-        .map(|id| {
-            Command::new(env!("CARGO_BIN_EXE_dashscope"))
-                .args(["task", "wait", id.as_str()])
-                .env("DASHSCOPE_API_KEY", DEFAULT_API_KEY)
-                .env("DASHSCOPE_BASE_URL", emulator.base_url())
-                .env("XDG_CACHE_HOME", &cache)
-                .env_remove("RUST_LOG")
-                .env_remove("DASHSCOPE_HTTP_BASE_URL")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn dashscope")
-        })
-        .collect();
+    let children = waits::spawn_waits(
+        env!("CARGO_BIN_EXE_dashscope"),
+        &ids,
+        &emulator,
+        &cache,
+        true,
+    );
     let outputs = tokio::task::spawn_blocking(move || {
         children
             .into_iter()
