@@ -18,7 +18,7 @@ pub enum Region {
     /// China (Hong Kong), `https://cn-hongkong.dashscope.aliyuncs.com`.
     HongKong,
     /// Germany (Frankfurt), `eu-central-1`: reached only through a workspace domain
-    /// ([`Config::workspace`]).
+    /// ([`Config::workspace`](crate::Config::workspace)).
     Frankfurt,
     /// Japan (Tokyo), `ap-northeast-1`: reached only through a workspace domain.
     Tokyo,

@@ -390,8 +390,9 @@ async fn small_images_and_audio_go_inline_and_the_rest_is_uploaded() {
     std::fs::write(&clip, &mp4).expect("write");
     let client = client(config(&emulator).inline_below(1024));
 
-    let answer = client
-        .chat_completion(
+    // Omni answers streamed calls only, as the service does.
+    let stream = client
+        .chat_completion_stream(
             ChatRequest::new("qwen-omni-turbo").message(
                 Message::user()
                     .image(&*cat)
@@ -402,6 +403,9 @@ async fn small_images_and_audio_go_inline_and_the_rest_is_uploaded() {
         )
         .await
         .expect("chat");
+    let answer = dashscope_oss::chat::collect_chat(stream)
+        .await
+        .expect("assembled");
     let text = answer.text().unwrap_or_default();
     assert_eq!(text.matches("data URI").count(), 2, "{text}");
     assert_eq!(

@@ -36,7 +36,7 @@ fn weather_tool() -> types::Tool {
 fn compatible(tools: bool, think: bool) -> types::ChatCompletionRequest {
     let question = Message::user().text("What is the weather in Hangzhou?");
     let mut builder = types::ChatCompletionRequest::builder()
-        .model("qwen-vl-plus")
+        .model("qwen3-vl-plus")
         .messages(vec![question.to_compatible().expect("message")])
         .enable_thinking(Some(think));
     if tools {
@@ -55,7 +55,7 @@ fn native(tools: bool, think: bool, incremental: bool) -> types::MultimodalGener
         parameters = parameters.tools(vec![weather_tool()]);
     }
     types::MultimodalGenerationRequest::builder()
-        .model("qwen-vl-plus")
+        .model("qwen3-vl-plus")
         .input(
             types::MultimodalInput::builder()
                 .messages(vec![question.to_native().expect("message")]),

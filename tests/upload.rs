@@ -321,6 +321,7 @@ async fn limits_and_bad_paths_fail_before_sending_and_lose_nothing_else() {
             max_file_size_mb: 1,
             accepts: vec![MediaKind::Image],
             restricted: false,
+            ..ModelSpec::default()
         },
     ))
     .await;

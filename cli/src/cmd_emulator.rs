@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use dashscope_emulator::{
     Account, AccountStatus, DEFAULT_API_KEY, Emulator, EmulatorConfig, FaultKind, MediaKind,
-    ModelSpec, Storage,
+    ModelSpec, Storage, catalogue,
 };
 
 use crate::exit::*;
@@ -25,10 +25,12 @@ pub(crate) struct EmulatorArgs {
     /// `default` with the key `sk-emulator-default`.
     #[arg(long = "account", value_name = "NAME=KEY[,KEY…]", value_parser = parse_account)]
     accounts: Vec<Account>,
-    /// A model and the largest file it accepts, `NAME=MAX_MB`; repeatable. Added models read
-    /// images, audio and video; a known model keeps the media it reads.
-    #[arg(long = "model", value_name = "NAME=MAX_MB", value_parser = parse_model)]
-    models: Vec<(String, u64)>,
+    /// A model, `NAME=FAMILY` (a family of the catalogue: vl, omni, text, t2i, i2v, …; see the
+    /// emulator's docs), `NAME=FAMILY:MAX_MB`, or `NAME=MAX_MB` (the family its name matches,
+    /// else a chat model reading images, audio and video, with that file-size limit);
+    /// repeatable.
+    #[arg(long = "model", value_name = "NAME=FAMILY[:MAX_MB]", value_parser = parse_model)]
+    models: Vec<(String, ModelSpec)>,
     /// Keep uploaded objects in this directory (default: a temporary directory, removed on exit).
     #[arg(long, conflicts_with = "memory")]
     data_dir: Option<PathBuf>,
@@ -70,16 +72,40 @@ fn parse_account(s: &str) -> Result<Account, String> {
     })
 }
 
-fn parse_model(s: &str) -> Result<(String, u64), String> {
-    let (name, mb) = s.split_once('=').ok_or("expected NAME=MAX_MB")?;
-    let mb = mb
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| "MAX_MB must be a whole number of MiB".to_owned())?;
-    if name.trim().is_empty() || mb == 0 {
-        return Err("expected NAME=MAX_MB with a name and a positive size".to_owned());
+fn parse_model(s: &str) -> Result<(String, ModelSpec), String> {
+    let (name, what) = s
+        .split_once('=')
+        .ok_or("expected NAME=FAMILY, NAME=FAMILY:MAX_MB or NAME=MAX_MB")?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("the model name is empty".to_owned());
     }
-    Ok((name.trim().to_owned(), mb))
+    let size = |mb: &str| match mb.trim().parse::<u64>() {
+        Ok(mb) if mb > 0 => Ok(mb),
+        _ => Err(format!("{mb:?} is not a positive whole number of MiB")),
+    };
+    let (family, mb) = match what.split_once(':') {
+        Some((family, mb)) => (Some(family.trim()), Some(size(mb)?)),
+        None if what.trim().bytes().all(|b| b.is_ascii_digit()) => (None, Some(size(what)?)),
+        None => (Some(what.trim()), None),
+    };
+    let mut spec = match family {
+        Some(family) => ModelSpec::of(catalogue::family_named(family).ok_or_else(|| {
+            let known: Vec<&str> = catalogue::FAMILIES.iter().map(|f| f.name).collect();
+            format!("unknown family {family:?}; known: {}", known.join(", "))
+        })?),
+        None => catalogue::family_of(name).map_or_else(
+            || ModelSpec {
+                accepts: vec![MediaKind::Image, MediaKind::Audio, MediaKind::Video],
+                ..ModelSpec::default()
+            },
+            ModelSpec::of,
+        ),
+    };
+    if let Some(mb) = mb {
+        spec.max_file_size_mb = mb;
+    }
+    Ok((name.to_owned(), spec))
 }
 
 fn parse_fault(s: &str) -> Result<(FaultKind, u32), String> {
@@ -109,19 +135,8 @@ pub(crate) async fn run_emulator(args: EmulatorArgs) -> u8 {
     if !args.accounts.is_empty() {
         config.accounts = args.accounts;
     }
-    for (name, max_file_size_mb) in args.models {
-        let accepts = config.models.get(&name).map_or_else(
-            || vec![MediaKind::Image, MediaKind::Audio, MediaKind::Video],
-            |m| m.accepts.clone(),
-        );
-        config.models.insert(
-            name,
-            ModelSpec {
-                max_file_size_mb,
-                accepts,
-                restricted: false,
-            },
-        );
+    for (name, spec) in args.models {
+        config.models.insert(name, spec);
     }
     if args.memory {
         config.storage = Storage::Memory;

@@ -19,6 +19,7 @@
 //! ```
 
 mod api;
+pub mod catalogue;
 mod heap;
 mod media;
 mod oss;
@@ -56,7 +57,8 @@ pub enum MediaKind {
     Video,
 }
 
-/// What the emulator knows of a model.
+/// What the emulator knows of a model: by default its family's row of the catalogue
+/// ([`catalogue::FAMILIES`]); [`EmulatorConfig::model`] sets one by name.
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
     /// The largest file a credential for this model admits, in MiB (`max_file_size_mb`).
@@ -65,6 +67,43 @@ pub struct ModelSpec {
     pub accepts: Vec<MediaKind>,
     /// Whether calls answer 403 `AccessDenied.Unpurchased` (the account may not use it).
     pub restricted: bool,
+    /// The endpoints it may call; any other answers 400 "url error".
+    pub endpoints: Vec<catalogue::Endpoint>,
+    /// It answers only streamed calls.
+    pub stream_only: bool,
+    /// What it does with `enable_thinking`.
+    pub thinking: catalogue::Thinking,
+}
+
+impl ModelSpec {
+    /// A model of `family`.
+    pub fn of(family: &catalogue::Family) -> Self {
+        Self {
+            max_file_size_mb: family.max_file_size_mb,
+            accepts: family.accepts.to_vec(),
+            restricted: false,
+            endpoints: family.endpoints.to_vec(),
+            stream_only: family.stream_only,
+            thinking: family.thinking,
+        }
+    }
+}
+
+impl Default for ModelSpec {
+    /// A vision-language model (the `vl` family: both chat endpoints, images and video).
+    fn default() -> Self {
+        catalogue::family_named("vl").map_or_else(
+            || Self {
+                max_file_size_mb: 1024,
+                accepts: vec![MediaKind::Image, MediaKind::Video],
+                restricted: false,
+                endpoints: vec![catalogue::Endpoint::Chat, catalogue::Endpoint::Multimodal],
+                stream_only: false,
+                thinking: catalogue::Thinking::Never,
+            },
+            Self::of,
+        )
+    }
 }
 
 /// The standing of an account.
@@ -107,7 +146,8 @@ pub enum Storage {
 pub struct EmulatorConfig {
     /// The accounts; by default one, [`DEFAULT_ACCOUNT`], with the key [`DEFAULT_API_KEY`].
     pub accounts: Vec<Account>,
-    /// The models and their limits.
+    /// Models set by name, over the catalogue's families (none by default: every model the
+    /// catalogue's patterns name is known).
     pub models: BTreeMap<String, ModelSpec>,
     /// How long a credential is valid: its `expire_in_seconds` and its policy's `expiration`.
     pub policy_lifetime: Duration,
@@ -152,47 +192,13 @@ pub struct EmulatorConfig {
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
-        use MediaKind::{Audio, Image, Video};
-        let spec = |mb, accepts: &[MediaKind]| ModelSpec {
-            max_file_size_mb: mb,
-            accepts: accepts.to_vec(),
-            restricted: false,
-        };
-        let vl = |mb| spec(mb, &[Image, Video]);
-        let all = |mb| spec(mb, &[Image, Audio, Video]);
-        let audio = |mb| spec(mb, &[Audio]);
-        let models = [
-            ("qwen-vl-plus", vl(1024)),
-            ("qwen-vl-max", vl(1024)),
-            ("qwen2.5-vl-72b-instruct", vl(1024)),
-            ("qwen-vl-ocr", vl(10)),
-            ("qwen-omni-turbo", all(1024)),
-            ("qwen3-omni-flash", all(1024)),
-            ("qwen-audio-turbo", audio(100)),
-            ("qwen2-audio-instruct", audio(100)),
-            // Task APIs and the other file-URL APIs.
-            ("paraformer-v2", spec(1024, &[Audio, Video])),
-            ("fun-asr", spec(1024, &[Audio, Video])),
-            ("qwen3-asr-flash-filetrans", spec(1024, &[Audio, Video])),
-            ("wanx2.1-t2i-turbo", spec(100, &[Image])),
-            ("wanx2.1-imageedit", spec(100, &[Image])),
-            ("wan2.5-i2i-preview", spec(100, &[Image])),
-            ("wan2.2-i2v-flash", spec(100, &[Image, Audio])),
-            ("wan2.2-kf2v-flash", spec(100, &[Image])),
-            ("wanx2.1-kf2v-plus", spec(100, &[Image])),
-            ("voice-enrollment", audio(100)),
-            ("multimodal-embedding-v1", vl(100)),
-        ]
-        .into_iter()
-        .map(|(name, spec)| (name.to_owned(), spec))
-        .collect();
         Self {
             accounts: vec![Account {
                 name: DEFAULT_ACCOUNT.to_owned(),
                 keys: vec![DEFAULT_API_KEY.to_owned()],
                 status: AccountStatus::Active,
             }],
-            models,
+            models: BTreeMap::new(),
             policy_lifetime: Duration::from_secs(300),
             policy_expiration: None,
             object_lifetime: Duration::from_secs(48 * 3600),
@@ -229,6 +235,14 @@ impl EmulatorConfig {
     pub fn model(mut self, name: impl Into<String>, spec: ModelSpec) -> Self {
         self.models.insert(name.into(), spec);
         self
+    }
+
+    /// What the emulator knows of `model`: set by name, else its catalogue family's.
+    pub fn spec_of(&self, model: &str) -> Option<ModelSpec> {
+        self.models
+            .get(model)
+            .cloned()
+            .or_else(|| catalogue::family_of(model).map(ModelSpec::of))
     }
 }
 

@@ -26,6 +26,7 @@ fn troubled_config() -> EmulatorConfig {
                 max_file_size_mb: 10,
                 accepts: vec![MediaKind::Image],
                 restricted: true,
+                ..ModelSpec::default()
             },
         );
     for account in &mut config.accounts {
@@ -368,6 +369,7 @@ async fn every_oss_error_row() {
                 max_file_size_mb: 1,
                 accepts: vec![MediaKind::Image],
                 restricted: false,
+                ..ModelSpec::default()
             },
         ),
     )
@@ -755,9 +757,10 @@ async fn every_model_call_error_row() {
         b"just some text, not an image",
     )
     .await;
+    // An audio model both endpoints serve (qwen-audio-turbo is native only).
     let audio_model = upload(
         &emulator,
-        "qwen-audio-turbo",
+        "qwen3-asr-flash",
         DEFAULT_API_KEY,
         "cat.png",
         PNG,
@@ -792,7 +795,7 @@ async fn every_model_call_error_row() {
             (
                 "object of another model",
                 DEFAULT_API_KEY,
-                image("qwen-audio-turbo", &png),
+                image("qwen3-asr-flash", &png),
                 true,
                 400,
             ),
@@ -813,7 +816,7 @@ async fn every_model_call_error_row() {
             (
                 "image for an audio model",
                 DEFAULT_API_KEY,
-                image("qwen-audio-turbo", &audio_model),
+                image("qwen3-asr-flash", &audio_model),
                 true,
                 400,
             ),

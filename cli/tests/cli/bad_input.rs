@@ -74,6 +74,7 @@ async fn files_and_names() {
             max_file_size_mb: 1,
             accepts: vec![MediaKind::Image],
             restricted: false,
+            ..ModelSpec::default()
         },
     ))
     .await

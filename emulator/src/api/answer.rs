@@ -10,6 +10,30 @@ use serde_json::{Value, json};
 use super::Api;
 use super::compatible_code;
 use crate::MediaKind;
+use crate::catalogue::{Endpoint, Thinking};
+
+/// How a native answer carries its text: the multimodal API's content list, the text
+/// generation API's `result_format` `message` (a string content) or `text` (`output.text`, its
+/// default for these models, as the SDK's `Generation.call` reads it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Multimodal,
+    TextMessage,
+    Text,
+}
+
+impl Shape {
+    pub(crate) fn of(endpoint: Endpoint, request: &Value) -> Self {
+        let format = request
+            .pointer("/parameters/result_format")
+            .and_then(Value::as_str);
+        match (endpoint, format) {
+            (Endpoint::TextGeneration, Some("message")) => Shape::TextMessage,
+            (Endpoint::TextGeneration, _) => Shape::Text,
+            _ => Shape::Multimodal,
+        }
+    }
+}
 
 pub(crate) struct Usage {
     pub(crate) text_in: u64,
@@ -30,14 +54,26 @@ pub(crate) struct Behaviour {
     pub(crate) call: Option<Call>,
 }
 impl Behaviour {
-    pub(crate) fn of(api: Api, request: &Value, received: &Received, request_id: &str) -> Self {
+    pub(crate) fn of(
+        api: Api,
+        request: &Value,
+        received: &Received,
+        request_id: &str,
+        thinking: Thinking,
+    ) -> Self {
         let params = match api {
             Api::Compatible => Some(request),
             Api::Native => request.get("parameters"),
         };
         let param = |name: &str| params.and_then(|p| p.get(name));
         let prompt: String = received.texts.join(" ").chars().take(200).collect();
-        let reasoning = (param("enable_thinking").and_then(Value::as_bool) == Some(true)).then(|| {
+        // Only a model that thinks reasons: `enable_thinking` is ignored by the others.
+        let thinks = match thinking {
+            Thinking::Always => true,
+            Thinking::OnRequest => param("enable_thinking").and_then(Value::as_bool) == Some(true),
+            Thinking::Never => false,
+        };
+        let reasoning = thinks.then(|| {
             format!(
                 "[DashScope emulator, no model thought] The question was {prompt:?}; the answer states what was received."
             )
@@ -137,20 +173,46 @@ pub(crate) fn native_usage(u: &Usage) -> Value {
 
 pub(crate) fn native_body(
     request_id: &str,
-    _answer: &str,
     usage: &Usage,
     finish: &str,
     text: Option<&str>,
+    shape: Shape,
 ) -> Value {
-    let content = match text {
-        Some(t) => json!([{"text": t}]),
-        None => json!([]),
+    let output = match shape {
+        Shape::Multimodal => {
+            let content = match text {
+                Some(t) => json!([{"text": t}]),
+                None => json!([]),
+            };
+            json!({"choices": [{"finish_reason": finish, "message": {"role": "assistant", "content": content}}]})
+        }
+        Shape::TextMessage => json!({"choices": [{"finish_reason": finish,
+            "message": {"role": "assistant", "content": text.unwrap_or("")}}]}),
+        Shape::Text => json!({"text": text.unwrap_or(""), "finish_reason": finish}),
     };
     json!({
-        "output": {"choices": [{"finish_reason": finish, "message": {"role": "assistant", "content": content}}]},
+        "output": output,
         "usage": native_usage(usage),
         "request_id": request_id
     })
+}
+
+/// The message of a native body (the text shape has none: the output stands for it).
+fn message_of(body: &mut Value) -> &mut Value {
+    if body.pointer("/output/choices/0/message").is_some() {
+        &mut body["output"]["choices"][0]["message"]
+    } else {
+        &mut body["output"]
+    }
+}
+
+/// Where a native body's finish reason is.
+fn finish_of(body: &mut Value) -> &mut Value {
+    if body.pointer("/output/choices/0").is_some() {
+        &mut body["output"]["choices"][0]["finish_reason"]
+    } else {
+        &mut body["output"]["finish_reason"]
+    }
 }
 
 /// The whole native answer: reasoning, then the text or a tool call.
@@ -159,17 +221,22 @@ pub(crate) fn native_answer(
     answer: &str,
     behaviour: &Behaviour,
     usage: &Usage,
+    shape: Shape,
 ) -> Value {
-    let mut body = native_body(request_id, answer, usage, "stop", Some(answer));
-    let message = &mut body["output"]["choices"][0]["message"];
+    let mut body = native_body(request_id, usage, "stop", Some(answer), shape);
+    let message = message_of(&mut body);
     if let Some(reasoning) = &behaviour.reasoning {
         message["reasoning_content"] = json!(reasoning);
     }
     if let Some(call) = &behaviour.call {
-        message["content"] = json!([]);
+        if shape == Shape::Multimodal {
+            message["content"] = json!([]);
+        } else if shape == Shape::TextMessage {
+            message["content"] = json!("");
+        }
         message["tool_calls"] = json!([{"id": call.id, "type": "function",
             "function": {"name": call.name, "arguments": call.arguments}}]);
-        body["output"]["choices"][0]["finish_reason"] = json!("tool_calls");
+        *finish_of(&mut body) = json!("tool_calls");
     }
     body
 }
@@ -258,6 +325,7 @@ pub(crate) fn native_stream(
     usage: &Usage,
     incremental: bool,
     fail: bool,
+    shape: Shape,
 ) -> String {
     // Each event: (reasoning, text, arguments) as sent — the new piece when incremental, the
     // whole so far otherwise.
@@ -316,8 +384,8 @@ pub(crate) fn native_stream(
             (true, Some(_)) => "tool_calls",
             (true, None) => "stop",
         };
-        let mut data = native_body(request_id, answer, usage, finish, text.as_deref());
-        let message = &mut data["output"]["choices"][0]["message"];
+        let mut data = native_body(request_id, usage, finish, text.as_deref(), shape);
+        let message = message_of(&mut data);
         if let Some(reasoning) = reasoning {
             message["reasoning_content"] = json!(reasoning);
         }

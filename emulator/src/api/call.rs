@@ -25,12 +25,13 @@ use super::answer::compatible_stream;
 use super::answer::native_answer;
 use super::answer::native_stream;
 use super::answer::sse;
-use super::answer::{Behaviour, Described, Received};
+use super::answer::{Behaviour, Described, Received, Shape};
 use super::authenticate;
 use super::error;
 use super::model_spec;
 use crate::MediaKind;
 use crate::REJECTED_TEXT;
+use crate::catalogue::Endpoint;
 use crate::media::{self, sniff};
 use crate::state::{FaultKind, State, bump, lock};
 
@@ -39,7 +40,7 @@ pub(crate) async fn compatible(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    model_call(&state, Api::Compatible, &headers, &body).await
+    model_call(&state, Endpoint::Chat, &headers, &body).await
 }
 
 pub(crate) async fn native(
@@ -47,7 +48,16 @@ pub(crate) async fn native(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    model_call(&state, Api::Native, &headers, &body).await
+    model_call(&state, Endpoint::Multimodal, &headers, &body).await
+}
+
+/// Text generation (`Generation.call`, and every text-only turn of the v2 SDK).
+pub(crate) async fn text_generation(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    model_call(&state, Endpoint::TextGeneration, &headers, &body).await
 }
 
 /// A medium named in a request.
@@ -57,10 +67,14 @@ pub(crate) struct MediaRef {
 
 pub(crate) async fn model_call(
     state: &State,
-    api: Api,
+    endpoint: Endpoint,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    let api = match endpoint {
+        Endpoint::Chat => Api::Compatible,
+        _ => Api::Native,
+    };
     state.faults.delay().await;
     bump(&state.counters.chat_requests);
     let resolve = headers
@@ -71,13 +85,27 @@ pub(crate) async fn model_call(
         bump(&state.counters.chat_requests_with_resolve_header);
     }
     let request_id = state.request_id();
-    let outcome = judge(state, api, headers, body, resolve);
-    let (received, request) = match outcome {
+    let outcome = judge(state, endpoint, headers, body, resolve);
+    let (received, request, spec) = match outcome {
         Ok(ok) => ok,
         Err(e) => return e.render(api, &request_id),
     };
+    let streamed = match api {
+        Api::Compatible => request.get("stream").and_then(Value::as_bool) == Some(true),
+        Api::Native => wants_sse(headers),
+    };
+    if spec.stream_only && !streamed {
+        // The service's refusal of a non-streamed call to a stream-only model (Omni, QwQ).
+        return error(
+            400,
+            "InvalidParameter",
+            "This model only support stream mode, please enable the stream parameter to access the model.",
+        )
+        .render(api, &request_id);
+    }
     let answer = describe(&received);
-    let behaviour = Behaviour::of(api, &request, &received, &request_id);
+    let behaviour = Behaviour::of(api, &request, &received, &request_id, spec.thinking);
+    let shape = Shape::of(endpoint, &request);
     let input_tokens = received
         .texts
         .iter()
@@ -94,7 +122,7 @@ pub(crate) async fn model_call(
     };
     let stream_error = |state: &State| state.faults.take(FaultKind::StreamError);
     match api {
-        Api::Compatible if request.get("stream").and_then(Value::as_bool) == Some(true) => {
+        Api::Compatible if streamed => {
             let include_usage = request
                 .pointer("/stream_options/include_usage")
                 .and_then(Value::as_bool)
@@ -121,7 +149,7 @@ pub(crate) async fn model_call(
             )),
         )
             .into_response(),
-        Api::Native if wants_sse(headers) => {
+        Api::Native if streamed => {
             let incremental = request
                 .pointer("/parameters/incremental_output")
                 .and_then(Value::as_bool)
@@ -134,11 +162,18 @@ pub(crate) async fn model_call(
                 &usage,
                 incremental,
                 fail,
+                shape,
             ))
         }
         Api::Native => (
             StatusCode::OK,
-            axum::Json(native_answer(&request_id, &answer, &behaviour, &usage)),
+            axum::Json(native_answer(
+                &request_id,
+                &answer,
+                &behaviour,
+                &usage,
+                shape,
+            )),
         )
             .into_response(),
     }
@@ -169,11 +204,15 @@ pub(crate) fn kind_tokens(received: &Received, kind: MediaKind) -> u64 {
 /// content, every medium.
 pub(crate) fn judge(
     state: &State,
-    api: Api,
+    endpoint: Endpoint,
     headers: &HeaderMap,
     body: &[u8],
     resolve: bool,
-) -> Result<(Received, Value), ApiError> {
+) -> Result<(Received, Value, crate::ModelSpec), ApiError> {
+    let api = match endpoint {
+        Endpoint::Chat => Api::Compatible,
+        _ => Api::Native,
+    };
     if body.len() > MAX_REQUEST_BYTES {
         return Err(error(413, "BadRequest.TooLarge", "Payload Too Large"));
     }
@@ -196,19 +235,26 @@ pub(crate) fn judge(
         .filter(|m| !m.is_empty())
         .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?
         .to_owned();
-    let spec = model_spec(state, &model)?;
-    let messages = match api {
-        Api::Compatible => request.get("messages"),
-        Api::Native => request.pointer("/input/messages"),
-    }
-    .and_then(Value::as_array)
-    .filter(|m| !m.is_empty())
-    .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?;
-
+    let spec = model_spec(state, &model, Some(endpoint))?;
     let mut texts = Vec::new();
     let mut refs = Vec::new();
-    for message in messages {
-        collect(api, message.get("content"), &mut texts, &mut refs)?;
+    // Text generation also takes a bare `input.prompt` (the SDK's `Generation.call(prompt=…)`).
+    let prompt = (endpoint == Endpoint::TextGeneration)
+        .then(|| request.pointer("/input/prompt").and_then(Value::as_str))
+        .flatten();
+    if let Some(prompt) = prompt {
+        texts.push(prompt.to_owned());
+    } else {
+        let messages = match api {
+            Api::Compatible => request.get("messages"),
+            Api::Native => request.pointer("/input/messages"),
+        }
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?;
+        for message in messages {
+            collect(api, message.get("content"), &mut texts, &mut refs)?;
+        }
     }
     if texts.iter().any(|t| t.contains(REJECTED_TEXT)) {
         return Err(error(
@@ -235,6 +281,7 @@ pub(crate) fn judge(
             media,
         },
         request,
+        spec,
     ))
 }
 

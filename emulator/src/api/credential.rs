@@ -51,7 +51,7 @@ pub(crate) fn issue_policy(
         return Err(error(400, "InvalidParameter", INVALID_PARAMETER));
     }
     let model = param("model").ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?;
-    let spec = model_spec(state, model)?;
+    let spec = model_spec(state, model, None)?;
     if state.faults.take(FaultKind::PolicyError) {
         return Err(error(
             500,

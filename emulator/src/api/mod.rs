@@ -23,10 +23,12 @@ use super::AccountStatus;
 use super::state::State;
 use crate::api::call::compatible;
 use crate::api::call::native;
+use crate::api::call::text_generation;
 use crate::api::control::clock;
 use crate::api::control::faults;
 use crate::api::control::stats;
 use crate::api::credential::get_policy;
+use crate::catalogue::Endpoint;
 
 /// The service's limit on one `data:` URI, from its refusal ("Exceeded limit on max bytes per
 /// data-uri item : 10485760", the error-messages page).
@@ -60,6 +62,10 @@ pub(crate) fn router(state: Arc<State>, tasks: Router<Arc<State>>) -> Router {
         .route(
             "/api/v1/services/aigc/multimodal-generation/generation",
             post(native),
+        )
+        .route(
+            "/api/v1/services/aigc/text-generation/generation",
+            post(text_generation),
         )
         .merge(tasks)
         .route("/emulator/v1/stats", get(stats))
@@ -176,22 +182,33 @@ pub(crate) fn authenticate(state: &State, headers: &HeaderMap) -> Result<usize, 
     }
 }
 
-/// A model the emulator serves to this caller: 404 `ModelNotFound` for an unknown one, 403 for
-/// one the account has not bought.
-pub(crate) fn model_spec<'a>(
-    state: &'a State,
+/// A model the emulator serves to this caller on `endpoint` (`None`: the credential endpoint,
+/// which any known model may use): 404 `ModelNotFound` for an unknown one, 403 for one the
+/// account has not bought, and the service's "url error" for a model called on an endpoint its
+/// family does not serve (users report it verbatim, e.g. a multimodal model sent to text
+/// generation).
+pub(crate) fn model_spec(
+    state: &State,
     model: &str,
-) -> Result<&'a super::ModelSpec, ApiError> {
+    endpoint: Option<Endpoint>,
+) -> Result<super::ModelSpec, ApiError> {
     let spec = state
         .config
-        .models
-        .get(model)
+        .spec_of(model)
         .ok_or_else(|| error(404, "ModelNotFound", "Model not exist."))?;
     if spec.restricted {
         return Err(unpurchased());
     }
+    if let Some(endpoint) = endpoint
+        && !spec.endpoints.contains(&endpoint)
+    {
+        return Err(error(400, "InvalidParameter", URL_ERROR));
+    }
     Ok(spec)
 }
+
+/// The service's answer to a model called on an endpoint that does not serve it.
+pub(crate) const URL_ERROR: &str = "url error, please check url\u{ff01} For details, see: https://help.aliyun.com/zh/model-studio/error-code#error-url";
 
 pub(crate) fn unpurchased() -> ApiError {
     error(

@@ -39,6 +39,8 @@ use results::{result, result_url};
 pub use store::TaskSteps;
 use store::{File, Kind, Task, status_of};
 
+use crate::catalogue::Endpoint;
+
 /// A prompt containing this makes a task end `FAILED` (so that the failure path can be tested).
 pub const FAIL_TASK_TEXT: &str = "EMULATOR-FAIL-TASK";
 
@@ -87,6 +89,7 @@ fn open_call(
     state: &State,
     headers: &HeaderMap,
     body: &[u8],
+    endpoint: Endpoint,
 ) -> Result<(usize, String, Vec<MediaKind>, Value), ApiError> {
     if body.len() > MAX_REQUEST_BYTES {
         return Err(error(413, "BadRequest.TooLarge", "Payload Too Large"));
@@ -100,7 +103,7 @@ fn open_call(
         .filter(|m| !m.is_empty())
         .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?
         .to_owned();
-    let accepts = model_spec(state, &model)?.accepts.clone();
+    let accepts = model_spec(state, &model, Some(endpoint))?.accepts;
     Ok((account, model, accepts, request))
 }
 
@@ -137,7 +140,14 @@ fn create(
     kind: Kind,
     route: &str,
 ) -> Result<String, ApiError> {
-    let (account, model, accepts, request) = open_call(state, headers, body)?;
+    let endpoint = match (kind, route) {
+        (Kind::Transcription, _) => Endpoint::Transcription,
+        (Kind::Image, "image2image") => Endpoint::ImageEdit,
+        (Kind::Image, _) => Endpoint::TextToImage,
+        (Kind::Video, "image2video") => Endpoint::KeyframeVideo,
+        (Kind::Video, _) => Endpoint::VideoSynthesis,
+    };
+    let (account, model, accepts, request) = open_call(state, headers, body, endpoint)?;
     if !header_is(headers, "x-dashscope-async", "enable") {
         return Err(error(
             403,
@@ -518,7 +528,8 @@ async fn list(
 async fn enroll(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
     let request_id = state.request_id();
     let answered = (|| {
-        let (account, model, accepts, request) = open_call(&state, &headers, &body)?;
+        let (account, model, accepts, request) =
+            open_call(&state, &headers, &body, Endpoint::VoiceEnrollment)?;
         let resolve = header_is(&headers, "x-dashscope-ossresourceresolve", "enable");
         let action = field(&request, "/input/action").unwrap_or("");
         match action {
@@ -567,7 +578,8 @@ async fn enroll(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: B
 async fn embed(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
     let request_id = state.request_id();
     let answered = (|| {
-        let (account, model, accepts, request) = open_call(&state, &headers, &body)?;
+        let (account, model, accepts, request) =
+            open_call(&state, &headers, &body, Endpoint::Embedding)?;
         let resolve = header_is(&headers, "x-dashscope-ossresourceresolve", "enable");
         let contents = request
             .pointer("/input/contents")
