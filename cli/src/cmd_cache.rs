@@ -1,6 +1,5 @@
 //! `dashscope cache list|clear`: the upload cache.
 
-use std::io::Write;
 use std::time::SystemTime;
 
 use clap::Subcommand;
@@ -35,7 +34,7 @@ pub(crate) fn cache_command(command: &CacheCommand) -> u8 {
     match command {
         CacheCommand::List { json } => {
             let now = SystemTime::now();
-            let mut stdout = std::io::stdout().lock();
+            let mut out = Out::new();
             for e in &entries {
                 let source = e.source.as_ref().map(|p| p.display().to_string());
                 let line = if *json {
@@ -62,7 +61,9 @@ pub(crate) fn cache_command(command: &CacheCommand) -> u8 {
                         source.as_deref().unwrap_or("-")
                     )
                 };
-                let _ = writeln!(stdout, "{line}");
+                if let Err(code) = out.line(&line) {
+                    return code;
+                }
             }
             EXIT_OK
         }

@@ -1,6 +1,6 @@
 //! `dashscope emulator`: the offline DashScope + OSS emulator as a process.
 
-use std::io::Write;
+use crate::output::Out;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -147,10 +147,11 @@ pub(crate) async fn run_emulator(args: EmulatorArgs) -> u8 {
     // the emulator at once must not kill it by default disposition.
     let stop = dashscope_emulator::stop_signal();
     // The first stdout line is for scripts: `eval "$(dashscope emulator | head -n1)"`.
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "DASHSCOPE_BASE_URL={}", emulator.base_url());
-    let _ = out.flush();
-    drop(out);
+    // Nobody reads a URL that cannot be written: the emulator would serve no one.
+    if let Err(code) = Out::new().line(&format!("DASHSCOPE_BASE_URL={}", emulator.base_url())) {
+        emulator.shutdown().await;
+        return code;
+    }
     eprintln!(
         "DashScope emulator: API {} , OSS {}",
         emulator.base_url(),

@@ -1,16 +1,18 @@
 //! `dashscope oss upload` and `dashscope oss.upload`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use dashscope_oss::UploadSource;
+use futures_util::StreamExt;
 
 use crate::Global;
 use crate::connect::connect;
 use crate::exit::*;
 use crate::output::*;
 use crate::progress::Bars;
+use crate::signals::{self, Signals};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum OssCommand {
@@ -102,37 +104,94 @@ pub(crate) async fn run(global: &Global, args: &UploadArgs) -> u8 {
             Err(code) => return code,
         };
     let client = &client;
+    // Listening before the first upload: from here on a signal stops the batch instead of
+    // killing the process.
+    let mut signals = Signals::listen();
     let sources = paths.iter().map(|p| UploadSource::path(p.clone()));
-    let results = client.upload_many(&args.model, sources).await;
-    if let Some(b) = bars {
-        b.finish();
-    }
-    warn_about_cache(client);
-
-    let mut stdout = std::io::stdout().lock();
+    let mut batch = client.upload_many(&args.model, sources);
+    let stop = batch.stop_handle();
+    let say = |f: &dyn Fn()| match &bars {
+        Some(b) => b.suspend(f),
+        None => f(),
+    };
+    let mut out = Out::new();
+    let mut signalled = None;
+    let mut output_failed = None;
     let mut failures = Vec::new();
-    for (path, result) in paths.iter().zip(&results) {
+    let mut done = 0;
+    loop {
+        let result = tokio::select! {
+            result = batch.next() => match result {
+                Some(result) => result,
+                None => break,
+            },
+            code = signals.next() => {
+                if signalled.is_some() {
+                    // A second signal: the uploads in flight are dropped, unreported.
+                    say(&|| eprintln!("dashscope: {}: aborting the uploads in flight", signals::name(code)));
+                    break;
+                }
+                signalled = Some(code);
+                stop.stop();
+                say(&|| {
+                    eprintln!(
+                        "dashscope: {}: starting no more uploads, finishing those in flight (a second signal aborts them)",
+                        signals::name(code)
+                    );
+                });
+                continue;
+            }
+        };
+        // Outcomes come in input order and stop at the first file not started.
+        let Some(path) = paths.get(done) else {
+            break;
+        };
+        done += 1;
         let shown = path.display().to_string();
-        let line = match (result, args.json) {
+        let line = match (&result, args.json) {
             (Ok(file), false) => file.url.clone(),
             (Ok(file), true) => json_ok(&shown, file).to_string(),
             (Err(e), true) => json_err(&shown, e).to_string(),
             (Err(_), false) => String::new(),
         };
-        if !line.is_empty() {
-            let _ = writeln!(stdout, "{line}");
+        // Each line as soon as its upload is done: an interrupted batch has printed what
+        // landed. Once stdout fails, nobody reads it: no more uploads start.
+        if !line.is_empty()
+            && output_failed.is_none()
+            && let Err(code) = out.line(&line)
+        {
+            output_failed = Some(code);
+            stop.stop();
         }
-        match result {
-            Ok(file) if !global.quiet => eprintln!("{}", summary(&shown, file)),
+        match &result {
+            Ok(file) if !global.quiet => say(&|| eprintln!("{}", summary(&shown, file))),
             Ok(_) => {}
             Err(e) => {
-                report(e, Some(&shown));
+                say(&|| report(e, Some(&shown)));
                 failures.push(exit_code(e));
             }
         }
     }
-    let _ = stdout.flush();
-    match (failures.len(), results.len()) {
+    drop(batch);
+    if let Some(b) = bars {
+        b.finish();
+    }
+    if done < paths.len() {
+        eprintln!(
+            "dashscope: {} of {} files not uploaded",
+            paths.len() - done,
+            paths.len()
+        );
+    }
+    // What landed is remembered before the process ends, however it ends.
+    if let Some(Err(e)) = client.upload_cache().map(|c| c.flush()) {
+        eprintln!("dashscope: warning: the upload cache could not be written: {e}");
+    }
+    warn_about_cache(client);
+    if let Some(code) = signalled.or(output_failed) {
+        return code;
+    }
+    match (failures.len(), done) {
         (0, _) => EXIT_OK,
         (f, n) if f < n => EXIT_PARTIAL,
         _ => failures.first().copied().unwrap_or(EXIT_SERVICE),

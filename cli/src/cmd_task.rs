@@ -2,7 +2,7 @@
 //! through the library (local files uploaded there, for the task's model), waits with a spinner
 //! showing the task's state on a terminal (state lines on stderr otherwise), and prints results.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use dashscope_oss::task::{Task, TaskFilter, TaskState, WaitOptions};
 use dashscope_oss::{Client, Error};
 
 use crate::Global;
-use crate::exit::{EXIT_OK, EXIT_SOFTWARE, EXIT_USAGE, exit_code, report};
+use crate::exit::{EXIT_OK, EXIT_USAGE, exit_code, report};
+use crate::output::Out;
 
 /// What every task command shares.
 #[derive(Args, Debug, Clone)]
@@ -244,7 +245,7 @@ async fn run_task(
         if let Some(s) = spinner {
             s.finish_and_clear();
         }
-        println!("{}", task.id);
+        Out::new().line(&task.id)?;
         return Ok(None);
     }
     if !global.quiet && !std::io::stderr().is_terminal() {
@@ -290,7 +291,7 @@ pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) 
         return Ok(EXIT_OK);
     };
     let files = client.transcriptions(&done).await;
-    let mut stdout = std::io::stdout().lock();
+    let mut out = Out::new();
     let mut failed = None;
     let several = files.len() > 1;
     let mut json_files = Vec::new();
@@ -302,9 +303,9 @@ pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) 
                         serde_json::json!({"file_url": file.file_url, "transcript": transcript}),
                     );
                 } else if several {
-                    let _ = writeln!(stdout, "== {}\n{}", file.file_url, transcript.text());
+                    out.line(&format!("== {}\n{}", file.file_url, transcript.text()))?;
                 } else {
-                    let _ = writeln!(stdout, "{}", transcript.text());
+                    out.line(&transcript.text())?;
                 }
             }
             Err(e) => {
@@ -323,11 +324,7 @@ pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) 
         let all = serde_json::json!({
             "task_id": done.output.task_id, "request_id": done.request_id, "files": json_files
         });
-        let _ = writeln!(
-            stdout,
-            "{}",
-            serde_json::to_string_pretty(&all).unwrap_or_default()
-        );
+        out.line(&serde_json::to_string_pretty(&all).unwrap_or_default())?;
     }
     Ok(match (failed, files.iter().any(|f| f.result.is_ok())) {
         (None, _) => EXIT_OK,
@@ -419,9 +416,12 @@ async fn deliver(client: &Client, global: &Global, urls: &[String], output: Opti
         eprintln!("dashscope: the task succeeded but named no result");
         return crate::EXIT_SERVICE;
     }
+    let mut out = Out::new();
     let Some(output) = output else {
         for url in urls {
-            println!("{url}");
+            if let Err(code) = out.line(url) {
+                return code;
+            }
         }
         if !global.quiet {
             eprintln!("dashscope: result URLs last 24 hours: download them (-o PATH)");
@@ -436,7 +436,9 @@ async fn deliver(client: &Client, global: &Global, urls: &[String], output: Opti
         };
         match client.download(url, &path, None).await {
             Ok(bytes) => {
-                println!("{}", path.display());
+                if let Err(code) = out.line(&path.display().to_string()) {
+                    return code;
+                }
                 if !global.quiet {
                     eprintln!("dashscope: wrote {} ({bytes} bytes)", path.display());
                 }
@@ -462,31 +464,31 @@ fn numbered(path: &Path, n: usize) -> PathBuf {
     path.with_file_name(name)
 }
 
-pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 {
-    let print = |answer: &types::TaskResponse, json: bool| {
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(answer).unwrap_or_default()
-            );
-            return;
-        }
-        println!("{}", answer.state());
-        for url in answer.image_urls().into_iter().chain(answer.video_url()) {
-            println!("{url}");
-        }
-        for r in &answer.output.results {
-            if let Some(url) = &r.transcription_url {
-                println!("{url}");
-            }
-        }
+/// A task's answer on stdout: its state and result URLs, or the whole answer as JSON.
+fn print_answer(answer: &types::TaskResponse, json: bool) -> u8 {
+    let mut out = Out::new();
+    let written = if json {
+        out.line(&serde_json::to_string_pretty(answer).unwrap_or_default())
+    } else {
+        let transcripts = answer
+            .output
+            .results
+            .iter()
+            .filter_map(|r| r.transcription_url.as_deref());
+        let state = answer.state().to_string();
+        std::iter::once(state.as_str())
+            .chain(answer.image_urls())
+            .chain(answer.video_url())
+            .chain(transcripts)
+            .try_for_each(|line| out.line(line))
     };
+    written.err().unwrap_or(EXIT_OK)
+}
+
+pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 {
     match command {
         TaskCommand::Get { id, json } => match client.get_task(&id).await {
-            Ok(answer) => {
-                print(&answer, json);
-                EXIT_OK
-            }
+            Ok(answer) => print_answer(&answer, json),
             Err(e) => {
                 report(&e, None);
                 exit_code(&e)
@@ -498,10 +500,7 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
                 Err(code) => return code,
             };
             match wait(client, &id, &options, spinner).await {
-                Ok(answer) => {
-                    print(&answer, json);
-                    EXIT_OK
-                }
+                Ok(answer) => print_answer(&answer, json),
                 Err(e) => {
                     report(&e, None);
                     exit_code(&e)
@@ -529,8 +528,6 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
             }
             match client.list_tasks(&filter).await {
                 Ok(list) => {
-                    // Written, not printed: a closed stdout is an error said on stderr, never a
-                    // panic.
                     let text = if json {
                         format!(
                             "{}\n",
@@ -549,15 +546,7 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
                             })
                             .collect()
                     };
-                    let mut stdout = std::io::stdout().lock();
-                    if let Err(e) = stdout
-                        .write_all(text.as_bytes())
-                        .and_then(|()| stdout.flush())
-                    {
-                        eprintln!("dashscope: cannot write the task list: {e}");
-                        return EXIT_SOFTWARE;
-                    }
-                    EXIT_OK
+                    Out::new().text(&text).err().unwrap_or(EXIT_OK)
                 }
                 Err(e) => {
                     report(&e, None);

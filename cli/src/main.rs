@@ -18,6 +18,8 @@
 //! | 8 | a task ended without success: failed, cancelled, or unknown |
 //! | 9 | gave up waiting for a task (`--timeout`); the task goes on |
 //! | 70 | internal failure (the emulator could not start) |
+//! | 74 | stdout could not be written (a closed pipe, a full disk) |
+//! | 130, 143 | an upload batch stopped by SIGINT, SIGTERM (what landed is printed) |
 
 mod cmd_cache;
 mod cmd_chat;
@@ -28,6 +30,7 @@ mod connect;
 mod exit;
 mod output;
 mod progress;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -45,7 +48,7 @@ use exit::*;
     name = "dashscope",
     version,
     about = "DashScope temporary storage and multimodal calls, from the command line",
-    after_help = "Exit codes: 0 ok, 1 partial batch failure, 2 usage, 3 auth, 4 rate/quota, 5 file, 6 network, 7 service, 8 task failed/cancelled/unknown, 9 gave up waiting, 70 internal."
+    after_help = "Exit codes: 0 ok, 1 partial batch failure, 2 usage, 3 auth, 4 rate/quota, 5 file, 6 network, 7 service, 8 task failed/cancelled/unknown, 9 gave up waiting, 70 internal, 74 stdout not writable, 130/143 upload batch stopped by SIGINT/SIGTERM."
 )]
 struct Cli {
     #[command(flatten)]
@@ -180,9 +183,13 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            let printed = e.print();
             return if e.use_stderr() {
                 ExitCode::from(EXIT_USAGE)
+            } else if let Err(e) = printed {
+                // --help or --version into a closed pipe or a full disk.
+                eprintln!("dashscope: cannot write to stdout: {e}");
+                ExitCode::from(EXIT_OUTPUT)
             } else {
                 ExitCode::SUCCESS
             };

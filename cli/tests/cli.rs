@@ -16,6 +16,8 @@ mod bad_input;
 mod cache;
 #[path = "cli/emulator_command.rs"]
 mod emulator_command;
+#[path = "cli/output.rs"]
+mod output;
 #[path = "cli/secrets.rs"]
 mod secrets;
 #[path = "cli/tasks.rs"]
