@@ -31,12 +31,21 @@ pub(crate) struct UploadArgs {
     /// Read more paths from LIST, one per line (`-` for stdin).
     #[arg(long = "from-file", value_name = "LIST")]
     from_file: Option<PathBuf>,
-    /// Files uploaded at once.
-    #[arg(long, value_name = "N")]
+    /// Files uploaded at once (at least 1).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     concurrency: Option<usize>,
     /// One JSON object per file on stdout instead of bare URLs.
     #[arg(long)]
     json: bool,
+}
+
+/// A count of at least 1 (0 uploads at once would upload nothing).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn read_list(list: &PathBuf) -> std::io::Result<Vec<PathBuf>> {

@@ -73,7 +73,10 @@ pub struct ImageEditArgs {
     #[arg(long, value_name = "IMAGE")]
     pub mask: Option<String>,
     /// Images to make (1 to 4).
-    #[arg(short, default_value_t = 1)]
+    // The range of `parameters.n` in the wanx2.1-imageedit documentation
+    // (https://www.alibabacloud.com/help/en/model-studio/wanx-image-edit) and the spec's
+    // ImageSynthesisParameters: anything else is a usage error here, not a refused task.
+    #[arg(short, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=4))]
     pub n: i64,
     /// Write the result here (several: `out-1.png`, `out-2.png`, ...); without it the result
     /// URLs (valid 24 hours) are printed.
@@ -152,10 +155,14 @@ pub enum TaskCommand {
         #[arg(long, value_name = "TIME", requires = "from")]
         to: Option<String>,
         /// The page, from 1.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..))]
         page: i64,
-        /// Tasks per page.
-        #[arg(long = "page-size", default_value_t = 10)]
+        /// Tasks per page (at least 1).
+        #[arg(
+            long = "page-size",
+            default_value_t = 10,
+            value_parser = clap::value_parser!(i64).range(1..)
+        )]
         page_size: i64,
         /// Print the whole answer as JSON.
         #[arg(long)]

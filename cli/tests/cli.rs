@@ -18,6 +18,8 @@ mod cache;
 mod emulator_command;
 #[path = "cli/output.rs"]
 mod output;
+#[path = "cli/refusals.rs"]
+mod refusals;
 #[path = "cli/secrets.rs"]
 mod secrets;
 #[path = "cli/tasks.rs"]
