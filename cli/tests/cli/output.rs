@@ -578,3 +578,78 @@ async fn a_batch_streams_its_outcomes_and_stops_on_request() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `dashscope oss upload … | head -n 1` on a 1,000-file batch: the first line arrives, the pipe
+/// closes, and the command ends with 74, having started no more uploads than it had in hand, and
+/// with every object it stored in the upload cache. (The 1,000 JSON lines are more than a pipe
+/// holds, so the command is still writing when the reader goes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_n_1_on_a_large_batch_ends_it_with_74_and_loses_no_upload() {
+    use std::io::BufRead;
+    let emulator = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let dir = test_dir("head-n-1");
+    let paths = files(&dir, 1000);
+    let list = dir.join("list.txt");
+    let names: Vec<&str> = paths
+        .iter()
+        .map(|p| p.to_str().expect("a UTF-8 temp path"))
+        .collect();
+    std::fs::write(&list, names.join("\n")).expect("the list");
+    let cache_home = support::fresh_cache_home();
+    let mut child = command(
+        &[
+            "oss",
+            "upload",
+            "-m",
+            "qwen-vl-plus",
+            "--json",
+            "--from-file",
+            list.to_str().expect("UTF-8"),
+        ],
+        Some(emulator.base_url()),
+        &cache_home,
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("start dashscope");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the first line");
+        line
+    })
+    .await
+    .expect("join");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("dashscope ends");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{first}\n{stderr}");
+    let first: serde_json::Value = serde_json::from_str(&first).expect("a JSON line");
+    let key = first["url"]
+        .as_str()
+        .expect("a URL")
+        .trim_start_matches("oss://");
+    assert_eq!(emulator.object_bytes(key), std::fs::read(&paths[0]).ok());
+    let stored = emulator.stats().uploads_ok;
+    assert!(
+        stored < 1000,
+        "{stored} uploads after the pipe closed\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{} of 1000 files not uploaded", 1000 - stored)),
+        "{stored}: {stderr}"
+    );
+    let listed = run(&["cache", "list"], None, &cache_home, Sink::Piped);
+    assert_eq!(
+        text(&listed.stdout).lines().count() as u64,
+        stored,
+        "every stored object is cached\n{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
