@@ -23,13 +23,13 @@ pub(crate) enum CacheCommand {
 
 pub(crate) fn cache_command(command: &CacheCommand) -> u8 {
     let Some(dir) = cache_dir() else {
-        eprintln!("dashscope: no cache directory: set XDG_CACHE_HOME or HOME");
+        note!("dashscope: no cache directory: set XDG_CACHE_HOME or HOME");
         return EXIT_USAGE;
     };
     let cache = UploadCache::on_disk(&dir);
     let entries = cache.list();
     if let Some(warning) = cache.take_warning() {
-        eprintln!("dashscope: warning: {warning}");
+        note!("dashscope: warning: {warning}");
     }
     match command {
         CacheCommand::List { json } => {
@@ -69,7 +69,7 @@ pub(crate) fn cache_command(command: &CacheCommand) -> u8 {
         }
         CacheCommand::Clear => match cache.clear() {
             Ok(()) => {
-                eprintln!(
+                note!(
                     "dashscope: forgot {} upload(s) in {}",
                     entries.len(),
                     dir.display()
@@ -77,7 +77,7 @@ pub(crate) fn cache_command(command: &CacheCommand) -> u8 {
                 EXIT_OK
             }
             Err(e) => {
-                eprintln!("dashscope: cannot clear {}: {e}", dir.display());
+                note!("dashscope: cannot clear {}: {e}", dir.display());
                 EXIT_FILE
             }
         },

@@ -53,7 +53,7 @@ fn tool_calls_of(answer: &serde_json::Value) -> Vec<(String, String)> {
 
 pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
     if args.model.trim().is_empty() {
-        eprintln!("dashscope: --model is empty");
+        note!("dashscope: --model is empty");
         return EXIT_USAGE;
     }
     // The library uploads the files (or sends small ones inline) as it sends the request; its
@@ -65,10 +65,10 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
         }
         match event {
             UploadEvent::Inlined { path, .. } => {
-                eprintln!("{}: sent inline as a data: URI", path.display());
+                note!("{}: sent inline as a data: URI", path.display());
             }
             UploadEvent::Uploaded { path, file } => {
-                eprintln!(
+                note!(
                     "{} -> {}",
                     summary(&path.display().to_string(), file),
                     file.url
@@ -96,7 +96,7 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
         {
             Ok(file) => {
                 if !quiet {
-                    eprintln!(
+                    note!(
                         "{} -> {}",
                         summary(&path.display().to_string(), &file),
                         file.url
@@ -122,7 +122,7 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
             return Ok(());
         }
         if let Some(reasoning) = reasoning.filter(|r| !r.is_empty() && !quiet) {
-            eprint!("{reasoning}");
+            note!(no_newline, "{reasoning}");
         }
         if let Some(text) = text {
             wrote = true;

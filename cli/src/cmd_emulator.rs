@@ -135,7 +135,7 @@ pub(crate) async fn run_emulator(args: EmulatorArgs) -> u8 {
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("dashscope emulator: {e}");
+            note!("dashscope emulator: {e}");
             return EXIT_SOFTWARE;
         }
     };
@@ -152,15 +152,15 @@ pub(crate) async fn run_emulator(args: EmulatorArgs) -> u8 {
         emulator.shutdown().await;
         return code;
     }
-    eprintln!(
+    note!(
         "DashScope emulator: API {} , OSS {}",
         emulator.base_url(),
         emulator.oss_url()
     );
     if default_key {
-        eprintln!("  API key of the default account: {DEFAULT_API_KEY}");
+        note!("  API key of the default account: {DEFAULT_API_KEY}");
     }
-    eprintln!(
+    note!(
         "  stats: GET {}/emulator/v1/stats; stop with Ctrl-C",
         emulator.base_url()
     );

@@ -72,17 +72,17 @@ pub(crate) fn upload_paths(args: &UploadArgs) -> Result<Vec<PathBuf>, u8> {
         match read_list(list) {
             Ok(more) => paths.extend(more),
             Err(e) => {
-                eprintln!("dashscope: cannot read the list {}: {e}", list.display());
+                note!("dashscope: cannot read the list {}: {e}", list.display());
                 return Err(EXIT_FILE);
             }
         }
     }
     if paths.is_empty() {
-        eprintln!("dashscope: no files: give --file PATH (repeatable) or --from-file LIST");
+        note!("dashscope: no files: give --file PATH (repeatable) or --from-file LIST");
         return Err(EXIT_USAGE);
     }
     if args.model.trim().is_empty() {
-        eprintln!("dashscope: --model is empty");
+        note!("dashscope: --model is empty");
         return Err(EXIT_USAGE);
     }
     Ok(paths)
@@ -125,6 +125,7 @@ pub(crate) async fn run(global: &Global, args: &UploadArgs) -> u8 {
     };
     let mut out = Out::new();
     let mut signalled = None;
+    let mut aborted = false;
     let mut output_failed = None;
     let mut failures = Vec::new();
     let mut done = 0;
@@ -137,13 +138,14 @@ pub(crate) async fn run(global: &Global, args: &UploadArgs) -> u8 {
             code = signals.next() => {
                 if signalled.is_some() {
                     // A second signal: the uploads in flight are dropped, unreported.
-                    say(&|| eprintln!("dashscope: {}: aborting the uploads in flight", signals::name(code)));
+                    say(&|| note!("dashscope: {}: aborting the uploads in flight", signals::name(code)));
+                    aborted = true;
                     break;
                 }
                 signalled = Some(code);
                 stop.stop();
                 say(&|| {
-                    eprintln!(
+                    note!(
                         "dashscope: {}: starting no more uploads, finishing those in flight (a second signal aborts them)",
                         signals::name(code)
                     );
@@ -173,7 +175,7 @@ pub(crate) async fn run(global: &Global, args: &UploadArgs) -> u8 {
             stop.stop();
         }
         match &result {
-            Ok(file) if !global.quiet => say(&|| eprintln!("{}", summary(&shown, file))),
+            Ok(file) if !global.quiet => say(&|| note!("{}", summary(&shown, file))),
             Ok(_) => {}
             Err(e) => {
                 say(&|| report(e, Some(&shown)));
@@ -186,15 +188,17 @@ pub(crate) async fn run(global: &Global, args: &UploadArgs) -> u8 {
         b.finish();
     }
     if done < paths.len() {
-        eprintln!(
-            "dashscope: {} of {} files not uploaded",
+        note!(
+            "dashscope: {} of {} files not uploaded{}",
             paths.len() - done,
-            paths.len()
+            paths.len(),
+            // Aborted in flight, an object may have landed without its answer.
+            if aborted { " or not confirmed" } else { "" }
         );
     }
     // What landed is remembered before the process ends, however it ends.
     if let Some(Err(e)) = client.upload_cache().map(|c| c.flush()) {
-        eprintln!("dashscope: warning: the upload cache could not be written: {e}");
+        note!("dashscope: warning: the upload cache could not be written: {e}");
     }
     warn_about_cache(client);
     if let Some(code) = signalled.or(output_failed) {

@@ -177,7 +177,7 @@ fn wait_options(
 ) -> Result<(WaitOptions, Option<indicatif::ProgressBar>), u8> {
     let secs = |v: f64, name: &str| {
         Duration::try_from_secs_f64(v).map_err(|_| {
-            eprintln!("dashscope: --{name} must be a non-negative number of seconds");
+            note!("dashscope: --{name} must be a non-negative number of seconds");
             EXIT_USAGE
         })
     };
@@ -200,7 +200,7 @@ fn wait_options(
     } else {
         Ok((
             options.on_change(|r| {
-                eprintln!(
+                note!(
                     "dashscope: task {}: {}",
                     r.output.task_id.as_deref().unwrap_or("?"),
                     r.state()
@@ -228,7 +228,7 @@ async fn wait(
 /// A request built from the flags, or the usage exit code.
 fn built<T, E: std::fmt::Display>(request: Result<T, E>) -> Result<T, u8> {
     request.map_err(|e| {
-        eprintln!("dashscope: {e}");
+        note!("dashscope: {e}");
         EXIT_USAGE
     })
 }
@@ -256,7 +256,7 @@ async fn run_task(
         return Ok(None);
     }
     if !global.quiet && !std::io::stderr().is_terminal() {
-        eprintln!("dashscope: task {} submitted", task.id);
+        note!("dashscope: task {} submitted", task.id);
     }
     wait(client, &task.id, &options, spinner)
         .await
@@ -382,7 +382,7 @@ pub async fn video(client: &Client, global: &Global, args: VideoArgs) -> Result<
         .last_frame_url(args.last_frame.clone())
         .img_url(args.image.clone());
     if args.first_frame.is_none() && args.image.is_none() {
-        eprintln!(
+        note!(
             "dashscope: give --first-frame (first/last-frame models) or --image (image to video)"
         );
         return Err(EXIT_USAGE);
@@ -420,7 +420,7 @@ pub async fn video(client: &Client, global: &Global, args: VideoArgs) -> Result<
 /// URLs (valid 24 hours).
 async fn deliver(client: &Client, global: &Global, urls: &[String], output: Option<&Path>) -> u8 {
     if urls.is_empty() {
-        eprintln!("dashscope: the task succeeded but named no result");
+        note!("dashscope: the task succeeded but named no result");
         return crate::EXIT_SERVICE;
     }
     let mut out = Out::new();
@@ -431,7 +431,7 @@ async fn deliver(client: &Client, global: &Global, urls: &[String], output: Opti
             }
         }
         if !global.quiet {
-            eprintln!("dashscope: result URLs last 24 hours: download them (-o PATH)");
+            note!("dashscope: result URLs last 24 hours: download them (-o PATH)");
         }
         return EXIT_OK;
     };
@@ -447,7 +447,7 @@ async fn deliver(client: &Client, global: &Global, urls: &[String], output: Opti
                     return code;
                 }
                 if !global.quiet {
-                    eprintln!("dashscope: wrote {} ({bytes} bytes)", path.display());
+                    note!("dashscope: wrote {} ({bytes} bytes)", path.display());
                 }
             }
             Err(e) => {
@@ -564,7 +564,7 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
         TaskCommand::Cancel { id } => match client.cancel_task(&id).await {
             Ok(_) => {
                 if !global.quiet {
-                    eprintln!("dashscope: task {id} cancelled");
+                    note!("dashscope: task {id} cancelled");
                 }
                 EXIT_OK
             }

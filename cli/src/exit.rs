@@ -113,5 +113,5 @@ pub fn report(e: &Error, path: Option<&str>) {
     if let Some(h) = hint(e) {
         line.push_str(&format!("\n  hint: {h}"));
     }
-    eprintln!("{line}");
+    note!("{line}");
 }

@@ -21,6 +21,19 @@
 //! | 74 | stdout could not be written (a closed pipe, a full disk) |
 //! | 130, 143 | an upload batch stopped by SIGINT, SIGTERM (what landed is printed) |
 
+/// `eprintln!` (or, with `no_newline`, `eprint!`) that never panics: a stderr that cannot be
+/// written (closed, full) loses the message, not the command, whose exit code still tells.
+macro_rules! note {
+    (no_newline, $($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cmd_cache;
 mod cmd_chat;
 mod cmd_emulator;
@@ -188,7 +201,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             } else if let Err(e) = printed {
                 // --help or --version into a closed pipe or a full disk.
-                eprintln!("dashscope: cannot write to stdout: {e}");
+                note!("dashscope: cannot write to stdout: {e}");
                 ExitCode::from(EXIT_OUTPUT)
             } else {
                 ExitCode::SUCCESS
@@ -204,7 +217,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("dashscope: cannot start the async runtime: {e}");
+            note!("dashscope: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_SOFTWARE);
         }
     };

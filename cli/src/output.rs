@@ -40,7 +40,7 @@ impl Out {
             .try_for_each(|p| stdout.write_all(p.as_bytes()))
             .and_then(|()| stdout.flush())
             .map_err(|e| {
-                eprintln!("dashscope: cannot write to stdout: {e}");
+                note!("dashscope: cannot write to stdout: {e}");
                 EXIT_OUTPUT
             })
     }
@@ -49,7 +49,7 @@ impl Out {
 /// Says why the upload cache was not used, if it was not (a warning: the command went on).
 pub(crate) fn warn_about_cache(client: &Client) {
     if let Some(warning) = client.upload_cache().and_then(UploadCache::take_warning) {
-        eprintln!("dashscope: warning: {warning}");
+        note!("dashscope: warning: {warning}");
     }
 }
 

@@ -225,6 +225,61 @@ async fn every_command_that_prints_says_a_failed_write_and_exits_74() {
     }
 }
 
+/// A stderr that cannot be written loses its messages, never the command: the output and the
+/// exit code are what they would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stderr_that_cannot_be_written_changes_nothing_else() {
+    let emulator = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let cache_home = support::fresh_cache_home();
+    let cases: [(&[&str], i32); 3] = [
+        (&["oss", "upload", "-m", "qwen-vl-plus", "-f", CAT], 0),
+        (
+            &["chat", "-m", "qwen-vl-plus", "-f", CAT, "What is this?"],
+            0,
+        ),
+        (
+            &[
+                "oss",
+                "upload",
+                "-m",
+                "qwen-vl-plus",
+                "-f",
+                "no/such/file.png",
+            ],
+            5,
+        ),
+    ];
+    for (args, code) in cases {
+        for closed in [true, false] {
+            let mut command = command(args, Some(emulator.base_url()), &cache_home);
+            if closed {
+                let (reader, writer) = std::io::pipe().expect("a pipe");
+                drop(reader);
+                command.stderr(writer);
+            } else {
+                let full = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .expect("open /dev/full");
+                command.stderr(full);
+            }
+            let out = command
+                .stdout(Stdio::piped())
+                .output()
+                .expect("run dashscope");
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{args:?}, stderr closed: {closed}: {}",
+                text(&out.stdout)
+            );
+            assert_eq!(out.stdout.is_empty(), code != 0, "{args:?}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_stdout_closes_starts_no_more_uploads_and_caches_what_landed() {
     let emulator = Emulator::start(EmulatorConfig::default())
