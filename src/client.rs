@@ -19,7 +19,7 @@ use crate::media::{prepare, send_healing};
 use crate::retry::RateLimiter;
 use crate::session::{Inner, TASK_QUERIES_PER_SECOND, TASK_QUERY_WINDOW, UploadSettings, Uploads};
 use crate::transport::{self, Manner};
-use crate::upload::Uploader;
+use crate::upload::{UploadBatch, Uploader};
 use crate::wire::ASYNC_HEADER;
 use crate::{Config, Error, Result, Secret, UploadSource, UploadedFile};
 
@@ -224,15 +224,31 @@ impl Client {
     }
 
     /// Uploads many files for `model`, a few at a time ([`Config::upload_concurrency`]).
-    /// Returns one outcome per source, in input order; a failure loses none of the others.
-    /// Progress goes to [`Config::on_upload`].
-    pub async fn upload_many<I, S>(&self, model: &str, sources: I) -> Vec<Result<UploadedFile>>
+    /// Awaited, the batch is one outcome per source, in input order; a failure loses none of
+    /// the others. As a stream it yields those outcomes as the uploads end (still in input
+    /// order), and it can be stopped from starting more ([`UploadBatch`]). Progress goes to
+    /// [`Config::on_upload`].
+    ///
+    /// ```no_run
+    /// # async fn run(client: dashscope_oss::Client) {
+    /// use futures_util::StreamExt;
+    /// let mut batch = client.upload_many("qwen-vl-plus", ["a.png", "b.png"]);
+    /// let stop = batch.stop_handle(); // e.g. for a Ctrl-C handler: `stop.stop()`
+    /// while let Some(outcome) = batch.next().await {
+    ///     match outcome {
+    ///         Ok(file) => println!("{}", file.url),
+    ///         Err(e) => eprintln!("{e}"),
+    ///     }
+    /// }
+    /// # drop(stop); }
+    /// ```
+    pub fn upload_many<I, S>(&self, model: &str, sources: I) -> UploadBatch<'_>
     where
         I: IntoIterator<Item = S>,
         S: Into<UploadSource>,
     {
         let sources = sources.into_iter().map(Into::into).collect();
-        Uploader::new(&self.api).upload_many(model, sources).await
+        UploadBatch::new(Uploader::new(&self.api), model, sources)
     }
 
     /// Prepares and sends a request built by hand (the streams), on the same path as the

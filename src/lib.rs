@@ -46,5 +46,5 @@ pub use error::{ApiError, DecodeError, Error, Result, Service, Throttle};
 pub use report::{Callback, Progress, Transfer, UploadEvent, UploadedFile};
 pub use retry::RetryPolicy;
 pub use secret::Secret;
-pub use upload::UploadSource;
+pub use upload::{StopUploads, UploadBatch, UploadSource};
 pub use wire::{Media, OSS_RESOLVE_HEADER};

@@ -7,7 +7,7 @@
 use crate::api;
 use crate::cache::UrlState;
 use crate::transport::{self, Manner};
-use crate::upload::Uploader;
+use crate::upload::{UploadBatch, Uploader};
 use crate::wire::{self, Media, OSS_RESOLVE_HEADER};
 use crate::{Error, Result, UploadEvent, UploadSource};
 use base64::Engine;
@@ -141,7 +141,7 @@ async fn resolve_local(
         }
     }
     let (names, sources): (Vec<String>, Vec<UploadSource>) = upload.into_iter().unzip();
-    let results = Uploader::new(api).upload_many(&model, sources).await;
+    let results = UploadBatch::new(Uploader::new(api), &model, sources).await;
     let observer = api.inner().uploads.settings.observer.as_ref();
     for (name, result) in names.into_iter().zip(results) {
         let file = result?;

@@ -172,8 +172,11 @@ fn child_many(base: &str, dir: &Path) {
         .collect();
     paths.sort();
     let started = Instant::now();
-    let results = runtime()
-        .block_on(client(base).upload_many(MODEL, paths.into_iter().map(UploadSource::path)));
+    let results = runtime().block_on(
+        client(base)
+            .upload_many(MODEL, paths.into_iter().map(UploadSource::path))
+            .into_future(),
+    );
     let secs = started.elapsed().as_secs_f64();
     let failed = results.iter().filter(|r| r.is_err()).count();
     assert_eq!(failed, 0, "{:?}", results.iter().find(|r| r.is_err()));

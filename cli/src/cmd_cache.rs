@@ -1,6 +1,5 @@
 //! `dashscope cache list|clear`: the upload cache.
 
-use std::io::Write;
 use std::time::SystemTime;
 
 use clap::Subcommand;
@@ -24,18 +23,18 @@ pub(crate) enum CacheCommand {
 
 pub(crate) fn cache_command(command: &CacheCommand) -> u8 {
     let Some(dir) = cache_dir() else {
-        eprintln!("dashscope: no cache directory: set XDG_CACHE_HOME or HOME");
+        note!("dashscope: no cache directory: set XDG_CACHE_HOME or HOME");
         return EXIT_USAGE;
     };
     let cache = UploadCache::on_disk(&dir);
     let entries = cache.list();
     if let Some(warning) = cache.take_warning() {
-        eprintln!("dashscope: warning: {warning}");
+        note!("dashscope: warning: {warning}");
     }
     match command {
         CacheCommand::List { json } => {
             let now = SystemTime::now();
-            let mut stdout = std::io::stdout().lock();
+            let mut out = Out::new();
             for e in &entries {
                 let source = e.source.as_ref().map(|p| p.display().to_string());
                 let line = if *json {
@@ -62,13 +61,15 @@ pub(crate) fn cache_command(command: &CacheCommand) -> u8 {
                         source.as_deref().unwrap_or("-")
                     )
                 };
-                let _ = writeln!(stdout, "{line}");
+                if let Err(code) = out.line(&line) {
+                    return code;
+                }
             }
             EXIT_OK
         }
         CacheCommand::Clear => match cache.clear() {
             Ok(()) => {
-                eprintln!(
+                note!(
                     "dashscope: forgot {} upload(s) in {}",
                     entries.len(),
                     dir.display()
@@ -76,7 +77,7 @@ pub(crate) fn cache_command(command: &CacheCommand) -> u8 {
                 EXIT_OK
             }
             Err(e) => {
-                eprintln!("dashscope: cannot clear {}: {e}", dir.display());
+                note!("dashscope: cannot clear {}: {e}", dir.display());
                 EXIT_FILE
             }
         },

@@ -1,6 +1,5 @@
 //! `dashscope chat`: ask a model about files, the answer streamed to stdout.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -54,7 +53,7 @@ fn tool_calls_of(answer: &serde_json::Value) -> Vec<(String, String)> {
 
 pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
     if args.model.trim().is_empty() {
-        eprintln!("dashscope: --model is empty");
+        note!("dashscope: --model is empty");
         return EXIT_USAGE;
     }
     // The library uploads the files (or sends small ones inline) as it sends the request; its
@@ -66,10 +65,10 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
         }
         match event {
             UploadEvent::Inlined { path, .. } => {
-                eprintln!("{}: sent inline as a data: URI", path.display());
+                note!("{}: sent inline as a data: URI", path.display());
             }
             UploadEvent::Uploaded { path, file } => {
-                eprintln!(
+                note!(
                     "{} -> {}",
                     summary(&path.display().to_string(), file),
                     file.url
@@ -97,7 +96,7 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
         {
             Ok(file) => {
                 if !quiet {
-                    eprintln!(
+                    note!(
                         "{} -> {}",
                         summary(&path.display().to_string(), &file),
                         file.url
@@ -112,25 +111,26 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
         }
     }
     let request = ChatRequest::new(&args.model).message(message.text(args.prompt));
-    let mut stdout = std::io::stdout().lock();
+    let mut out = Out::new();
     let json = args.json;
     // Whether anything reached stdout: a call refused before its answer prints nothing there.
-    let wrote = std::cell::Cell::new(false);
-    // Text goes to stdout as it arrives; reasoning to stderr; tool calls after the answer.
-    let mut show = |text: Option<&str>, reasoning: Option<&str>| {
+    let mut wrote = false;
+    // Text goes to stdout as it arrives; reasoning to stderr; tool calls after the answer. A
+    // failed write ends the stream: nobody reads the rest.
+    let mut show = |text: Option<&str>, reasoning: Option<&str>| -> Result<(), Ended> {
         if json {
-            return;
+            return Ok(());
         }
         if let Some(reasoning) = reasoning.filter(|r| !r.is_empty() && !quiet) {
-            eprint!("{reasoning}");
+            note!(no_newline, "{reasoning}");
         }
         if let Some(text) = text {
-            let _ = write!(stdout, "{text}");
-            let _ = stdout.flush();
-            wrote.set(true);
+            wrote = true;
+            out.text(text).map_err(Ended::Output)?;
         }
+        Ok(())
     };
-    let result: Result<serde_json::Value, Error> = async {
+    let result: Result<serde_json::Value, Ended> = async {
         use futures_util::StreamExt;
         if args.native {
             let mut stream = client
@@ -143,10 +143,10 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
                     let message = &choice.message;
                     if let Some(types::NativeAnswerContent::Array(items)) = &message.content {
                         for item in items {
-                            show(item.text.as_deref(), None);
+                            show(item.text.as_deref(), None)?;
                         }
                     }
-                    show(None, message.reasoning_content.as_deref());
+                    show(None, message.reasoning_content.as_deref())?;
                 }
                 collector.push(&chunk);
             }
@@ -160,36 +160,54 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
                     show(
                         choice.delta.content.as_deref(),
                         choice.delta.reasoning_content.as_deref(),
-                    );
+                    )?;
                 }
                 collector.push(&chunk);
             }
             Ok(serde_json::to_value(collector.finish()?).unwrap_or_default())
         }
     }
-    .await
-    .inspect(|answer| {
-        if json {
-            let _ = write!(
-                stdout,
-                "{}",
-                serde_json::to_string_pretty(answer).unwrap_or_default()
-            );
-        } else {
-            for (name, arguments) in tool_calls_of(answer) {
-                let _ = write!(stdout, "\ntool call: {name}({arguments})");
-            }
+    .await;
+    let result = match result {
+        Ok(answer) => {
+            let tail: String = if json {
+                serde_json::to_string_pretty(&answer).unwrap_or_default()
+            } else {
+                tool_calls_of(&answer)
+                    .into_iter()
+                    .map(|(name, arguments)| format!("\ntool call: {name}({arguments})"))
+                    .collect()
+            };
+            out.text(&tail)
+                .and_then(|()| out.line(""))
+                .map_err(Ended::Output)
         }
-    });
-    if result.is_ok() || wrote.get() {
-        let _ = writeln!(stdout);
-    }
+        // The line an answer cut short ends with; the call's error is the one to tell.
+        Err(Ended::Call(e)) if wrote => {
+            let _ = out.line("");
+            Err(Ended::Call(e))
+        }
+        Err(other) => Err(other),
+    };
     warn_about_cache(client);
     match result {
-        Ok(_) => EXIT_OK,
-        Err(e) => {
+        Ok(()) => EXIT_OK,
+        Err(Ended::Output(code)) => code,
+        Err(Ended::Call(e)) => {
             report(&e, None);
             exit_code(&e)
         }
+    }
+}
+
+/// Why a chat ended early: the call failed, or stdout could not be written (its exit code).
+enum Ended {
+    Call(Error),
+    Output(u8),
+}
+
+impl From<Error> for Ended {
+    fn from(e: Error) -> Self {
+        Ended::Call(e)
     }
 }

@@ -1,6 +1,6 @@
 //! `dashscope emulator`: the offline DashScope + OSS emulator as a process.
 
-use std::io::Write;
+use crate::output::Out;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -150,7 +150,7 @@ pub(crate) async fn run_emulator(args: EmulatorArgs) -> u8 {
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("dashscope emulator: {e}");
+            note!("dashscope emulator: {e}");
             return EXIT_SOFTWARE;
         }
     };
@@ -162,19 +162,20 @@ pub(crate) async fn run_emulator(args: EmulatorArgs) -> u8 {
     // the emulator at once must not kill it by default disposition.
     let stop = dashscope_emulator::stop_signal();
     // The first stdout line is for scripts: `eval "$(dashscope emulator | head -n1)"`.
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "DASHSCOPE_BASE_URL={}", emulator.base_url());
-    let _ = out.flush();
-    drop(out);
-    eprintln!(
+    // Nobody reads a URL that cannot be written: the emulator would serve no one.
+    if let Err(code) = Out::new().line(&format!("DASHSCOPE_BASE_URL={}", emulator.base_url())) {
+        emulator.shutdown().await;
+        return code;
+    }
+    note!(
         "DashScope emulator: API {} , OSS {}",
         emulator.base_url(),
         emulator.oss_url()
     );
     if default_key {
-        eprintln!("  API key of the default account: {DEFAULT_API_KEY}");
+        note!("  API key of the default account: {DEFAULT_API_KEY}");
     }
-    eprintln!(
+    note!(
         "  stats: GET {}/emulator/v1/stats; stop with Ctrl-C",
         emulator.base_url()
     );

@@ -1,16 +1,18 @@
 //! `dashscope oss upload` and `dashscope oss.upload`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use dashscope_oss::UploadSource;
+use futures_util::StreamExt;
 
 use crate::Global;
 use crate::connect::connect;
 use crate::exit::*;
 use crate::output::*;
 use crate::progress::Bars;
+use crate::signals::{self, Signals};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum OssCommand {
@@ -29,12 +31,21 @@ pub(crate) struct UploadArgs {
     /// Read more paths from LIST, one per line (`-` for stdin).
     #[arg(long = "from-file", value_name = "LIST")]
     from_file: Option<PathBuf>,
-    /// Files uploaded at once.
-    #[arg(long, value_name = "N")]
+    /// Files uploaded at once (at least 1).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     concurrency: Option<usize>,
     /// One JSON object per file on stdout instead of bare URLs.
     #[arg(long)]
     json: bool,
+}
+
+/// A count of at least 1 (0 uploads at once would upload nothing).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn read_list(list: &PathBuf) -> std::io::Result<Vec<PathBuf>> {
@@ -61,17 +72,17 @@ pub(crate) fn upload_paths(args: &UploadArgs) -> Result<Vec<PathBuf>, u8> {
         match read_list(list) {
             Ok(more) => paths.extend(more),
             Err(e) => {
-                eprintln!("dashscope: cannot read the list {}: {e}", list.display());
+                note!("dashscope: cannot read the list {}: {e}", list.display());
                 return Err(EXIT_FILE);
             }
         }
     }
     if paths.is_empty() {
-        eprintln!("dashscope: no files: give --file PATH (repeatable) or --from-file LIST");
+        note!("dashscope: no files: give --file PATH (repeatable) or --from-file LIST");
         return Err(EXIT_USAGE);
     }
     if args.model.trim().is_empty() {
-        eprintln!("dashscope: --model is empty");
+        note!("dashscope: --model is empty");
         return Err(EXIT_USAGE);
     }
     Ok(paths)
@@ -102,37 +113,98 @@ pub(crate) async fn run(global: &Global, args: &UploadArgs) -> u8 {
             Err(code) => return code,
         };
     let client = &client;
+    // Listening before the first upload: from here on a signal stops the batch instead of
+    // killing the process.
+    let mut signals = Signals::listen();
     let sources = paths.iter().map(|p| UploadSource::path(p.clone()));
-    let results = client.upload_many(&args.model, sources).await;
-    if let Some(b) = bars {
-        b.finish();
-    }
-    warn_about_cache(client);
-
-    let mut stdout = std::io::stdout().lock();
+    let mut batch = client.upload_many(&args.model, sources);
+    let stop = batch.stop_handle();
+    let say = |f: &dyn Fn()| match &bars {
+        Some(b) => b.suspend(f),
+        None => f(),
+    };
+    let mut out = Out::new();
+    let mut signalled = None;
+    let mut aborted = false;
+    let mut output_failed = None;
     let mut failures = Vec::new();
-    for (path, result) in paths.iter().zip(&results) {
+    let mut done = 0;
+    loop {
+        let result = tokio::select! {
+            result = batch.next() => match result {
+                Some(result) => result,
+                None => break,
+            },
+            code = signals.next() => {
+                if signalled.is_some() {
+                    // A second signal: the uploads in flight are dropped, unreported.
+                    say(&|| note!("dashscope: {}: aborting the uploads in flight", signals::name(code)));
+                    aborted = true;
+                    break;
+                }
+                signalled = Some(code);
+                stop.stop();
+                say(&|| {
+                    note!(
+                        "dashscope: {}: starting no more uploads, finishing those in flight (a second signal aborts them)",
+                        signals::name(code)
+                    );
+                });
+                continue;
+            }
+        };
+        // Outcomes come in input order and stop at the first file not started.
+        let Some(path) = paths.get(done) else {
+            break;
+        };
+        done += 1;
         let shown = path.display().to_string();
-        let line = match (result, args.json) {
+        let line = match (&result, args.json) {
             (Ok(file), false) => file.url.clone(),
             (Ok(file), true) => json_ok(&shown, file).to_string(),
             (Err(e), true) => json_err(&shown, e).to_string(),
             (Err(_), false) => String::new(),
         };
-        if !line.is_empty() {
-            let _ = writeln!(stdout, "{line}");
+        // Each line as soon as its upload is done: an interrupted batch has printed what
+        // landed. Once stdout fails, nobody reads it: no more uploads start.
+        if !line.is_empty()
+            && output_failed.is_none()
+            && let Err(code) = out.line(&line)
+        {
+            output_failed = Some(code);
+            stop.stop();
         }
-        match result {
-            Ok(file) if !global.quiet => eprintln!("{}", summary(&shown, file)),
+        match &result {
+            Ok(file) if !global.quiet => say(&|| note!("{}", summary(&shown, file))),
             Ok(_) => {}
             Err(e) => {
-                report(e, Some(&shown));
+                say(&|| report(e, Some(&shown)));
                 failures.push(exit_code(e));
             }
         }
     }
-    let _ = stdout.flush();
-    match (failures.len(), results.len()) {
+    drop(batch);
+    if let Some(b) = bars {
+        b.finish();
+    }
+    if done < paths.len() {
+        note!(
+            "dashscope: {} of {} files not uploaded{}",
+            paths.len() - done,
+            paths.len(),
+            // Aborted in flight, an object may have landed without its answer.
+            if aborted { " or not confirmed" } else { "" }
+        );
+    }
+    // What landed is remembered before the process ends, however it ends.
+    if let Some(Err(e)) = client.upload_cache().map(|c| c.flush()) {
+        note!("dashscope: warning: the upload cache could not be written: {e}");
+    }
+    warn_about_cache(client);
+    if let Some(code) = signalled.or(output_failed) {
+        return code;
+    }
+    match (failures.len(), done) {
         (0, _) => EXIT_OK,
         (f, n) if f < n => EXIT_PARTIAL,
         _ => failures.first().copied().unwrap_or(EXIT_SERVICE),

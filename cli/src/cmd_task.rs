@@ -2,7 +2,7 @@
 //! through the library (local files uploaded there, for the task's model), waits with a spinner
 //! showing the task's state on a terminal (state lines on stderr otherwise), and prints results.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use dashscope_oss::task::{Task, TaskFilter, TaskState, WaitOptions};
 use dashscope_oss::{Client, Error};
 
 use crate::Global;
-use crate::exit::{EXIT_OK, EXIT_SOFTWARE, EXIT_USAGE, exit_code, report};
+use crate::exit::{EXIT_OK, EXIT_USAGE, exit_code, report};
+use crate::output::Out;
 
 /// What every task command shares.
 #[derive(Args, Debug, Clone)]
@@ -72,7 +73,10 @@ pub struct ImageEditArgs {
     #[arg(long, value_name = "IMAGE")]
     pub mask: Option<String>,
     /// Images to make (1 to 4).
-    #[arg(short, default_value_t = 1)]
+    // The range of `parameters.n` in the wanx2.1-imageedit documentation
+    // (https://www.alibabacloud.com/help/en/model-studio/wanx-image-edit) and the spec's
+    // ImageSynthesisParameters: anything else is a usage error here, not a refused task.
+    #[arg(short, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=4))]
     pub n: i64,
     /// Write the result here (several: `out-1.png`, `out-2.png`, ...); without it the result
     /// URLs (valid 24 hours) are printed.
@@ -151,10 +155,14 @@ pub enum TaskCommand {
         #[arg(long, value_name = "TIME", requires = "from")]
         to: Option<String>,
         /// The page, from 1.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..))]
         page: i64,
-        /// Tasks per page.
-        #[arg(long = "page-size", default_value_t = 10)]
+        /// Tasks per page (at least 1).
+        #[arg(
+            long = "page-size",
+            default_value_t = 10,
+            value_parser = clap::value_parser!(i64).range(1..)
+        )]
         page_size: i64,
         /// Print the whole answer as JSON.
         #[arg(long)]
@@ -169,7 +177,7 @@ fn wait_options(
 ) -> Result<(WaitOptions, Option<indicatif::ProgressBar>), u8> {
     let secs = |v: f64, name: &str| {
         Duration::try_from_secs_f64(v).map_err(|_| {
-            eprintln!("dashscope: --{name} must be a non-negative number of seconds");
+            note!("dashscope: --{name} must be a non-negative number of seconds");
             EXIT_USAGE
         })
     };
@@ -192,7 +200,7 @@ fn wait_options(
     } else {
         Ok((
             options.on_change(|r| {
-                eprintln!(
+                note!(
                     "dashscope: task {}: {}",
                     r.output.task_id.as_deref().unwrap_or("?"),
                     r.state()
@@ -220,7 +228,7 @@ async fn wait(
 /// A request built from the flags, or the usage exit code.
 fn built<T, E: std::fmt::Display>(request: Result<T, E>) -> Result<T, u8> {
     request.map_err(|e| {
-        eprintln!("dashscope: {e}");
+        note!("dashscope: {e}");
         EXIT_USAGE
     })
 }
@@ -244,11 +252,11 @@ async fn run_task(
         if let Some(s) = spinner {
             s.finish_and_clear();
         }
-        println!("{}", task.id);
+        Out::new().line(&task.id)?;
         return Ok(None);
     }
     if !global.quiet && !std::io::stderr().is_terminal() {
-        eprintln!("dashscope: task {} submitted", task.id);
+        note!("dashscope: task {} submitted", task.id);
     }
     wait(client, &task.id, &options, spinner)
         .await
@@ -290,7 +298,7 @@ pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) 
         return Ok(EXIT_OK);
     };
     let files = client.transcriptions(&done).await;
-    let mut stdout = std::io::stdout().lock();
+    let mut out = Out::new();
     let mut failed = None;
     let several = files.len() > 1;
     let mut json_files = Vec::new();
@@ -302,9 +310,9 @@ pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) 
                         serde_json::json!({"file_url": file.file_url, "transcript": transcript}),
                     );
                 } else if several {
-                    let _ = writeln!(stdout, "== {}\n{}", file.file_url, transcript.text());
+                    out.line(&format!("== {}\n{}", file.file_url, transcript.text()))?;
                 } else {
-                    let _ = writeln!(stdout, "{}", transcript.text());
+                    out.line(&transcript.text())?;
                 }
             }
             Err(e) => {
@@ -323,11 +331,7 @@ pub async fn transcribe(client: &Client, global: &Global, args: TranscribeArgs) 
         let all = serde_json::json!({
             "task_id": done.output.task_id, "request_id": done.request_id, "files": json_files
         });
-        let _ = writeln!(
-            stdout,
-            "{}",
-            serde_json::to_string_pretty(&all).unwrap_or_default()
-        );
+        out.line(&serde_json::to_string_pretty(&all).unwrap_or_default())?;
     }
     Ok(match (failed, files.iter().any(|f| f.result.is_ok())) {
         (None, _) => EXIT_OK,
@@ -378,7 +382,7 @@ pub async fn video(client: &Client, global: &Global, args: VideoArgs) -> Result<
         .last_frame_url(args.last_frame.clone())
         .img_url(args.image.clone());
     if args.first_frame.is_none() && args.image.is_none() {
-        eprintln!(
+        note!(
             "dashscope: give --first-frame (first/last-frame models) or --image (image to video)"
         );
         return Err(EXIT_USAGE);
@@ -416,15 +420,18 @@ pub async fn video(client: &Client, global: &Global, args: VideoArgs) -> Result<
 /// URLs (valid 24 hours).
 async fn deliver(client: &Client, global: &Global, urls: &[String], output: Option<&Path>) -> u8 {
     if urls.is_empty() {
-        eprintln!("dashscope: the task succeeded but named no result");
+        note!("dashscope: the task succeeded but named no result");
         return crate::EXIT_SERVICE;
     }
+    let mut out = Out::new();
     let Some(output) = output else {
         for url in urls {
-            println!("{url}");
+            if let Err(code) = out.line(url) {
+                return code;
+            }
         }
         if !global.quiet {
-            eprintln!("dashscope: result URLs last 24 hours: download them (-o PATH)");
+            note!("dashscope: result URLs last 24 hours: download them (-o PATH)");
         }
         return EXIT_OK;
     };
@@ -436,9 +443,11 @@ async fn deliver(client: &Client, global: &Global, urls: &[String], output: Opti
         };
         match client.download(url, &path, None).await {
             Ok(bytes) => {
-                println!("{}", path.display());
+                if let Err(code) = out.line(&path.display().to_string()) {
+                    return code;
+                }
                 if !global.quiet {
-                    eprintln!("dashscope: wrote {} ({bytes} bytes)", path.display());
+                    note!("dashscope: wrote {} ({bytes} bytes)", path.display());
                 }
             }
             Err(e) => {
@@ -462,31 +471,31 @@ fn numbered(path: &Path, n: usize) -> PathBuf {
     path.with_file_name(name)
 }
 
-pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 {
-    let print = |answer: &types::TaskResponse, json: bool| {
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(answer).unwrap_or_default()
-            );
-            return;
-        }
-        println!("{}", answer.state());
-        for url in answer.image_urls().into_iter().chain(answer.video_url()) {
-            println!("{url}");
-        }
-        for r in &answer.output.results {
-            if let Some(url) = &r.transcription_url {
-                println!("{url}");
-            }
-        }
+/// A task's answer on stdout: its state and result URLs, or the whole answer as JSON.
+fn print_answer(answer: &types::TaskResponse, json: bool) -> u8 {
+    let mut out = Out::new();
+    let written = if json {
+        out.line(&serde_json::to_string_pretty(answer).unwrap_or_default())
+    } else {
+        let transcripts = answer
+            .output
+            .results
+            .iter()
+            .filter_map(|r| r.transcription_url.as_deref());
+        let state = answer.state().to_string();
+        std::iter::once(state.as_str())
+            .chain(answer.image_urls())
+            .chain(answer.video_url())
+            .chain(transcripts)
+            .try_for_each(|line| out.line(line))
     };
+    written.err().unwrap_or(EXIT_OK)
+}
+
+pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 {
     match command {
         TaskCommand::Get { id, json } => match client.get_task(&id).await {
-            Ok(answer) => {
-                print(&answer, json);
-                EXIT_OK
-            }
+            Ok(answer) => print_answer(&answer, json),
             Err(e) => {
                 report(&e, None);
                 exit_code(&e)
@@ -498,10 +507,7 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
                 Err(code) => return code,
             };
             match wait(client, &id, &options, spinner).await {
-                Ok(answer) => {
-                    print(&answer, json);
-                    EXIT_OK
-                }
+                Ok(answer) => print_answer(&answer, json),
                 Err(e) => {
                     report(&e, None);
                     exit_code(&e)
@@ -529,8 +535,6 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
             }
             match client.list_tasks(&filter).await {
                 Ok(list) => {
-                    // Written, not printed: a closed stdout is an error said on stderr, never a
-                    // panic.
                     let text = if json {
                         format!(
                             "{}\n",
@@ -549,15 +553,7 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
                             })
                             .collect()
                     };
-                    let mut stdout = std::io::stdout().lock();
-                    if let Err(e) = stdout
-                        .write_all(text.as_bytes())
-                        .and_then(|()| stdout.flush())
-                    {
-                        eprintln!("dashscope: cannot write the task list: {e}");
-                        return EXIT_SOFTWARE;
-                    }
-                    EXIT_OK
+                    Out::new().text(&text).err().unwrap_or(EXIT_OK)
                 }
                 Err(e) => {
                     report(&e, None);
@@ -568,7 +564,7 @@ pub async fn task(client: &Client, global: &Global, command: TaskCommand) -> u8 
         TaskCommand::Cancel { id } => match client.cancel_task(&id).await {
             Ok(_) => {
                 if !global.quiet {
-                    eprintln!("dashscope: task {id} cancelled");
+                    note!("dashscope: task {id} cancelled");
                 }
                 EXIT_OK
             }

@@ -27,11 +27,11 @@ pub(crate) async fn connect(
         let started = Emulator::start(EmulatorConfig::default())
             .await
             .map_err(|e| {
-                eprintln!("dashscope: cannot start the built-in emulator: {e}");
+                note!("dashscope: cannot start the built-in emulator: {e}");
                 EXIT_SOFTWARE
             })?;
         if !global.quiet {
-            eprintln!(
+            note!(
                 "dashscope: using the built-in emulator at {} (offline; nothing leaves this machine)",
                 started.base_url()
             );
@@ -43,7 +43,7 @@ pub(crate) async fn connect(
             match region.parse::<Region>() {
                 Ok(r) => config = config.region(r),
                 Err(e) => {
-                    eprintln!("dashscope: {e}");
+                    note!("dashscope: {e}");
                     return Err(EXIT_USAGE);
                 }
             }

@@ -24,6 +24,12 @@ pub const EXIT_TASK: u8 = 8;
 pub const EXIT_WAIT: u8 = 9;
 /// A failure of the tool itself.
 pub const EXIT_SOFTWARE: u8 = 70;
+/// stdout could not be written (a closed pipe, a full disk): `EX_IOERR` of sysexits.h.
+pub const EXIT_OUTPUT: u8 = 74;
+/// Interrupted by SIGINT (128 + 2, the shell's convention).
+pub const EXIT_SIGINT: u8 = 130;
+/// Stopped by SIGTERM (128 + 15).
+pub const EXIT_SIGTERM: u8 = 143;
 
 /// The exit code of an error's class.
 pub fn exit_code(e: &Error) -> u8 {
@@ -110,5 +116,5 @@ pub fn report(e: &Error, path: Option<&str>) {
     if let Some(h) = hint(e) {
         line.push_str(&format!("\n  hint: {h}"));
     }
-    eprintln!("{line}");
+    note!("{line}");
 }

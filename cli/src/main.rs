@@ -18,6 +18,21 @@
 //! | 8 | a task ended without success: failed, cancelled, or unknown |
 //! | 9 | gave up waiting for a task (`--timeout`); the task goes on |
 //! | 70 | internal failure (the emulator could not start) |
+//! | 74 | stdout could not be written (a closed pipe, a full disk) |
+//! | 130, 143 | an upload batch stopped by SIGINT, SIGTERM (what landed is printed) |
+
+/// `eprintln!` (or, with `no_newline`, `eprint!`) that never panics: a stderr that cannot be
+/// written (closed, full) loses the message, not the command, whose exit code still tells.
+macro_rules! note {
+    (no_newline, $($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 mod cmd_cache;
 mod cmd_chat;
@@ -28,6 +43,7 @@ mod connect;
 mod exit;
 mod output;
 mod progress;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -45,7 +61,7 @@ use exit::*;
     name = "dashscope",
     version,
     about = "DashScope temporary storage and multimodal calls, from the command line",
-    after_help = "Exit codes: 0 ok, 1 partial batch failure, 2 usage, 3 auth, 4 rate/quota, 5 file, 6 network, 7 service, 8 task failed/cancelled/unknown, 9 gave up waiting, 70 internal."
+    after_help = "Exit codes: 0 ok, 1 partial batch failure, 2 usage, 3 auth, 4 rate/quota, 5 file, 6 network, 7 service, 8 task failed/cancelled/unknown, 9 gave up waiting, 70 internal, 74 stdout not writable, 130/143 upload batch stopped by SIGINT/SIGTERM."
 )]
 struct Cli {
     #[command(flatten)]
@@ -214,9 +230,13 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            let printed = e.print();
             return if e.use_stderr() {
                 ExitCode::from(EXIT_USAGE)
+            } else if let Err(e) = printed {
+                // --help or --version into a closed pipe or a full disk.
+                note!("dashscope: cannot write to stdout: {e}");
+                ExitCode::from(EXIT_OUTPUT)
             } else {
                 ExitCode::SUCCESS
             };
@@ -231,7 +251,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("dashscope: cannot start the async runtime: {e}");
+            note!("dashscope: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_SOFTWARE);
         }
     };

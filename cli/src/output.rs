@@ -1,5 +1,7 @@
-//! How results are printed: sizes, times, one summary line per file, JSON lines, warnings.
+//! How results are printed: sizes, times, one summary line per file, JSON lines, warnings,
+//! and stdout itself, whose every write is checked.
 
+use std::io::Write;
 use std::time::SystemTime;
 
 use dashscope_oss::cache::UploadCache;
@@ -7,10 +9,47 @@ use dashscope_oss::{Client, Error, UploadedFile};
 
 use crate::exit::*;
 
+/// A command's stdout. Every write is flushed and checked: a closed pipe (EPIPE: Rust leaves
+/// SIGPIPE ignored, so the write fails instead of killing the process) or a full disk ends the
+/// command with [`EXIT_OUTPUT`], said on stderr, instead of being lost or a panic.
+pub(crate) struct Out {
+    stdout: std::io::Stdout,
+}
+
+impl Out {
+    pub(crate) fn new() -> Self {
+        Self {
+            stdout: std::io::stdout(),
+        }
+    }
+
+    /// Writes `text` and a newline.
+    pub(crate) fn line(&mut self, text: &str) -> Result<(), u8> {
+        self.write(&[text, "\n"])
+    }
+
+    /// Writes `text` as it is (a streamed answer), flushed at once.
+    pub(crate) fn text(&mut self, text: &str) -> Result<(), u8> {
+        self.write(&[text])
+    }
+
+    fn write(&mut self, parts: &[&str]) -> Result<(), u8> {
+        let mut stdout = self.stdout.lock();
+        parts
+            .iter()
+            .try_for_each(|p| stdout.write_all(p.as_bytes()))
+            .and_then(|()| stdout.flush())
+            .map_err(|e| {
+                note!("dashscope: cannot write to stdout: {e}");
+                EXIT_OUTPUT
+            })
+    }
+}
+
 /// Says why the upload cache was not used, if it was not (a warning: the command went on).
 pub(crate) fn warn_about_cache(client: &Client) {
     if let Some(warning) = client.upload_cache().and_then(UploadCache::take_warning) {
-        eprintln!("dashscope: warning: {warning}");
+        note!("dashscope: warning: {warning}");
     }
 }
 

@@ -64,6 +64,11 @@ impl Bars {
         })
     }
 
+    /// Runs `f` (which prints on stderr) with the bars out of its way.
+    pub(crate) fn suspend(&self, f: &dyn Fn()) {
+        self.multi.suspend(f);
+    }
+
     pub(crate) fn finish(self) {
         for bar in &self.files {
             bar.finish_and_clear();

@@ -16,6 +16,10 @@ mod bad_input;
 mod cache;
 #[path = "cli/emulator_command.rs"]
 mod emulator_command;
+#[path = "cli/output.rs"]
+mod output;
+#[path = "cli/refusals.rs"]
+mod refusals;
 #[path = "cli/secrets.rs"]
 mod secrets;
 #[path = "cli/tasks.rs"]

@@ -86,9 +86,21 @@ impl Client {
     /// A GET of a result URL: presigned, so without the API key (it must never reach another
     /// host), retried like every request, its refusals read as the storage's (OSS XML).
     async fn fetch(&self, url: &str) -> Result<reqwest::Response> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| {
-            Error::InvalidRequest(format!("{:?} is not a URL: {e}", redact_query(url)))
-        })?;
+        // Result URLs come from the service's answer: one that is no http(s) URL is the answer's
+        // fault (Decode), not a request of the caller's to correct.
+        let unreadable = |why: String| {
+            Error::decode(
+                Some(200),
+                format!("the task's result {:?} {why}", redact_query(url)),
+                &[],
+                None,
+            )
+        };
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| unreadable(format!("is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(unreadable("is not an http(s) URL".to_owned()));
+        }
         let request = self
             .api()
             .client()

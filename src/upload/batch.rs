@@ -6,7 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::task::{Context, Poll};
+
+use futures_util::{Stream, StreamExt};
 
 use super::Uploader;
 use super::lock_plain;
@@ -20,7 +26,7 @@ use crate::naming::content_type;
 use crate::{Callback, UploadEvent};
 use crate::{Error, Result};
 
-impl Uploader<'_> {
+impl<'a> Uploader<'a> {
     /// Uploads one file.
     pub(crate) async fn upload(&self, model: &str, source: UploadSource) -> Result<UploadedFile> {
         let size = source.size().await?;
@@ -33,35 +39,43 @@ impl Uploader<'_> {
         self.upload_checked(model, &source, size, 0, tally).await
     }
 
-    /// Uploads many files, a few at a time; one outcome per source, in input order.
-    pub(crate) async fn upload_many(
-        &self,
+    /// Uploads many files, a few at a time, each outcome as its upload ends, tagged with its
+    /// source's position; no upload starts once `stop` is set.
+    pub(crate) fn upload_many(
+        self,
         model: &str,
         sources: Vec<UploadSource>,
-    ) -> Vec<Result<UploadedFile>> {
-        let observer = self.uploads().settings.observer.clone();
-        let tally = Arc::new(Tally::new(sources.len(), observer));
-        // Every source is checked first (a stat, no request), so that the batch's total size is
-        // known from the start and a bad path costs nothing but its own error.
-        let mut checked = Vec::with_capacity(sources.len());
-        for source in sources {
-            let size = source.size().await;
-            if let Ok(size) = &size {
-                tally.add_size(*size);
+        stop: StopUploads,
+    ) -> impl Stream<Item = (usize, Result<UploadedFile>)> + Send + 'a {
+        let uploader = self;
+        let model: Arc<str> = model.into();
+        let prepared = async move {
+            let observer = uploader.uploads().settings.observer.clone();
+            let tally = Arc::new(Tally::new(sources.len(), observer));
+            // Every source is checked first (a stat, no request), so that the batch's total
+            // size is known from the start and a bad path costs nothing but its own error.
+            let mut checked = Vec::with_capacity(sources.len());
+            for source in sources {
+                let size = source.size().await;
+                if let Ok(size) = &size {
+                    tally.add_size(*size);
+                }
+                checked.push((source, size));
             }
-            checked.push((source, size));
-        }
-        let concurrency = self.uploads().settings.concurrency.max(1);
-        // Unordered, so that one slow file does not hold the other slots; put back in input
-        // order at the end.
-        let mut done: Vec<(usize, Result<UploadedFile>)> =
+            let concurrency = uploader.uploads().settings.concurrency.max(1);
+            // Unordered, so that one slow file does not hold the other slots; the batch puts
+            // the outcomes back in input order. The stop is looked at each time a slot frees,
+            // so the uploads started are always the first ones.
             futures_util::stream::iter(checked.into_iter().enumerate())
-                .map(|(index, (source, size))| {
+                .take_while(move |_| std::future::ready(!stop.is_stopped()))
+                .map(move |(index, (source, size))| {
                     let tally = tally.clone();
+                    let model = model.clone();
                     async move {
                         let result = match size {
                             Ok(size) => {
-                                self.upload_checked(model, &source, size, index, Some(tally))
+                                uploader
+                                    .upload_checked(&model, &source, size, index, Some(tally))
                                     .await
                             }
                             Err(e) => Err(e),
@@ -70,10 +84,8 @@ impl Uploader<'_> {
                     }
                 })
                 .buffer_unordered(concurrency)
-                .collect()
-                .await;
-        done.sort_by_key(|(index, _)| *index);
-        done.into_iter().map(|(_, result)| result).collect()
+        };
+        futures_util::stream::once(prepared).flatten()
     }
 
     pub(super) async fn upload_checked(
@@ -174,6 +186,110 @@ impl Uploader<'_> {
             mark,
         );
         Ok(file)
+    }
+}
+
+/// The uploads of [`Client::upload_many`](crate::Client::upload_many), started when it is
+/// first polled or awaited.
+///
+/// Awaited, it is every outcome at once, one per source in input order (a failure loses none
+/// of the others). As a [`Stream`] it yields the same outcomes in the same order, each as soon
+/// as it and those before it are done: only outcomes that finished ahead of an earlier file are
+/// held, so whoever prints them as they come has printed every upload that landed up to then.
+///
+/// [`UploadBatch::stop_handle`] stops the batch from starting more uploads, for an interrupted
+/// batch: the uploads in flight end as usual (and are cached), the stream yields their outcomes
+/// and ends. The uploads started are always the first ones, so the outcomes are those of the
+/// first sources, and the sources after them were not attempted. Dropping the batch aborts the
+/// uploads in flight (an object may still land, unreported).
+#[must_use = "a batch uploads nothing until it is awaited or polled"]
+pub struct UploadBatch<'a> {
+    uploads: Pin<Box<dyn Stream<Item = (usize, Result<UploadedFile>)> + Send + 'a>>,
+    /// Outcomes that ended before an earlier file's.
+    held: BTreeMap<usize, Result<UploadedFile>>,
+    /// The position of the next outcome to yield.
+    next: usize,
+    ended: bool,
+    stop: StopUploads,
+}
+
+/// Stops an [`UploadBatch`] from starting more uploads; those in flight end as usual. Clones
+/// stop the same batch; it can be moved to another task or a signal handler.
+#[derive(Clone, Debug, Default)]
+pub struct StopUploads(Arc<AtomicBool>);
+
+impl StopUploads {
+    /// No upload of the batch starts after this call.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`StopUploads::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl<'a> UploadBatch<'a> {
+    pub(crate) fn new(uploader: Uploader<'a>, model: &str, sources: Vec<UploadSource>) -> Self {
+        let stop = StopUploads::default();
+        Self {
+            uploads: Box::pin(uploader.upload_many(model, sources, stop.clone())),
+            held: BTreeMap::new(),
+            next: 0,
+            ended: false,
+            stop,
+        }
+    }
+
+    /// What stops this batch from starting more uploads.
+    pub fn stop_handle(&self) -> StopUploads {
+        self.stop.clone()
+    }
+}
+
+impl std::fmt::Debug for UploadBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadBatch")
+            .field("yielded", &self.next)
+            .field("held", &self.held.len())
+            .field("stopped", &self.stop.is_stopped())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for UploadBatch<'_> {
+    type Item = Result<UploadedFile>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(outcome) = this.held.remove(&this.next) {
+                this.next += 1;
+                return Poll::Ready(Some(outcome));
+            }
+            if this.ended {
+                // Every started upload yields an outcome and they are a prefix of the sources,
+                // so nothing is left here; what is, goes out in order rather than lost.
+                return Poll::Ready(this.held.pop_first().map(|(_, outcome)| outcome));
+            }
+            match this.uploads.as_mut().poll_next(cx) {
+                Poll::Ready(Some((index, outcome))) => {
+                    this.held.insert(index, outcome);
+                }
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<'a> IntoFuture for UploadBatch<'a> {
+    type Output = Vec<Result<UploadedFile>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.collect())
     }
 }
 

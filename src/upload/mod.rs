@@ -32,6 +32,7 @@ use crate::api;
 
 pub use crate::report::{Progress, UploadEvent, UploadedFile};
 
+pub use batch::{StopUploads, UploadBatch};
 #[cfg(feature = "fuzzing")]
 pub(crate) use credential::check_credential;
 pub use source::UploadSource;
@@ -40,6 +41,7 @@ pub use crate::wire::OBJECT_LIFETIME;
 
 /// The upload operations of one client: its generated API (for credentials, through the one
 /// execution path) and its upload state.
+#[derive(Clone, Copy)]
 pub(crate) struct Uploader<'a> {
     api: &'a api::Client,
 }
