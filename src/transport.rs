@@ -148,8 +148,11 @@ pub(crate) async fn drive<A: Attempts>(
             method = %current.method(),
             path = current.url().path(),
         );
-        let exchange =
-            execute(http, key, service, current, &request, manner.success_limit).instrument(span);
+        // Boxed: an attempt's future is large (the request, the body read, the deadline), and
+        // the loop is nested inside uploads inside requests; on the heap it costs no stack.
+        let exchange = Box::pin(
+            execute(http, key, service, current, &request, manner.success_limit).instrument(span),
+        );
         let answered = match ends {
             Some(ends) => match tokio::time::timeout_at(ends, exchange).await {
                 Ok(answered) => answered,
