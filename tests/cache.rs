@@ -456,3 +456,55 @@ async fn the_emulator_refuses_a_data_uri_over_the_service_limit() {
     );
     assert_eq!(err.status(), Some(400));
 }
+
+/// A non-UTF-8 file name in a batch (#22): its entry and fingerprint are written exactly (JSON
+/// strings cannot hold the name, so it is kept as bytes), the other files' entries are written
+/// too, and the next client hits the cache for all of them.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_non_utf8_name_in_a_batch_breaks_no_cache_write() {
+    use std::os::unix::ffi::OsStringExt;
+    let emulator = emulator().await;
+    let dir = Dir::new("non-utf8");
+    let cache = dir.join("cache");
+    let latin1 = dir
+        .0
+        .join(std::ffi::OsString::from_vec(b"caf\xe9.png".to_vec()));
+    let files = [
+        png(&dir.join("cat.png"), "non-utf8 cat"),
+        png(&latin1, "non-utf8 cafe"),
+        png(&dir.join("dog.png"), "non-utf8 dog"),
+    ];
+    let first = client(config(&emulator).upload_cache(&cache));
+    let stored = first
+        .upload_many("qwen-vl-plus", files.iter().map(|p| &**p))
+        .await;
+    let urls: Vec<String> = stored
+        .into_iter()
+        .map(|r| r.expect("uploaded").url)
+        .collect();
+    let on_disk = first.upload_cache().expect("cache");
+    on_disk.flush().expect("the cache file is written");
+    assert_eq!(on_disk.take_warning(), None);
+    drop(first);
+    let uploads = emulator.stats().uploads_ok;
+    assert_eq!(uploads, 3);
+
+    let listed = dashscope_oss::cache::UploadCache::on_disk(&cache).list();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(
+        listed.iter().any(|e| e.source.as_deref() == Some(&*latin1)),
+        "the non-UTF-8 source is kept exactly: {listed:?}"
+    );
+    let next = client(config(&emulator).upload_cache(&cache));
+    let again = next
+        .upload_many("qwen-vl-plus", files.iter().map(|p| &**p))
+        .await;
+    for (file, url) in again.into_iter().zip(&urls) {
+        let file = file.expect("from the cache");
+        assert!(file.from_cache, "{file:?}");
+        assert_eq!(&file.url, url);
+    }
+    assert_eq!(emulator.stats().uploads_ok, uploads, "nothing sent again");
+    assert_eq!(next.upload_cache().and_then(|c| c.take_warning()), None);
+}

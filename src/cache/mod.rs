@@ -19,6 +19,7 @@
 
 mod book;
 mod digest;
+mod path;
 mod stamp;
 mod store;
 
@@ -73,7 +74,8 @@ pub struct CachedUpload {
     /// When it stops resolving, in milliseconds since the Unix epoch.
     pub expires_at_ms: u64,
     /// The file it came from (absolute), when it came from a file: what is uploaded again when
-    /// the URL turns out stale or forgotten.
+    /// the URL turns out stale or forgotten. Any path, UTF-8 or not, is kept exactly.
+    #[serde(with = "path::option")]
     pub source: Option<PathBuf>,
 }
 impl CachedUpload {
