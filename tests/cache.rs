@@ -508,3 +508,36 @@ async fn a_non_utf8_name_in_a_batch_breaks_no_cache_write() {
     assert_eq!(emulator.stats().uploads_ok, uploads, "nothing sent again");
     assert_eq!(next.upload_cache().and_then(|c| c.take_warning()), None);
 }
+
+/// A symlink planted as the cache's lock file, to a path that does not exist (#22): the upload
+/// still succeeds, the cache says clearly why it was not written, and the link's target is
+/// never created.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlinked_lock_file_is_refused_and_its_target_not_created() {
+    let emulator = emulator().await;
+    let dir = Dir::new("lock-link");
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).expect("dir");
+    let target = dir.join("planted-target");
+    std::os::unix::fs::symlink(&target, cache.join("uploads.lock")).expect("symlink");
+    let cat = png(&dir.join("cat.png"), "lock-link");
+    let client = client(config(&emulator).upload_cache(&cache));
+    let file = client.upload("qwen-vl-plus", &*cat).await.expect("upload");
+    assert!(!file.from_cache);
+    let on_disk = client.upload_cache().expect("cache");
+    let err = on_disk.flush().expect_err("the lock is a symlink");
+    assert!(
+        err.to_string().contains("uploads.lock is a symlink"),
+        "{err}"
+    );
+    // The batched write after the upload failed the same way, and said so once.
+    let warning = on_disk.take_warning().unwrap_or_default();
+    assert!(warning.contains("uploads.lock is a symlink"), "{warning}");
+    drop(client);
+    assert!(!target.exists(), "the link's target was created");
+    assert!(
+        !cache.join("uploads.json").exists(),
+        "written without the lock"
+    );
+}

@@ -327,11 +327,9 @@ impl UploadCache {
     /// pruned, and written atomically; the result is the book in memory.
     fn write(&self, dir: &Path, edits: Vec<Edit>) -> std::io::Result<()> {
         create_private_dir(dir)?;
-        let lock_file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_FILE))?;
+        // Opened in place, so not through a symlink: a planted link would have its target
+        // created (the cache file itself is written to a new file and renamed, which is safe).
+        let lock_file = crate::budget::open_private(&dir.join(LOCK_FILE))?;
         lock_file.lock()?;
         let path = dir.join(CACHE_FILE);
         let mut book = match read_book(&path) {
