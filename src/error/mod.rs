@@ -358,7 +358,12 @@ pub enum Error {
         task_id: String,
     },
     /// A wait ran out of time before the task ended; the task goes on.
-    #[error("gave up waiting for task {task_id} after {waited:?}: it is still {status}")]
+    // `status` is the service's `task_status` as sent (a state this version does not know is
+    // kept as text): escaped when shown, like every server text in an error.
+    #[error(
+        "gave up waiting for task {task_id} after {waited:?}: it is still {}",
+        crate::secret::printable(status)
+    )]
     WaitTimeout {
         /// The task.
         task_id: String,

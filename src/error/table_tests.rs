@@ -772,6 +772,20 @@ fn every_field_is_cleaned_of_secrets_and_controls() {
     );
 }
 
+/// A task state this version does not know is kept as the service sent it, and shown escaped.
+#[test]
+fn an_unknown_task_state_is_shown_escaped() {
+    let err = Error::WaitTimeout {
+        task_id: "t-1".to_owned(),
+        status: "RUNNING\x1b[2J\r\nforged".to_owned(),
+        waited: Duration::from_secs(1),
+    };
+    assert_eq!(
+        err.to_string(),
+        "gave up waiting for task t-1 after 1s: it is still RUNNING\\x1b[2J\\r\\nforged"
+    );
+}
+
 #[test]
 fn retry_after_and_header_request_id() {
     let body = br#"{"code":"Throttling.RateQuota","message":"Requests rate limit exceeded, please try again later."}"#;

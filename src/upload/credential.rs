@@ -109,7 +109,9 @@ impl Uploader<'_> {
             self.uploads().limiter.acquire(model).await;
             let obtained = Instant::now();
             let response = self.policy(model).await?;
-            tracing::Span::current().record("request_id", response.request_id.as_str());
+            // Server text in a log: cleaned like an error's (an echoed key, control characters).
+            let request_id = crate::secret::clean(&response.request_id, &[&self.api.inner().key]);
+            tracing::Span::current().record("request_id", request_id.as_str());
             credential_from(response.data, obtained, settings)
         }
         .instrument(span)
