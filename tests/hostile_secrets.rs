@@ -231,3 +231,31 @@ async fn a_transport_error_keeps_the_path_of_a_presigned_link_and_not_its_query(
         "{shown}"
     );
 }
+
+/// A result link that points back at a hostile host, which answers a page echoing the key with
+/// a control sequence: the decode error quotes neither, nor the link's signature.
+#[tokio::test]
+async fn a_result_page_echoing_the_key_is_quoted_cleaned() {
+    let page = format!("<html>{} {FORGERY}</html>", TEST_KEY);
+    let server = Server::start(Canned::raw(200, "text/html", page)).await;
+    let link = format!("{}/t/1.json?Expires=1&Signature=SECRETsig%3D", server.url);
+    let done: types::TaskResponse = serde_json::from_value(serde_json::json!({
+        "request_id": "rq-1",
+        "output": {
+            "task_id": "t-1",
+            "task_status": "SUCCEEDED",
+            "results": [{"file_url": "https://example.invalid/a.wav", "transcription_url": link, "subtask_status": "SUCCEEDED"}]
+        }
+    }))
+    .expect("a task answer");
+    let files = client(&server.url).transcriptions(&done).await;
+    let err = files
+        .into_iter()
+        .next()
+        .expect("one file")
+        .result
+        .expect_err("not JSON");
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    assert_clean("result page", &err, &[TEST_KEY, "SECRETsig"]);
+    assert!(err.to_string().contains("/t/1.json"), "{err}");
+}

@@ -75,8 +75,10 @@ impl Client {
                 None,
             ));
         }
+        // The key is never sent to a result host, but a hostile API host may name itself one.
         serde_json::from_slice(&bytes).map_err(|e| {
-            Error::decode(
+            Error::decode_hiding(
+                &[self.key()],
                 Some(200),
                 format!(
                     "the result at {} is not the expected JSON: {e}",
