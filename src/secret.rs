@@ -138,9 +138,9 @@ fn unprintable(c: char) -> bool {
 }
 
 /// A URL as errors and logs may show it: the scheme, host, port and path (they say where the
-/// request went), every query value replaced, any user name, password and fragment dropped.
-/// A presigned link carries its `Signature`, `OSSAccessKeyId` and `security-token` in its
-/// query; the names are kept, for debugging, the values never.
+/// request went), any user name, password and fragment dropped, and every query value replaced
+/// but those of [`SHOWN_QUERY`]. A presigned link carries its `Signature`, `OSSAccessKeyId` and
+/// `security-token` in its query; the names are kept, for debugging, those values never.
 pub(crate) fn redact_url(url: &reqwest::Url) -> reqwest::Url {
     let mut out = url.clone();
     let _ = out.set_username("");
@@ -151,6 +151,7 @@ pub(crate) fn redact_url(url: &reqwest::Url) -> reqwest::Url {
             .split('&')
             .filter(|pair| !pair.is_empty())
             .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if SHOWN_QUERY.contains(&name) => pair.to_owned(),
                 Some((name, _)) => format!("{name}={REDACTED}"),
                 None => REDACTED.to_owned(),
             })
@@ -159,6 +160,22 @@ pub(crate) fn redact_url(url: &reqwest::Url) -> reqwest::Url {
     }
     out
 }
+
+/// The query parameters whose values an error may show: those of the spec's operations (none
+/// is a secret, and they say which call failed) and a presigned link's `Expires` (it tells an
+/// expired link). Any other name, known or not, has its value redacted: a list of what is
+/// harmless cannot miss a new kind of signature, a list of what is secret could.
+const SHOWN_QUERY: &[&str] = &[
+    "action",
+    "model",
+    "model_name",
+    "page_no",
+    "page_size",
+    "start_time",
+    "end_time",
+    "status",
+    "Expires",
+];
 
 /// [`redact_url`] of a URL given as text (a result link a server sent): a text that does not
 /// parse is cut before its query and fragment, and its control characters escaped.
@@ -246,7 +263,7 @@ mod tests {
         .expect("url");
         assert_eq!(
             redact_url(&url).as_str(),
-            "https://bucket.oss.example/dir/a.png?Expires=[REDACTED]&OSSAccessKeyId=[REDACTED]&Signature=[REDACTED]&security-token=[REDACTED]&[REDACTED]"
+            "https://bucket.oss.example/dir/a.png?Expires=1&OSSAccessKeyId=[REDACTED]&Signature=[REDACTED]&security-token=[REDACTED]&[REDACTED]"
         );
         assert_eq!(
             redact_url_text("not a url/x?Signature=abc\x1b"),

@@ -226,8 +226,7 @@ async fn a_transport_error_keeps_the_path_of_a_presigned_link_and_not_its_query(
         assert!(!shown.contains(secret), "{shown}");
     }
     assert!(
-        shown
-            .contains("/r/0.png?Expires=[REDACTED]&OSSAccessKeyId=[REDACTED]&Signature=[REDACTED]"),
+        shown.contains("/r/0.png?Expires=1&OSSAccessKeyId=[REDACTED]&Signature=[REDACTED]"),
         "{shown}"
     );
 }
