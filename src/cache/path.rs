@@ -84,8 +84,9 @@ pub(super) mod option {
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::ffi::OsStringExt;
+    use std::path::PathBuf;
 
-    use super::*;
+    use serde::{Deserialize, Serialize};
 
     #[derive(Serialize, Deserialize, PartialEq, Debug)]
     struct Both {
