@@ -18,12 +18,21 @@ pub(crate) fn success_limit(operation_id: &str) -> usize {
 }
 
 impl types::FlexibleInteger {
-    /// The value as a number, whether it was sent as a number or as a decimal string.
-    /// `None` for a negative number or a string that is not a decimal integer.
+    /// The value as a number, whether it was sent as an integer, as a float that is whole
+    /// (`100.0`), or as a decimal string of either. `None` for a negative or fractional
+    /// number, or a string that is not one.
     pub fn as_u64(&self) -> Option<u64> {
+        fn whole(f: f64) -> Option<u64> {
+            // `as` saturates: a float beyond u64 is u64::MAX, which callers cap anyway.
+            (f.is_finite() && f >= 0.0 && f.fract() == 0.0).then_some(f as u64)
+        }
         match self {
             types::FlexibleInteger::Int64(n) => u64::try_from(*n).ok(),
-            types::FlexibleInteger::String(s) => s.trim().parse().ok(),
+            types::FlexibleInteger::Double(f) => whole(*f),
+            types::FlexibleInteger::String(s) => {
+                let s = s.trim();
+                s.parse().ok().or_else(|| whole(s.parse().ok()?))
+            }
         }
     }
 }

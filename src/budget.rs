@@ -79,9 +79,12 @@ fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The book, created readable by its owner only. A symlink in its place is refused, not
-/// followed (the folder is the user's own; this keeps a planted link from being written).
-fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+/// A file of the cache folder that is opened in place (a budget book, the upload cache's lock
+/// file), created readable by its owner only. A symlink in its place is refused, not followed:
+/// the folder is the user's own, and a planted link must not make this create or write its
+/// target. The look before the open gives the clear message; `O_NOFOLLOW` closes the race of
+/// a link planted in between (where its value is known: `libc` is not a dependency).
+pub(crate) fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     // The folder is a cache folder that may not exist yet (nothing was uploaded): made private.
     if let Some(dir) = path.parent()
         && !dir.exists()
@@ -97,7 +100,7 @@ fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     }
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(std::io::Error::other(format!(
-            "{} is a symlink: the rate budget is not kept there",
+            "{} is a symlink: it is not followed, and nothing is kept there",
             path.display()
         )));
     }
@@ -106,10 +109,57 @@ fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(0o600).custom_flags(O_NOFOLLOW);
     }
     options.open(path)
 }
+
+/// `O_NOFOLLOW` of the platform's `open(2)` (`<fcntl.h>`); 0 (the look before the open alone)
+/// where it is not listed here.
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "loongarch64",
+        target_arch = "s390x"
+    )
+))]
+const O_NOFOLLOW: i32 = 0o400000;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+))]
+const O_NOFOLLOW: i32 = 0x100;
+#[cfg(all(
+    unix,
+    not(any(
+        all(
+            target_os = "linux",
+            any(
+                target_arch = "x86_64",
+                target_arch = "x86",
+                target_arch = "aarch64",
+                target_arch = "riscv64",
+                target_arch = "loongarch64",
+                target_arch = "s390x"
+            )
+        ),
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    ))
+))]
+const O_NOFOLLOW: i32 = 0;
 
 #[cfg(test)]
 mod tests {
@@ -154,6 +204,31 @@ mod tests {
         std::fs::write(&path, b"\xff\xfe not a book").expect("write");
         let budget = SharedBudget::new(path.clone(), 1, window);
         assert!(budget.try_take().expect("book").is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A symlink planted where a book goes, to a path that does not exist: refused with a
+    /// clear error, and its target is not created; `O_NOFOLLOW` refuses it even past the look.
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_book_is_refused_and_its_target_not_created() {
+        let dir =
+            std::env::temp_dir().join(format!("dashscope-oss-budget-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let target = dir.join("target-that-must-not-exist");
+        let book = dir.join("budget-linked");
+        std::os::unix::fs::symlink(&target, &book).expect("symlink");
+        let budget = SharedBudget::new(book.clone(), 5, Duration::from_secs(1));
+        let err = budget.try_take().expect_err("a symlink");
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        assert!(!target.exists());
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true);
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(O_NOFOLLOW);
+        assert!(options.open(&book).is_err(), "O_NOFOLLOW follows the link");
+        assert!(!target.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

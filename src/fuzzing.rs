@@ -9,7 +9,7 @@ pub fn error_body(status: u16, body: &[u8]) {
     let headers = reqwest::header::HeaderMap::new();
     let key = crate::Secret::new("sk-fuzzing-key-0123456789");
     for service in [Service::Native, Service::Compatible, Service::Oss] {
-        let error = from_response(service, status, &headers, body, false, Some(&key));
+        let error = from_response(service, status, &headers, body, false, &[&key]);
         // Every accessor must work on whatever came out.
         let _ = (
             error.status(),

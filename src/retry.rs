@@ -296,7 +296,7 @@ mod tests {
                 &map,
                 body.as_bytes(),
                 false,
-                None,
+                &[],
             )
         };
         // The per-minute token throttle: 10-20 s a retry, about a minute over four.

@@ -110,6 +110,11 @@ pub(crate) trait Attempts: Send {
     fn lost(&self, error: reqwest::Error) -> Error {
         Error::from_reqwest(error)
     }
+    /// The secrets of the last attempt's request beyond the API key (an upload's credential),
+    /// scrubbed from its error answer with the key when the error is built.
+    fn secrets(&self) -> Vec<&Secret> {
+        Vec::new()
+    }
     /// A look at an answer before its status is read: a form POST that a caller's own HTTP
     /// client redirected stored nothing that can be known, whatever the status says.
     fn check_answer(&self, _response: &reqwest::Response) -> Result<()> {
@@ -235,16 +240,6 @@ struct Resend<'a> {
 impl Attempts for Resend<'_> {
     type Output = reqwest::Response;
 
-    /// A presigned link (answered by the storage) carries its signature and access key id in
-    /// its query, which reqwest would quote in the error: it is left out.
-    fn lost(&self, error: reqwest::Error) -> Error {
-        if self.manner.answers_in == Some(Service::Oss) {
-            Error::from_reqwest(error.without_url())
-        } else {
-            Error::from_reqwest(error)
-        }
-    }
-
     fn manner(&self) -> Manner<'_> {
         self.manner
     }
@@ -360,7 +355,16 @@ async fn execute(
     let (body, truncated) = read_limited(response, ERROR_BODY_LIMIT)
         .await
         .map_err(lost)?;
-    let error = from_response(service, status.as_u16(), &headers, &body, truncated, key);
+    let mut secrets: Vec<&Secret> = key.into_iter().collect();
+    secrets.extend(attempts.secrets());
+    let error = from_response(
+        service,
+        status.as_u16(),
+        &headers,
+        &body,
+        truncated,
+        &secrets,
+    );
     tracing::debug!(
         status = status.as_u16(),
         code = error.code(),
@@ -479,9 +483,10 @@ fn map_progenitor_error<E>(
         P::CommunicationError(e) | P::ResponseBodyError(e) | P::InvalidUpgrade(e) => {
             Error::from_reqwest(e)
         }
-        P::InvalidResponsePayload(body, e) => Error::decode(
+        P::InvalidResponsePayload(body, e) => Error::decode_hiding(
+            &[key],
             status,
-            crate::secret::scrub(&e.to_string(), key),
+            e.to_string(),
             crate::secret::withhold_credentials(&body),
             None,
         ),

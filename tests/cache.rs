@@ -460,3 +460,88 @@ async fn the_emulator_refuses_a_data_uri_over_the_service_limit() {
     );
     assert_eq!(err.status(), Some(400));
 }
+
+/// A non-UTF-8 file name in a batch (#22): its entry and fingerprint are written exactly (JSON
+/// strings cannot hold the name, so it is kept as bytes), the other files' entries are written
+/// too, and the next client hits the cache for all of them.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_non_utf8_name_in_a_batch_breaks_no_cache_write() {
+    use std::os::unix::ffi::OsStringExt;
+    let emulator = emulator().await;
+    let dir = Dir::new("non-utf8");
+    let cache = dir.join("cache");
+    let latin1 = dir
+        .0
+        .join(std::ffi::OsString::from_vec(b"caf\xe9.png".to_vec()));
+    let files = [
+        png(&dir.join("cat.png"), "non-utf8 cat"),
+        png(&latin1, "non-utf8 cafe"),
+        png(&dir.join("dog.png"), "non-utf8 dog"),
+    ];
+    let first = client(config(&emulator).upload_cache(&cache));
+    let stored = first
+        .upload_many("qwen-vl-plus", files.iter().map(|p| &**p))
+        .await;
+    let urls: Vec<String> = stored
+        .into_iter()
+        .map(|r| r.expect("uploaded").url)
+        .collect();
+    let on_disk = first.upload_cache().expect("cache");
+    on_disk.flush().expect("the cache file is written");
+    assert_eq!(on_disk.take_warning(), None);
+    drop(first);
+    let uploads = emulator.stats().uploads_ok;
+    assert_eq!(uploads, 3);
+
+    let listed = dashscope_oss::cache::UploadCache::on_disk(&cache).list();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(
+        listed.iter().any(|e| e.source.as_deref() == Some(&*latin1)),
+        "the non-UTF-8 source is kept exactly: {listed:?}"
+    );
+    let next = client(config(&emulator).upload_cache(&cache));
+    let again = next
+        .upload_many("qwen-vl-plus", files.iter().map(|p| &**p))
+        .await;
+    for (file, url) in again.into_iter().zip(&urls) {
+        let file = file.expect("from the cache");
+        assert!(file.from_cache, "{file:?}");
+        assert_eq!(&file.url, url);
+    }
+    assert_eq!(emulator.stats().uploads_ok, uploads, "nothing sent again");
+    assert_eq!(next.upload_cache().and_then(|c| c.take_warning()), None);
+}
+
+/// A symlink planted as the cache's lock file, to a path that does not exist (#22): the upload
+/// still succeeds, the cache says clearly why it was not written, and the link's target is
+/// never created.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlinked_lock_file_is_refused_and_its_target_not_created() {
+    let emulator = emulator().await;
+    let dir = Dir::new("lock-link");
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).expect("dir");
+    let target = dir.join("planted-target");
+    std::os::unix::fs::symlink(&target, cache.join("uploads.lock")).expect("symlink");
+    let cat = png(&dir.join("cat.png"), "lock-link");
+    let client = client(config(&emulator).upload_cache(&cache));
+    let file = client.upload("qwen-vl-plus", &*cat).await.expect("upload");
+    assert!(!file.from_cache);
+    let on_disk = client.upload_cache().expect("cache");
+    let err = on_disk.flush().expect_err("the lock is a symlink");
+    assert!(
+        err.to_string().contains("uploads.lock is a symlink"),
+        "{err}"
+    );
+    // The batched write after the upload failed the same way, and said so once.
+    let warning = on_disk.take_warning().unwrap_or_default();
+    assert!(warning.contains("uploads.lock is a symlink"), "{warning}");
+    drop(client);
+    assert!(!target.exists(), "the link's target was created");
+    assert!(
+        !cache.join("uploads.json").exists(),
+        "written without the lock"
+    );
+}

@@ -230,3 +230,166 @@ async fn a_token_throttle_is_waited_out_and_a_used_up_free_tier_is_not() {
     assert!(matches!(err, Error::QuotaExhausted(_)), "{err:?}");
     assert_eq!(server.requests().len(), 1);
 }
+
+/// A credential answer with `upload_host` set to `oss`, and its `data` changed by `edit`.
+fn credential(
+    oss: &str,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> String {
+    let mut data = serde_json::json!({
+        "policy": "eyJleHBpcmF0aW9uIjoiMjA5OS0wMS0wMVQwMDowMDowMC4wMDBaIn0=",
+        "signature": "c2lnbmF0dXJlLXNlY3JldA==",
+        "upload_dir": "dashscope-instant/52afe077fb4825c6d74411758cb1ab98/2025-07-12/b744f4f8",
+        "upload_host": oss,
+        "expire_in_seconds": 300,
+        "max_file_size_mb": 100,
+        "capacity_limit_mb": 999999999,
+        "oss_access_key_id": "LTAI5tSecretAccessKeyId",
+        "x_oss_object_acl": "private",
+        "x_oss_forbid_overwrite": "true"
+    });
+    if let Some(map) = data.as_object_mut() {
+        edit(map);
+    }
+    serde_json::json!({"request_id": "rq-1", "data": data}).to_string()
+}
+
+/// Uploads one small file with the credential `answer`: the error, and whether the form POST
+/// was sent. The upload host refuses every POST with a fixed OSS error, so that an accepted
+/// credential shows as a POST made.
+async fn upload_with(answer: impl FnOnce(&str) -> String) -> (Error, bool) {
+    let xml =
+        "<Error><Code>EntityTooLarge</Code><Message>m</Message><RequestId>5F1</RequestId></Error>";
+    let oss = Server::start(Canned::raw(400, "application/xml", xml)).await;
+    let api = Server::start(Canned::json(200, &answer(&oss.url))).await;
+    let err = client(&api.url)
+        .upload(
+            "qwen-vl-plus",
+            dashscope_oss::UploadSource::bytes("a.png", b"x".to_vec()),
+        )
+        .await
+        .expect_err("refused");
+    (err, !oss.requests().is_empty())
+}
+
+/// A credential's unused `capacity_limit_mb` may be missing or of any type, and a whole number
+/// written as a float is a number (#22): neither refuses the credential.
+#[tokio::test]
+async fn odd_but_harmless_credential_fields_are_accepted() {
+    type Edit = Box<dyn FnOnce(&mut serde_json::Map<String, serde_json::Value>)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "a float size",
+            Box::new(|m| {
+                m.insert("max_file_size_mb".into(), serde_json::json!(100.0));
+            }),
+        ),
+        (
+            "a float lifetime",
+            Box::new(|m| {
+                m.insert("expire_in_seconds".into(), serde_json::json!(300.0));
+            }),
+        ),
+        (
+            "a float string",
+            Box::new(|m| {
+                m.insert("max_file_size_mb".into(), serde_json::json!("100.0"));
+            }),
+        ),
+        (
+            "a float capacity",
+            Box::new(|m| {
+                m.insert("capacity_limit_mb".into(), serde_json::json!(1.5));
+            }),
+        ),
+        (
+            "no capacity",
+            Box::new(|m| {
+                m.remove("capacity_limit_mb");
+            }),
+        ),
+        (
+            "a null capacity",
+            Box::new(|m| {
+                m.insert("capacity_limit_mb".into(), serde_json::Value::Null);
+            }),
+        ),
+        (
+            "a capacity object",
+            Box::new(|m| {
+                m.insert(
+                    "capacity_limit_mb".into(),
+                    serde_json::json!({"daily": "lots"}),
+                );
+            }),
+        ),
+        (
+            "a negative capacity",
+            Box::new(|m| {
+                m.insert("capacity_limit_mb".into(), serde_json::json!(-1));
+            }),
+        ),
+    ];
+    for (name, edit) in cases {
+        let (err, posted) = upload_with(|oss| credential(oss, edit)).await;
+        assert!(posted, "{name}: the credential was refused: {err}");
+        assert!(matches!(err, Error::EntityTooLarge(_)), "{name}: {err:?}");
+    }
+}
+
+/// A fractional or negative size or lifetime is a clear decode error, and nothing is posted.
+#[tokio::test]
+async fn fractional_or_negative_credential_numbers_are_refused() {
+    for (field, value) in [
+        ("max_file_size_mb", serde_json::json!(1.5)),
+        ("max_file_size_mb", serde_json::json!(-100)),
+        ("max_file_size_mb", serde_json::json!(-100.0)),
+        ("expire_in_seconds", serde_json::json!(299.5)),
+        ("expire_in_seconds", serde_json::json!("1e400")),
+    ] {
+        let (err, posted) = upload_with(|oss| {
+            credential(oss, |m| {
+                m.insert(field.into(), value.clone());
+            })
+        })
+        .await;
+        assert!(!posted, "{field} {value}: a POST was made");
+        let Error::Decode(d) = &err else {
+            panic!("{field} {value}: {err:?}");
+        };
+        assert!(
+            d.reason().contains(field) && d.reason().contains("not a whole number"),
+            "{field} {value}: {err}"
+        );
+    }
+}
+
+/// An `upload_dir` is printed in every `oss://` URL and sent as the form's key: one with
+/// control characters, `..`, a leading `/` or empty segments is refused before any upload
+/// (#22), its reason shown escaped.
+#[tokio::test]
+async fn an_upload_dir_that_would_forge_output_or_climb_is_refused() {
+    for dir in [
+        "dashscope-instant/a\x1b[2J/r",
+        "dashscope-instant/a\r\ndashscope: forged/r",
+        "dashscope-instant/../../etc",
+        "/dashscope-instant/a/r",
+        "dashscope-instant//r",
+        "dashscope-instant/a\u{202e}/r",
+    ] {
+        let (err, posted) = upload_with(|oss| {
+            credential(oss, |m| {
+                m.insert("upload_dir".into(), serde_json::json!(dir));
+            })
+        })
+        .await;
+        assert!(!posted, "{dir:?}: a POST was made");
+        assert!(matches!(err, Error::Decode(_)), "{dir:?}: {err:?}");
+        let shown = err.to_string();
+        assert!(shown.contains("upload_dir"), "{shown}");
+        assert!(
+            !shown.contains(['\x1b', '\r', '\n', '\u{202e}']),
+            "{shown:?}"
+        );
+    }
+}

@@ -52,6 +52,33 @@ async fn trace_logs_never_show_the_key() {
         .expect_err("401");
     tracing::info!(error = %err, debug = ?err, "the error as an application would log it");
 
+    // Hostile servers: a credential whose request id echoes the key with a control sequence,
+    // then an upload host whose OSS error echoes the key and the whole credential in every
+    // field. Nothing of it is logged raw.
+    let xml = format!(
+        "<Error><Code>InvalidArgument</Code><Message>{TEST_KEY} c2lnbmF0dXJlLWxvZ2dlZA== LTAI5tLoggedAccessKey &#27;[2J</Message><RequestId>{TEST_KEY}</RequestId><EC>{TEST_KEY}</EC></Error>"
+    );
+    let oss = Server::start(Canned::raw(400, "application/xml", xml)).await;
+    let credential = serde_json::json!({
+        "request_id": format!("{TEST_KEY} \x1b[2J"),
+        "data": {
+            "policy": "eyJleHBpcmF0aW9uIjoiMjA5OS0wMS0wMVQwMDowMDowMC4wMDBaIn0=",
+            "signature": "c2lnbmF0dXJlLWxvZ2dlZA==", "oss_access_key_id": "LTAI5tLoggedAccessKey",
+            "upload_dir": "dashscope-instant/abc/2026-01-01/r", "upload_host": oss.url,
+            "expire_in_seconds": 300, "max_file_size_mb": 100,
+            "x_oss_object_acl": "private", "x_oss_forbid_overwrite": "true"
+        }
+    });
+    let api = Server::start(Canned::json(200, &credential.to_string())).await;
+    let err = client(&api.url)
+        .upload(
+            "qwen-vl-plus",
+            dashscope_oss::UploadSource::bytes("a.png", b"x".to_vec()),
+        )
+        .await
+        .expect_err("400");
+    tracing::info!(error = %err, debug = ?err, "the upload error as an application would log it");
+
     let text = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
     assert!(
         text.contains("dashscope error response"),
@@ -60,4 +87,12 @@ async fn trace_logs_never_show_the_key() {
     assert!(text.contains("r-401"));
     assert!(!text.contains(TEST_KEY), "the key was logged:\n{text}");
     assert!(!text.contains("never-print-me"));
+    for secret in ["c2lnbmF0dXJlLWxvZ2dlZA==", "LTAI5tLoggedAccessKey"] {
+        assert!(!text.contains(secret), "{secret} was logged:\n{text}");
+    }
+    assert!(text.contains("the upload error"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "a raw control character was logged:\n{text}"
+    );
 }

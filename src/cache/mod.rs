@@ -19,6 +19,7 @@
 
 mod book;
 mod digest;
+mod path;
 mod stamp;
 mod store;
 
@@ -73,7 +74,8 @@ pub struct CachedUpload {
     /// When it stops resolving, in milliseconds since the Unix epoch.
     pub expires_at_ms: u64,
     /// The file it came from (absolute), when it came from a file: what is uploaded again when
-    /// the URL turns out stale or forgotten.
+    /// the URL turns out stale or forgotten. Any path, UTF-8 or not, is kept exactly.
+    #[serde(with = "path::option")]
     pub source: Option<PathBuf>,
 }
 impl CachedUpload {
@@ -325,11 +327,9 @@ impl UploadCache {
     /// pruned, and written atomically; the result is the book in memory.
     fn write(&self, dir: &Path, edits: Vec<Edit>) -> std::io::Result<()> {
         create_private_dir(dir)?;
-        let lock_file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_FILE))?;
+        // Opened in place, so not through a symlink: a planted link would have its target
+        // created (the cache file itself is written to a new file and renamed, which is safe).
+        let lock_file = crate::budget::open_private(&dir.join(LOCK_FILE))?;
         lock_file.lock()?;
         let path = dir.join(CACHE_FILE);
         let mut book = match read_book(&path) {

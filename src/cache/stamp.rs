@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// A file's fingerprint, and the content digest it had when the fingerprint was trusted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Mark {
+    #[serde(with = "super::path")]
     pub(super) path: PathBuf,
     pub(super) stamp: Stamp,
     pub(super) content: String,

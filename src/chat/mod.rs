@@ -146,7 +146,8 @@ impl Client {
             let (body, _) = crate::transport::read_limited(response, ERROR_BODY_LIMIT)
                 .await
                 .map_err(Error::from_reqwest)?;
-            return Err(Error::decode(
+            return Err(Error::decode_hiding(
+                &[self.key()],
                 Some(status),
                 format!("expected an event stream, got {content_type:?}"),
                 &body,

@@ -175,12 +175,13 @@ pub(super) fn decode_event<T: serde::de::DeserializeOwned>(
             &headers,
             data.as_bytes(),
             false,
-            Some(key),
+            &[key],
         ));
     }
     match serde_json::from_str::<T>(data) {
         Ok(chunk) => Decoded::Chunk(chunk),
-        Err(e) => Decoded::Fail(Error::decode(
+        Err(e) => Decoded::Fail(Error::decode_hiding(
+            &[key],
             Some(200),
             format!("stream chunk: {e}"),
             data.as_bytes(),

@@ -12,6 +12,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::Secret;
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -82,19 +84,46 @@ struct Detail {
 
 impl ApiError {
     /// The error of a task that failed, as its query answered it (HTTP 200).
+    /// `key` is the one the query was sent with: a server may echo it.
     pub(crate) fn of_task(
         code: Option<String>,
         message: Option<String>,
         request_id: Option<String>,
+        key: &Secret,
     ) -> Self {
+        ApiError::new(
+            ApiErrorFields {
+                status: 200,
+                service: Service::Native,
+                code,
+                message: message.unwrap_or_default(),
+                request_id,
+                retry_after: None,
+                detail: Detail::default(),
+            },
+            &[key],
+        )
+    }
+
+    /// The one way an `ApiError` is made: every text field a server sent is cleaned
+    /// ([`crate::secret::clean`]: the secrets the request knew, then control characters)
+    /// before it is kept, so that Display, Debug, the accessors, logs and JSON output all
+    /// show the same safe text and no caller can forget it.
+    fn new(fields: ApiErrorFields, secrets: &[&Secret]) -> Self {
+        let clean = |text: &str| crate::secret::clean(text, secrets);
+        let clean_opt = |text: Option<String>| text.map(|t| clean(&t));
         ApiError(Box::new(ApiErrorFields {
-            status: 200,
-            service: Service::Native,
-            code,
-            message: message.unwrap_or_default(),
-            request_id,
-            retry_after: None,
-            detail: Detail::default(),
+            status: fields.status,
+            service: fields.service,
+            code: clean_opt(fields.code),
+            message: clean(&fields.message),
+            request_id: clean_opt(fields.request_id),
+            retry_after: fields.retry_after,
+            detail: Detail {
+                error_type: clean_opt(fields.detail.error_type),
+                param: clean_opt(fields.detail.param),
+                ec: clean_opt(fields.detail.ec),
+            },
         }))
     }
 
@@ -106,7 +135,10 @@ impl ApiError {
     pub fn code(&self) -> Option<&str> {
         self.0.code.as_deref()
     }
-    /// The message as the service sent it (with any echoed API key redacted).
+    /// The message as the service sent it, with any echoed secret (the API key, an upload
+    /// credential's policy, signature or access key id) redacted and control characters
+    /// escaped (`\n`, `\x1b`): one line, safe on a terminal. The same holds for every text
+    /// field of this type.
     pub fn message(&self) -> &str {
         &self.0.message
     }
@@ -174,7 +206,8 @@ impl DecodeError {
     pub fn reason(&self) -> &str {
         &self.0.reason
     }
-    /// The start of the body (at most 512 bytes, lossily decoded, control characters escaped).
+    /// The start of the body (at most 512 bytes, lossily decoded, line breaks and tabs shown as
+    /// spaces, other control characters escaped, echoed secrets redacted).
     pub fn excerpt(&self) -> &str {
         &self.0.excerpt
     }
@@ -325,7 +358,12 @@ pub enum Error {
         task_id: String,
     },
     /// A wait ran out of time before the task ended; the task goes on.
-    #[error("gave up waiting for task {task_id} after {waited:?}: it is still {status}")]
+    // `status` is the service's `task_status` as sent (a state this version does not know is
+    // kept as text): escaped when shown, like every server text in an error.
+    #[error(
+        "gave up waiting for task {task_id} after {waited:?}: it is still {}",
+        crate::secret::printable(status)
+    )]
     WaitTimeout {
         /// The task.
         task_id: String,
@@ -548,7 +586,11 @@ impl Error {
         }
     }
 
+    /// The one way a transport error is kept: its URL redacted
+    /// ([`crate::secret::redact_transport`]), since reqwest quotes it and a presigned link's
+    /// query is its credential.
     pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {
+        let e = crate::secret::redact_transport(e);
         if e.is_timeout() {
             Error::Timeout(e)
         } else {
@@ -565,17 +607,33 @@ impl Error {
         }
     }
 
+    /// An answer that could not be read, from a host that was sent no secret (or a body with
+    /// none to hide): see [`Error::decode_hiding`].
     pub(crate) fn decode(
         status: Option<u16>,
         reason: impl Into<String>,
         body: &[u8],
         request_id: Option<String>,
     ) -> Self {
+        Error::decode_hiding(&[], status, reason, body, request_id)
+    }
+
+    /// An answer that could not be read, its reason, excerpt and request id cleaned of
+    /// `secrets` and of control characters ([`crate::secret::clean`]) before they are kept:
+    /// the one way a [`DecodeError`] is made.
+    pub(crate) fn decode_hiding(
+        secrets: &[&Secret],
+        status: Option<u16>,
+        reason: impl Into<String>,
+        body: &[u8],
+        request_id: Option<String>,
+    ) -> Self {
+        let clean = |text: &str| crate::secret::clean(text, secrets);
         Error::Decode(DecodeError(Box::new(DecodeFields {
             status,
-            reason: reason.into(),
-            excerpt: parse::excerpt(body),
-            request_id,
+            reason: clean(&reason.into()),
+            excerpt: clean(&parse::excerpt(body)),
+            request_id: request_id.map(|id| clean(&id)),
         })))
     }
 }

@@ -3,21 +3,20 @@
 
 use std::time::Duration;
 
-use super::{
-    ApiError, ApiErrorFields, DecodeError, DecodeFields, Detail, ERROR_BODY_LIMIT, EXCERPT_LIMIT,
-    Error, Service,
-};
+use super::{ApiError, ApiErrorFields, Detail, ERROR_BODY_LIMIT, EXCERPT_LIMIT, Error, Service};
 use crate::Secret;
 
 /// Turns an error response into an [`Error`]. `body` is at most [`ERROR_BODY_LIMIT`] bytes;
-/// `truncated` says whether more was sent. `key` is scrubbed from everything kept.
+/// `truncated` says whether more was sent. `secrets` (the key the request was sent with, and
+/// for a form POST the credential's policy, signature and access key id) are scrubbed from
+/// every field kept, and control characters escaped, by the constructors.
 pub(crate) fn from_response(
     service: Service,
     status: u16,
     headers: &reqwest::header::HeaderMap,
     body: &[u8],
     truncated: bool,
-    key: Option<&Secret>,
+    secrets: &[&Secret],
 ) -> Error {
     let header_request_id = header_str(headers, "x-oss-request-id")
         .or_else(|| header_str(headers, "x-request-id"))
@@ -26,7 +25,7 @@ pub(crate) fn from_response(
         Service::Oss => parse_oss_xml(body),
         Service::Native | Service::Compatible => parse_json(body),
     };
-    let Some(mut fields) = parsed.filter(|_| !truncated) else {
+    let Some(fields) = parsed.filter(|_| !truncated) else {
         let reason = if truncated {
             format!("error body larger than {ERROR_BODY_LIMIT} bytes")
         } else if body.is_empty() {
@@ -37,44 +36,39 @@ pub(crate) fn from_response(
                 _ => "error body is not a DashScope error JSON".to_owned(),
             }
         };
-        let mut excerpt = excerpt(body);
-        if let Some(key) = key {
-            excerpt = crate::secret::scrub(&excerpt, key);
-        }
         // A gateway's HTML page at 401, 403 or 429 still says what failed: the status alone
         // decides the variant (a wrong key, a refusal, a rate limit), so callers and the CLI's
         // exit code see the same kind of error as with a readable body. Other statuses stay
         // `Decode`, whose status tells the retry classifier whether to try again.
         if matches!(status, 401 | 403 | 429) {
-            return Error::from(ApiError(Box::new(ApiErrorFields {
-                status,
-                service,
-                code: None,
-                message: format!("{reason}; body starts {excerpt:?}"),
-                request_id: header_request_id,
-                retry_after: header_str(headers, "retry-after").and_then(parse_retry_after),
-                detail: Detail::default(),
-            })));
+            let excerpt = crate::secret::clean(&excerpt(body), secrets);
+            return Error::from(ApiError::new(
+                ApiErrorFields {
+                    status,
+                    service,
+                    code: None,
+                    message: format!("{reason}; body starts {excerpt:?}"),
+                    request_id: header_request_id,
+                    retry_after: header_str(headers, "retry-after").and_then(parse_retry_after),
+                    detail: Detail::default(),
+                },
+                secrets,
+            ));
         }
-        return Error::Decode(DecodeError(Box::new(DecodeFields {
-            status: Some(status),
-            reason,
-            excerpt,
-            request_id: header_request_id,
-        })));
+        return Error::decode_hiding(secrets, Some(status), reason, body, header_request_id);
     };
-    if let Some(key) = key {
-        fields.message = crate::secret::scrub(&fields.message, key);
-    }
-    Error::from(ApiError(Box::new(ApiErrorFields {
-        status,
-        service,
-        code: fields.code.filter(|c| !c.is_empty()),
-        message: fields.message,
-        request_id: fields.request_id.or(header_request_id),
-        retry_after: header_str(headers, "retry-after").and_then(parse_retry_after),
-        detail: fields.detail,
-    })))
+    Error::from(ApiError::new(
+        ApiErrorFields {
+            status,
+            service,
+            code: fields.code.filter(|c| !c.is_empty()),
+            message: fields.message,
+            request_id: fields.request_id.or(header_request_id),
+            retry_after: header_str(headers, "retry-after").and_then(parse_retry_after),
+            detail: fields.detail,
+        },
+        secrets,
+    ))
 }
 
 fn header_str<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
@@ -185,14 +179,23 @@ fn parse_oss_xml(body: &[u8]) -> Option<Fields> {
             Event::GeneralRef(r) if depth == 2 => {
                 let name = r.decode().ok()?;
                 let resolved = match name.as_ref() {
-                    "lt" => "<",
-                    "gt" => ">",
-                    "amp" => "&",
-                    "quot" => "\"",
-                    "apos" => "'",
-                    _ => return None,
+                    "lt" => '<',
+                    "gt" => '>',
+                    "amp" => '&',
+                    "quot" => '"',
+                    "apos" => '\'',
+                    // A character reference (`&#27;`, `&#x1b;`): read, then escaped like any
+                    // control character when the error is built.
+                    number => {
+                        let number = number.strip_prefix('#')?;
+                        let code = match number.strip_prefix(['x', 'X']) {
+                            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                            None => number.parse().ok()?,
+                        };
+                        char::from_u32(code)?
+                    }
                 };
-                text.push_str(resolved);
+                text.push(resolved);
             }
             Event::CData(c) if depth == 2 => text.push_str(std::str::from_utf8(&c).ok()?),
             Event::End(_) => {
@@ -216,13 +219,20 @@ fn parse_oss_xml(body: &[u8]) -> Option<Fields> {
     (in_error && depth == 0 && fields.code.is_some()).then_some(fields)
 }
 
-/// The start of a body, for people to read: lossy UTF-8, control characters escaped.
+/// The start of a body, for people to read: lossy UTF-8, line breaks and tabs as spaces (an
+/// HTML page reads better so); the other control characters are escaped by the constructor.
 pub(super) fn excerpt(body: &[u8]) -> String {
     let cut = &body[..body.len().min(EXCERPT_LIMIT)];
     let text = String::from_utf8_lossy(cut);
     let mut out: String = text
         .chars()
-        .map(|c| if c.is_control() && c != ' ' { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     if body.len() > EXCERPT_LIMIT {
         out.push('…');

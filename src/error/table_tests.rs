@@ -71,7 +71,7 @@ fn run(rows: Vec<Row>) -> String {
             &headers,
             row.body.as_bytes(),
             false,
-            Some(&key),
+            &[&key],
         );
         let debug = format!("{err:?}");
         assert!(
@@ -400,14 +400,7 @@ fn parse(
     for (n, v) in headers {
         map.insert(HeaderName::from_static(n), HeaderValue::from_static(v));
     }
-    from_response(
-        service,
-        status,
-        &map,
-        body,
-        truncated,
-        Some(&Secret::new(KEY)),
-    )
+    from_response(service, status, &map, body, truncated, &[&Secret::new(KEY)])
 }
 
 #[test]
@@ -670,6 +663,127 @@ fn echoed_key_is_scrubbed_from_messages() {
     let err = parse(Service::Native, 401, body.as_bytes(), false, &[]);
     assert!(matches!(err, Error::InvalidApiKey(_)));
     assert_eq!(err.message(), "Invalid API-key provided: [REDACTED]");
+}
+
+/// A server that echoes the key, and an upload credential's secrets, in every field of every
+/// wire format, and sends control characters: no field keeps a secret or a raw control.
+#[test]
+fn every_field_is_cleaned_of_secrets_and_controls() {
+    let policy = Secret::new("eyJleHBpcmF0aW9uIjoiMjAyNi0wMS0wMVQwMDowMDowMFoifQ==");
+    let signature = Secret::new("c2lnbmF0dXJlLW9mLXRoZS1wb2xpY3k=");
+    let access_key_id = Secret::new("LTAI5tTESTaccessKEYid");
+    let key = Secret::new(KEY);
+    let secrets = [&key, &policy, &signature, &access_key_id];
+    let echo = format!(
+        "{KEY} {} {} {} \x1b[2J\r\nforged line\u{202e}",
+        policy.expose(),
+        signature.expose(),
+        access_key_id.expose()
+    );
+    let native = serde_json::json!({"code": echo, "message": echo, "request_id": echo}).to_string();
+    let compat = serde_json::json!({
+        "error": {"message": echo, "type": echo, "param": echo, "code": echo},
+        "request_id": echo
+    })
+    .to_string();
+    // OSS may send a control character as a character reference.
+    let xml_echo = echo.replace('\x1b', "&#27;").replace('\r', "&#x0D;");
+    let oss = format!(
+        "<Error><Code>{xml_echo}</Code><Message>{echo}</Message><RequestId>{echo}</RequestId><EC>{echo}</EC></Error>"
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        HeaderName::from_static("x-request-id"),
+        HeaderValue::from_str(&format!("hdr-{KEY}")).expect("header"),
+    );
+    let unparsable = format!("<html>{echo}</html>");
+    let cases = [
+        (Service::Native, 400, native.as_str()),
+        (Service::Compatible, 400, compat.as_str()),
+        (Service::Oss, 403, oss.as_str()),
+        (Service::Native, 401, unparsable.as_str()),
+        (Service::Native, 502, unparsable.as_str()),
+    ];
+    let mut seen_api = 0;
+    for (service, status, body) in cases {
+        let err = from_response(service, status, &headers, body.as_bytes(), false, &secrets);
+        let mut shown = vec![
+            format!("{err}"),
+            format!("{err:?}"),
+            err.message().into_owned(),
+            err.code().unwrap_or_default().to_owned(),
+            err.request_id().unwrap_or_default().to_owned(),
+        ];
+        if let Some(api) = err.api_error() {
+            seen_api += 1;
+            shown.extend(
+                [api.error_type(), api.param(), api.oss_ec()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_owned),
+            );
+        }
+        if let Error::Decode(d) = &err {
+            shown.push(d.excerpt().to_owned());
+            shown.push(d.reason().to_owned());
+        }
+        for text in shown {
+            for secret in &secrets {
+                assert!(
+                    !text.contains(secret.expose()),
+                    "{service:?} {status}: a secret shows in {text}"
+                );
+            }
+            assert!(
+                !text.contains(['\x1b', '\r', '\n', '\u{202e}']),
+                "{service:?} {status}: a raw control shows in {text:?}"
+            );
+        }
+        let pretty = format!("{err:#?}");
+        assert!(
+            secrets.iter().all(|s| !pretty.contains(s.expose())),
+            "{pretty}"
+        );
+        assert!(
+            format!("{err}").contains("[REDACTED]"),
+            "{service:?} {status}: {err}"
+        );
+    }
+    assert_eq!(seen_api, 4, "the JSON, XML and 401 bodies are API errors");
+    // What a parsed native error keeps, exactly: the secrets replaced, the controls escaped.
+    let err = from_response(
+        Service::Native,
+        400,
+        &headers,
+        native.as_bytes(),
+        false,
+        &secrets,
+    );
+    assert_eq!(
+        err.request_id(),
+        Some("[REDACTED] [REDACTED] [REDACTED] [REDACTED] \\x1b[2J\\r\\nforged line\\u{202e}")
+    );
+    assert_eq!(err.code(), err.request_id());
+    let err = from_response(Service::Oss, 403, &headers, oss.as_bytes(), false, &secrets);
+    assert_eq!(
+        err.code(),
+        err.request_id(),
+        "character references are read"
+    );
+}
+
+/// A task state this version does not know is kept as the service sent it, and shown escaped.
+#[test]
+fn an_unknown_task_state_is_shown_escaped() {
+    let err = Error::WaitTimeout {
+        task_id: "t-1".to_owned(),
+        status: "RUNNING\x1b[2J\r\nforged".to_owned(),
+        waited: Duration::from_secs(1),
+    };
+    assert_eq!(
+        err.to_string(),
+        "gave up waiting for task t-1 after 1s: it is still RUNNING\\x1b[2J\\r\\nforged"
+    );
 }
 
 #[test]

@@ -183,7 +183,12 @@ impl types::TranscriptionResult {
 
 /// What a wait ends with, as a pure rule: the task's answer for `SUCCEEDED`, a typed error for
 /// the other ends, `None` while it goes on.
-pub(crate) fn outcome(task_id: &str, response: &types::TaskResponse) -> Option<Result<()>> {
+/// `key` is the one the query was sent with, scrubbed from the task's error.
+pub(crate) fn outcome(
+    task_id: &str,
+    response: &types::TaskResponse,
+    key: &crate::Secret,
+) -> Option<Result<()>> {
     let output = &response.output;
     match response.state() {
         TaskState::Succeeded => Some(Ok(())),
@@ -193,6 +198,7 @@ pub(crate) fn outcome(task_id: &str, response: &types::TaskResponse) -> Option<R
                 output.code.clone(),
                 output.message.clone(),
                 response.request_id.clone(),
+                key,
             ),
         })),
         TaskState::Canceled => Some(Err(Error::TaskCanceled {
@@ -348,11 +354,6 @@ pub(crate) fn check_id(task_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// A URL without its query: presigned result URLs carry their signature there.
-pub(crate) fn redact_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,10 +369,18 @@ mod tests {
     #[test]
     fn every_end_is_typed_and_the_rest_goes_on() {
         assert!(matches!(
-            outcome("t-1", &response("SUCCEEDED", None)),
+            outcome(
+                "t-1",
+                &response("SUCCEEDED", None),
+                &crate::Secret::new("k")
+            ),
             Some(Ok(()))
         ));
-        match outcome("t-1", &response("FAILED", Some("InvalidParameter"))) {
+        match outcome(
+            "t-1",
+            &response("FAILED", Some("InvalidParameter")),
+            &crate::Secret::new("k"),
+        ) {
             Some(Err(Error::TaskFailed { task_id, error })) => {
                 assert_eq!(task_id, "t-1");
                 assert_eq!(
@@ -387,16 +396,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            outcome("t-1", &response("CANCELED", None)),
+            outcome("t-1", &response("CANCELED", None), &crate::Secret::new("k")),
             Some(Err(Error::TaskCanceled { .. }))
         ));
         assert!(matches!(
-            outcome("t-1", &response("UNKNOWN", None)),
+            outcome("t-1", &response("UNKNOWN", None), &crate::Secret::new("k")),
             Some(Err(Error::TaskUnknown { .. }))
         ));
         for going_on in ["PENDING", "RUNNING", "SUSPENDED", "SOMETHING_NEW"] {
             assert!(
-                outcome("t-1", &response(going_on, None)).is_none(),
+                outcome("t-1", &response(going_on, None), &crate::Secret::new("k")).is_none(),
                 "{going_on}"
             );
         }

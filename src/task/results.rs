@@ -12,7 +12,8 @@ use crate::error::ApiError;
 use crate::transport::{self, Manner};
 use crate::{Client, Error, Result};
 
-use super::{FileTranscription, TaskState, redact_query};
+use super::{FileTranscription, TaskState};
+use crate::secret::redact_url_text;
 
 impl Client {
     /// The transcript of every file of a succeeded transcription task, in the task's order: a
@@ -44,6 +45,7 @@ impl Client {
                             Some("the service gave this file no transcript".to_owned())
                         }),
                         done.request_id.clone(),
+                        self.key(),
                     ),
                 }),
             };
@@ -61,21 +63,26 @@ impl Client {
         let response = self.fetch(url).await?;
         let (bytes, truncated) = transport::read_limited(response, LIMIT)
             .await
-            .map_err(|e| Error::from_reqwest(e.without_url()))?;
+            .map_err(Error::from_reqwest)?;
         if truncated {
             return Err(Error::decode(
                 Some(200),
-                format!("the result at {} is over {LIMIT} bytes", redact_query(url)),
+                format!(
+                    "the result at {} is over {LIMIT} bytes",
+                    redact_url_text(url)
+                ),
                 &[],
                 None,
             ));
         }
+        // The key is never sent to a result host, but a hostile API host may name itself one.
         serde_json::from_slice(&bytes).map_err(|e| {
-            Error::decode(
+            Error::decode_hiding(
+                &[self.key()],
                 Some(200),
                 format!(
                     "the result at {} is not the expected JSON: {e}",
-                    redact_query(url)
+                    redact_url_text(url)
                 ),
                 &bytes,
                 None,
@@ -91,7 +98,7 @@ impl Client {
         let unreadable = |why: String| {
             Error::decode(
                 Some(200),
-                format!("the task's result {:?} {why}", redact_query(url)),
+                format!("the task's result {:?} {why}", redact_url_text(url)),
                 &[],
                 None,
             )
@@ -101,12 +108,10 @@ impl Client {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(unreadable("is not an http(s) URL".to_owned()));
         }
-        let request = self
-            .api()
-            .client()
-            .get(parsed)
-            .build()
-            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let request =
+            self.api().client().get(parsed).build().map_err(|e| {
+                Error::InvalidRequest(crate::secret::redact_transport(e).to_string())
+            })?;
         let inner = self.api().inner();
         transport::send_raw(
             self.api().client(),
@@ -199,8 +204,8 @@ async fn copy_body(
     let mut written = 0u64;
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
-        // Without the URL: its query is the link's signature.
-        let chunk = chunk.map_err(|e| Error::from_reqwest(e.without_url()))?;
+        // `from_reqwest` redacts the link's query: its signature.
+        let chunk = chunk.map_err(Error::from_reqwest)?;
         file.write_all(&chunk).await.map_err(io)?;
         written += chunk.len() as u64;
         if let Some(report) = &progress {

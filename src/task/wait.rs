@@ -110,7 +110,7 @@ impl Client {
                         }
                         last_state = Some(state);
                     }
-                    if let Some(end) = outcome(task_id, &response) {
+                    if let Some(end) = outcome(task_id, &response, self.key()) {
                         return end.map(|()| response);
                     }
                 }

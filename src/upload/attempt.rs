@@ -219,6 +219,20 @@ impl Attempts for FormPost<'_, '_> {
         }
     }
 
+    /// A hostile upload host may echo the form's fields, or the key its credential was
+    /// fetched with, in its error answer.
+    fn secrets(&self) -> Vec<&crate::Secret> {
+        let mut secrets = vec![&progenitor_client::ClientInfo::inner(self.uploader.api).key];
+        if let Some((credential, _)) = &self.current {
+            secrets.extend([
+                &credential.policy,
+                &credential.signature,
+                &credential.access_key_id,
+            ]);
+        }
+        secrets
+    }
+
     fn credential_valid(&self) -> bool {
         self.current
             .as_ref()

@@ -109,7 +109,9 @@ impl Uploader<'_> {
             self.uploads().limiter.acquire(model).await;
             let obtained = Instant::now();
             let response = self.policy(model).await?;
-            tracing::Span::current().record("request_id", response.request_id.as_str());
+            // Server text in a log: cleaned like an error's (an echoed key, control characters).
+            let request_id = crate::secret::clean(&response.request_id, &[&self.api.inner().key]);
+            tracing::Span::current().record("request_id", request_id.as_str());
             credential_from(response.data, obtained, settings)
         }
         .instrument(span)
@@ -139,22 +141,21 @@ pub(super) fn credential_from(
             )));
         }
     }
-    if data.upload_dir.is_empty() || data.upload_dir.len() > 900 || data.upload_dir.starts_with('/')
-    {
-        return Err(bad(format!(
-            "credential upload_dir {:?} cannot hold keys",
+    let upload_dir = checked_upload_dir(&data.upload_dir).map_err(|why| {
+        bad(format!(
+            "credential upload_dir {:?} cannot hold keys: {why}",
             data.upload_dir
-        )));
-    }
-    let max_mb = data
-        .max_file_size_mb
-        .as_u64()
-        .ok_or_else(|| bad("credential max_file_size_mb is not a number".to_owned()))?;
-    let lifetime = data
-        .expire_in_seconds
-        .as_u64()
-        .map(Duration::from_secs)
-        .ok_or_else(|| bad("credential expire_in_seconds is not a number".to_owned()))?;
+        ))
+    })?;
+    let whole = |name: &str, value: &crate::api::types::FlexibleInteger| {
+        value.as_u64().ok_or_else(|| {
+            bad(format!(
+                "credential {name} is {value}, not a whole number of at least 0"
+            ))
+        })
+    };
+    let max_mb = whole("max_file_size_mb", &data.max_file_size_mb)?;
+    let lifetime = Duration::from_secs(whole("expire_in_seconds", &data.expire_in_seconds)?);
     // The policy's own expiration may come sooner than expire_in_seconds (or later: the wire protocols, docs/sources.md,
     // saw 23 minutes against 300 s); plan with the earlier of the two.
     let lifetime = match policy_expiration(data.policy.expose()) {
@@ -173,7 +174,7 @@ pub(super) fn credential_from(
         policy: data.policy,
         signature: data.signature,
         access_key_id: data.oss_access_key_id,
-        upload_dir: data.upload_dir.trim_end_matches('/').to_owned(),
+        upload_dir,
         upload_host,
         acl: data.x_oss_object_acl,
         forbid_overwrite: data.x_oss_forbid_overwrite,
@@ -182,6 +183,34 @@ pub(super) fn credential_from(
         expires: obtained + lifetime,
         names: Mutex::default(),
     })
+}
+
+/// The folder of every key, as the credential gave it (one trailing `/` allowed): it is printed
+/// in every `oss://` URL and sent as the form's `key`, so a folder that a terminal would act on
+/// (control characters, bidi overrides), that climbs (`..`) or is absolute, or that has empty
+/// or `.` segments is refused before any upload. OSS object names are at most 1,023 bytes;
+/// 900 leaves room for the file's name.
+fn checked_upload_dir(dir: &str) -> std::result::Result<String, &'static str> {
+    let dir = dir.strip_suffix('/').unwrap_or(dir);
+    if dir.is_empty() {
+        return Err("it is empty");
+    }
+    if dir.len() > 900 {
+        return Err("it is over 900 bytes");
+    }
+    if dir.starts_with('/') {
+        return Err("it is absolute");
+    }
+    if crate::secret::printable(dir) != dir || dir.contains('\\') {
+        return Err("it has control characters or a backslash");
+    }
+    if dir
+        .split('/')
+        .any(|segment| matches!(segment, "" | "." | ".."))
+    {
+        return Err("it has an empty, `.` or `..` segment");
+    }
+    Ok(dir.to_owned())
 }
 
 /// [`credential_from`] with default settings, for the fuzz target.
@@ -264,5 +293,30 @@ mod tests {
         let data = policy_data(serde_json::json!(300), &unreadable);
         let c = credential_from(data, now, &settings()).expect("a credential");
         assert_eq!(c.expires, now + Duration::from_secs(300));
+    }
+
+    #[test]
+    fn upload_dirs_that_would_reach_a_terminal_or_climb_are_refused() {
+        assert_eq!(
+            checked_upload_dir("dashscope-instant/abc/2026-01-01/r/").as_deref(),
+            Ok("dashscope-instant/abc/2026-01-01/r")
+        );
+        for bad in [
+            "",
+            "/",
+            "/abs/dir",
+            "a//b",
+            "a/../../etc",
+            "..",
+            "a/./b",
+            "a//",
+            "a\x1b[2J/b",
+            "a\r\nforged",
+            "a\u{202e}b",
+            "a\\..\\b",
+        ] {
+            assert!(checked_upload_dir(bad).is_err(), "{bad:?}");
+        }
+        assert!(checked_upload_dir(&"a".repeat(901)).is_err());
     }
 }

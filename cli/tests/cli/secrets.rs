@@ -205,3 +205,110 @@ async fn no_cli_path_prints_a_secret_even_at_trace() {
     }
     assert!(emulator.stats().uploads_ok >= 5, "the paths did run");
 }
+
+/// Hostile servers on 127.0.0.1 that echo the key and the upload credential in every field of
+/// their errors, with a screen-clearing, line-forging message: the CLI's stderr and its
+/// `--json` output show neither a secret nor a raw control character, and show the forgery
+/// escaped (issue #22).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_servers_echoing_every_secret_reach_no_output() {
+    use super::support::{Canned, Server};
+    const POLICY: &str = "eyJleHBpcmF0aW9uIjoiMjA5OS0wMS0wMVQwMDowMDowMC4wMDBaIn0=";
+    const SIGNATURE: &str = "c2lnbmF0dXJlLXNlY3JldC1ob3N0aWxl";
+    const ACCESS_KEY_ID: &str = "LTAI5tHostileAccessKeyId";
+    const FORGERY: &str = "\x1b[2J\r\ndashscope: all uploads done";
+    let secrets = [KEY, POLICY, SIGNATURE, ACCESS_KEY_ID];
+    let echo = format!("{} {FORGERY}", secrets.join(" "));
+    let xml_echo = echo.replace('\x1b', "&#27;").replace('\r', "&#13;");
+    let oss = Server::start(Canned::raw(
+        400,
+        "application/xml",
+        format!(
+            "<Error><Code>InvalidArgument</Code><Message>{xml_echo}</Message><RequestId>{xml_echo}</RequestId><EC>{xml_echo}</EC><OSSAccessKeyId>{ACCESS_KEY_ID}</OSSAccessKeyId><SignatureProvided>{SIGNATURE}</SignatureProvided><StringToSign>{POLICY}</StringToSign></Error>"
+        ),
+    ))
+    .await;
+    let credential = serde_json::json!({
+        "request_id": "rq-1",
+        "data": {
+            "policy": POLICY, "signature": SIGNATURE, "oss_access_key_id": ACCESS_KEY_ID,
+            "upload_dir": "dashscope-instant/abc/2026-01-01/r", "upload_host": oss.url,
+            "expire_in_seconds": 300, "max_file_size_mb": 100, "capacity_limit_mb": 1,
+            "x_oss_object_acl": "private", "x_oss_forbid_overwrite": "true"
+        }
+    });
+    let with_oss = Server::start(Canned::json(200, &credential.to_string())).await;
+    // The API host knows only the key (it has given no credential).
+    let key_echo = format!("{KEY} {FORGERY}");
+    let native = serde_json::json!({"code": key_echo, "message": key_echo, "request_id": key_echo});
+    let refusing =
+        Server::start(Canned::json(400, &native.to_string()).header("x-request-id", KEY)).await;
+    for (name, base) in [
+        ("an OSS error", &with_oss.url),
+        ("a credential error", &refusing.url),
+    ] {
+        for json in [false, true] {
+            let mut args = vec![
+                "oss.upload",
+                "-m",
+                "qwen-vl-plus",
+                "-f",
+                CAT,
+                "--base-url",
+                base,
+                "--api-key",
+                KEY,
+            ];
+            if json {
+                args.push("--json");
+            }
+            let out = Command::new(env!("CARGO_BIN_EXE_dashscope"))
+                .args(&args)
+                .env_remove("RUST_LOG")
+                .env_remove("DASHSCOPE_API_KEY")
+                .env_remove("DASHSCOPE_BASE_URL")
+                .env("XDG_CACHE_HOME", super::support::fresh_cache_home())
+                .output()
+                .expect("run");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_ne!(out.status.code(), Some(0), "{name}: {stderr}");
+            for secret in secrets {
+                assert!(
+                    !stdout.contains(secret) && !stderr.contains(secret),
+                    "{name}, json {json}: {secret} shows:\n{stdout}\n{stderr}"
+                );
+            }
+            for text in [&stdout, &stderr] {
+                assert!(
+                    !text.contains(['\x1b', '\r']),
+                    "{name}, json {json}: a raw control character: {text:?}"
+                );
+                assert!(
+                    !text
+                        .lines()
+                        .any(|l| l.starts_with("dashscope: all uploads done")),
+                    "{name}, json {json}: a forged line: {text}"
+                );
+            }
+            let shown = if json { &stdout } else { &stderr };
+            assert!(
+                shown.contains("[REDACTED]") && shown.contains(r"x1b[2J"),
+                "{name}, json {json}: the echo is not shown escaped: {shown}"
+            );
+            if json {
+                let line: serde_json::Value =
+                    serde_json::from_str(stdout.lines().next().expect("a JSON line"))
+                        .expect("JSON");
+                let error = &line["error"];
+                for field in ["message", "code", "request_id"] {
+                    let value = error[field].as_str().unwrap_or_default();
+                    assert!(
+                        secrets.iter().all(|s| !value.contains(s)) && !value.contains('\x1b'),
+                        "{name}: {field} = {value:?}"
+                    );
+                }
+            }
+        }
+    }
+}
