@@ -48,7 +48,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 
 impl Default for RetryPolicy {
     /// 5 tries, backoff ceilings 200 ms, 400 ms, 800 ms, 1.6 s (capped at 10 s); 10–20 s after
-    /// a per-minute token throttle; 10 minutes per call ([`DEFAULT_DEADLINE`]).
+    /// a per-minute token throttle; 10 minutes per call.
     fn default() -> Self {
         Self {
             max_attempts: 5,
