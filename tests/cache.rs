@@ -545,3 +545,63 @@ async fn a_symlinked_lock_file_is_refused_and_its_target_not_created() {
         "written without the lock"
     );
 }
+
+/// A miss costs no read ahead (issue #22, and #21's "a miss costs no extra read"): no entry of
+/// the file's size exists for the model, so the file is only read as it is sent and its digest
+/// recorded from what was sent; the second upload, which can hit, is looked up (read ahead) and
+/// sends nothing. A 3 GiB sparse file over the model's 1 MiB limit is refused by its size, never
+/// read. Which files were read ahead is told by the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
+#[tokio::test]
+async fn a_miss_is_not_read_ahead_and_an_oversized_file_not_at_all() {
+    use dashscope_emulator::{MediaKind, ModelSpec};
+    use dashscope_oss::cache::hashed_ahead;
+    let emulator = Emulator::start(EmulatorConfig::default().model(
+        "qwen-vl-tiny",
+        ModelSpec {
+            max_file_size_mb: 1,
+            accepts: vec![MediaKind::Image],
+            ..ModelSpec::default()
+        },
+    ))
+    .await
+    .expect("emulator");
+    let dir = Dir::new("miss-reads");
+    let client = client(config(&emulator).upload_cache(dir.join("cache")));
+    let big = dir.join("big.png");
+    let mut bytes = PNG.to_vec();
+    bytes.resize(512 * 1024, 7);
+    std::fs::write(&big, &bytes).expect("write");
+    let absolute = std::fs::canonicalize(&big).expect("absolute");
+    let read_ahead = |path: &Path| hashed_ahead().iter().filter(|p| *p == path).count();
+
+    let first = client
+        .upload("qwen-vl-plus", dashscope_oss::UploadSource::path(&big))
+        .await
+        .expect("upload");
+    assert_eq!(read_ahead(&absolute), 0, "a certain miss is not read ahead");
+    let second = client
+        .upload("qwen-vl-plus", dashscope_oss::UploadSource::path(&big))
+        .await
+        .expect("upload");
+    assert!(
+        second.from_cache,
+        "the digest of what was sent was recorded"
+    );
+    assert_eq!(second.url, first.url);
+    assert_eq!(read_ahead(&absolute), 1, "a possible hit is looked up");
+    assert_eq!(emulator.stats().uploads_ok, 1);
+
+    let huge = dir.join("huge.png");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(3 << 30))
+        .expect("a sparse file");
+    let err = client
+        .upload("qwen-vl-tiny", dashscope_oss::UploadSource::path(&huge))
+        .await
+        .expect_err("over the limit");
+    assert!(matches!(err, Error::FileTooLarge { .. }), "{err:?}");
+    let huge = std::fs::canonicalize(&huge).expect("absolute");
+    assert_eq!(read_ahead(&huge), 0, "refused by its size, never hashed");
+    assert_eq!(emulator.stats().uploads_ok, 1);
+}

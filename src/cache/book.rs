@@ -71,6 +71,22 @@ pub(super) fn verdict(
         .map_or(Verdict::Miss, Verdict::Fresh)
 }
 
+/// Whether a fresh entry of this size for this model and account exists: a hit needs one, so
+/// without it a file need not be read before it is sent (hashed as it goes, instead).
+pub(super) fn may_hold(
+    entries: &[CachedUpload],
+    model: &str,
+    account: &str,
+    size: u64,
+    now: SystemTime,
+    margin: Duration,
+) -> bool {
+    let usable_after = ms(now).saturating_add(millis(margin));
+    entries.iter().any(|e| {
+        e.size == size && e.model == model && e.account == account && e.expires_at_ms > usable_after
+    })
+}
+
 /// What a URL the client is about to send needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum UrlState {

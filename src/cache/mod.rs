@@ -32,6 +32,22 @@ use serde::{Deserialize, Serialize};
 use book::{Book, Edit, from_ms, url_state, verdict};
 pub(crate) use book::{Identity, UrlState, Verdict};
 pub use digest::digest_file;
+
+/// The files read ahead of their upload to look them up (feature `test-hooks`, for the tests
+/// that prove a miss reads a file only as it is sent; never in a release build).
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub fn hashed_ahead() -> Vec<PathBuf> {
+    lock(&HASHED_AHEAD).clone()
+}
+
+#[cfg(feature = "test-hooks")]
+static HASHED_AHEAD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+#[cfg(feature = "test-hooks")]
+pub(crate) fn note_hashed_ahead(path: &Path) {
+    lock(&HASHED_AHEAD).push(path.to_path_buf());
+}
 pub(crate) use digest::{account_digest, digest_bytes, hex};
 use stamp::Mark;
 pub(crate) use stamp::Stamp;
@@ -196,6 +212,19 @@ impl UploadCache {
     pub(crate) fn lookup(&self, identity: &Identity, now: SystemTime) -> Verdict {
         self.refresh();
         verdict(&lock(&self.book).entries, identity, now, self.margin)
+    }
+
+    /// Whether a hit is possible for a file of `size` (see [`book::may_hold`]).
+    pub(crate) fn may_hold(&self, model: &str, account: &str, size: u64, now: SystemTime) -> bool {
+        self.refresh();
+        book::may_hold(
+            &lock(&self.book).entries,
+            model,
+            account,
+            size,
+            now,
+            self.margin,
+        )
     }
 
     pub(crate) fn url_state(&self, account: &str, url: &str, now: SystemTime) -> UrlState {

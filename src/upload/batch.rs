@@ -110,16 +110,21 @@ impl<'a> Uploader<'a> {
         let Some(cache) = self.uploads().cache() else {
             return self.store(model, source, size, index, tally, None).await;
         };
-        let Some(known) = identify(cache, source).await? else {
+        let account = self.uploads().account();
+        // No entry of this size can be hit: the file is not read ahead (a 20 GiB file over the
+        // model's limit is refused by its size alone), only hashed as it is sent.
+        let may_hit = cache.may_hold(model, account, size, SystemTime::now());
+        let Some(known) = identify(cache, source, may_hit).await? else {
             return self.store(model, source, size, index, tally, None).await;
         };
         let identity = Identity {
             content: known.content.clone(),
             content_type: content_type(&source.name).to_owned(),
             model: model.to_owned(),
-            account: self.uploads().account().to_owned(),
+            account: account.to_owned(),
         };
-        if let Verdict::Fresh(entry) = cache.lookup(&identity, SystemTime::now()) {
+        if let (true, Verdict::Fresh(entry)) = (may_hit, cache.lookup(&identity, SystemTime::now()))
+        {
             tracing::info!(url = entry.url, "from the upload cache");
             cache.note_served(&entry.url);
             // A settled file that had to be read: next time its fingerprint will do.
@@ -306,7 +311,14 @@ pub(super) struct Known {
 
 /// A source's content digest: from a trusted fingerprint without reading the file, or by
 /// reading it. `None` for a reader (it cannot be read twice).
-pub(super) async fn identify(cache: &UploadCache, source: &UploadSource) -> Result<Option<Known>> {
+///
+/// Without `may_hit` a file is not read: its digest is left empty (never recorded: the upload
+/// hashes what it sends) and its fingerprint unset, so that the sent bytes' hash is recorded.
+pub(super) async fn identify(
+    cache: &UploadCache,
+    source: &UploadSource,
+    may_hit: bool,
+) -> Result<Option<Known>> {
     match &source.kind {
         SourceKind::Reader { .. } => Ok(None),
         SourceKind::Bytes(bytes) => Ok(Some(Known {
@@ -329,6 +341,14 @@ pub(super) async fn identify(cache: &UploadCache, source: &UploadSource) -> Resu
             let Ok(meta) = tokio::fs::metadata(&absolute).await else {
                 return Ok(None);
             };
+            if !may_hit {
+                return Ok(Some(Known {
+                    content: String::new(),
+                    path: Some(absolute),
+                    mark: None,
+                    from_mark: false,
+                }));
+            }
             let stamp = Stamp::of(&meta).filter(|s| s.settled(taken));
             if let Some(content) = stamp.and_then(|s| cache.known_content(&absolute, &s)) {
                 return Ok(Some(Known {
@@ -339,6 +359,8 @@ pub(super) async fn identify(cache: &UploadCache, source: &UploadSource) -> Resu
                 }));
             }
             let read = absolute.clone();
+            #[cfg(feature = "test-hooks")]
+            crate::cache::note_hashed_ahead(&absolute);
             let content = tokio::task::spawn_blocking(move || crate::cache::digest_file(&read))
                 .await
                 .map_err(|e| io(std::io::Error::other(e)))?
