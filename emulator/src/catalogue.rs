@@ -74,6 +74,26 @@ const TEXT_CHATS: &[Endpoint] = &[Chat, TextGeneration];
 /// The families, most specific first: the first whose pattern matches names the model.
 pub const FAMILIES: &[Family] = &[
     Family {
+        name: "embedding",
+        patterns: &[
+            "multimodal-embedding-*",
+            "tongyi-embedding-vision-*",
+            "qwen3-vl-embedding*",
+            "*-embedding-*",
+        ],
+        examples: &[
+            "multimodal-embedding-v1",
+            "tongyi-embedding-vision-plus",
+            "tongyi-embedding-vision-flash",
+            "qwen3-vl-embedding",
+        ],
+        endpoints: &[Embedding],
+        accepts: &[Image, Video],
+        max_file_size_mb: 100,
+        stream_only: false,
+        thinking: Thinking::Never,
+    },
+    Family {
         name: "vl-ocr",
         patterns: &["qwen-vl-ocr*"],
         examples: &["qwen-vl-ocr", "qwen-vl-ocr-latest"],
@@ -256,20 +276,6 @@ pub const FAMILIES: &[Family] = &[
         examples: &["voice-enrollment"],
         endpoints: &[VoiceEnrollment],
         accepts: &[Audio],
-        max_file_size_mb: 100,
-        stream_only: false,
-        thinking: Thinking::Never,
-    },
-    Family {
-        name: "embedding",
-        patterns: &[
-            "multimodal-embedding-*",
-            "tongyi-embedding-vision-*",
-            "*-embedding-*",
-        ],
-        examples: &["multimodal-embedding-v1", "tongyi-embedding-vision-plus"],
-        endpoints: &[Embedding],
-        accepts: &[Image, Video],
         max_file_size_mb: 100,
         stream_only: false,
         thinking: Thinking::Never,

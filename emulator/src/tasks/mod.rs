@@ -4,20 +4,21 @@
 //! (429 beyond), cancel from `PENDING` only (400 `UnsupportedOperation`), `UNKNOWN` for a wrong,
 //! foreign or expired (24 hours) id, failures at HTTP 200 with `output.code`/`message`, and
 //! results served by the emulator: a transcript that states what was received, a small PNG, a
-//! small MP4. Also voice enrollment and multimodal embedding, which read file URLs too.
+//! small MP4. Also the task list (`list`), voice enrollment (`voices`) and multimodal embedding
+//! (`embed`), which read file URLs too.
 //!
 //! Where the documentation is silent the emulator decides, and the client agrees: a transcription
 //! file that is not audio or video fails alone (`InvalidFile.DecodeFailed`) while the task
 //! succeeds with the others (the documented partial success); a prompt containing
 //! [`FAIL_TASK_TEXT`] makes a task fail with `InvalidParameter`; the answer of a cancel is
-//! `{"request_id"}`; a list answers in the Java SDK's `data` shape.
+//! `{"request_id"}`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State as AxState};
+use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,8 +31,11 @@ use super::api::{
 };
 use super::state::{FaultKind, State, bump, lock};
 
+mod embed;
+mod list;
 mod results;
 pub(crate) mod store;
+mod voices;
 
 pub use results::{RESULT_MP4, RESULT_PNG};
 use results::{result, result_url};
@@ -66,14 +70,25 @@ pub(crate) fn routes() -> Router<Arc<State>> {
             "/api/v1/services/aigc/image2video/video-synthesis",
             post(|s, h, b| submit(s, h, b, Kind::Video, "image2video")),
         )
-        .route("/api/v1/tasks", get(list))
+        .route(
+            "/api/v1/services/aigc/image-generation/generation",
+            post(|s, h, b| submit(s, h, b, Kind::Generation, "image-generation")),
+        )
+        .route("/api/v1/tasks", get(list::list))
+        // The SDK's asyncio classes (and its task helpers built on `_build_api_request`) end
+        // the task's path with a slash; the service answers both spellings.
         .route("/api/v1/tasks/{task_id}", get(query))
+        .route("/api/v1/tasks/{task_id}/", get(query))
         .route("/api/v1/tasks/{task_id}/cancel", post(cancel))
+        .route("/api/v1/tasks/{task_id}/cancel/", post(cancel))
         .route("/emulator/v1/results/{task_id}/{name}", get(result))
-        .route("/api/v1/services/audio/tts/customization", post(enroll))
+        .route(
+            "/api/v1/services/audio/tts/customization",
+            post(voices::enroll),
+        )
         .route(
             "/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding",
-            post(embed),
+            post(embed::embed),
         )
 }
 
@@ -146,6 +161,7 @@ fn create(
         (Kind::Image, _) => Endpoint::TextToImage,
         (Kind::Video, "image2video") => Endpoint::KeyframeVideo,
         (Kind::Video, _) => Endpoint::VideoSynthesis,
+        (Kind::Generation, _) => Endpoint::ImageGeneration,
     };
     let (account, model, accepts, request) = open_call(state, headers, body, endpoint)?;
     if !header_is(headers, "x-dashscope-async", "enable") {
@@ -157,7 +173,11 @@ fn create(
     }
     let resolve = header_is(headers, "x-dashscope-ossresourceresolve", "enable");
     let invalid = |what: &str| error(400, "InvalidParameter", what.to_owned());
-    let prompt = field(&request, "/input/prompt").unwrap_or("").to_owned();
+    let prompt = if kind == Kind::Generation {
+        message_text(&request)
+    } else {
+        field(&request, "/input/prompt").unwrap_or("").to_owned()
+    };
     let mut task = Task {
         account,
         model: model.clone(),
@@ -251,6 +271,25 @@ fn create(
                 }
             } else if task.prompt.is_empty() {
                 return Err(invalid("input.prompt is required"));
+            }
+            task.images = request
+                .pointer("/parameters/n")
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            if !(1..=4).contains(&task.images) {
+                return Err(invalid("parameters.n must be from 1 to 4"));
+            }
+        }
+        Kind::Generation => {
+            if request
+                .pointer("/input/messages")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            {
+                return Err(invalid("input.messages is required"));
+            }
+            if task.prompt.is_empty() {
+                return Err(invalid("input.messages must hold a text"));
             }
             task.images = request
                 .pointer("/parameters/n")
@@ -433,6 +472,23 @@ async fn query(
                     json!({"TOTAL": task.images, "SUCCEEDED": task.images, "FAILED": 0});
                 usage = json!({"image_count": task.images});
             }
+            Kind::Generation => {
+                // One choice per image, as the SDK's `ImageGenerationOutput` reads them
+                // (`choices[].message.content[].image`) and the wan2.6 query answer shows.
+                let choices: Vec<Value> = (0..task.images)
+                    .map(|i| {
+                        let url = result_url(&state, &base, &task_id, &format!("{i}.png"), now);
+                        json!({
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": [{"image": url, "type": "image"}]}
+                        })
+                    })
+                    .collect();
+                output["choices"] = json!(choices);
+                output["finished"] = json!(true);
+                let size = field(&task.request, "/parameters/size").unwrap_or("1280*1280");
+                usage = json!({"image_count": task.images, "size": size});
+            }
             Kind::Video => {
                 output["video_url"] = json!(result_url(&state, &base, &task_id, "0.mp4", now));
                 usage = json!({"video_count": 1, "video_duration": 5, "video_ratio": "832*480"});
@@ -472,160 +528,6 @@ async fn cancel(
     }
 }
 
-async fn list(
-    AxState(state): AxState<Arc<State>>,
-    headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Response {
-    let request_id = state.request_id();
-    let account = match open_query(&state, &headers) {
-        Ok(a) => a,
-        Err(e) => return e.render(Api::Native, &request_id),
-    };
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let page_no = param("page_no")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let page_size = param("page_size")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(10)
-        .clamp(1, 100);
-    let now = state.clock.now();
-    let tasks = lock(&state.tasks.tasks);
-    let mut mine: Vec<(&String, &Task)> = tasks
-        .iter()
-        .filter(|(_, t)| t.account == account)
-        .filter(|(_, t)| param("model_name").is_none_or(|m| m == t.model))
-        .filter(|(_, t)| param("status").is_none_or(|s| s == status_of(t, now, &state.config)))
-        .collect();
-    mine.sort_by_key(|(_, t)| t.seq);
-    let total = mine.len();
-    let data: Vec<Value> = mine
-        .iter()
-        .skip((page_no - 1) * page_size)
-        .take(page_size)
-        .map(|(id, t)| {
-            json!({
-                "task_id": id, "task_status": status_of(t, now, &state.config),
-                "model_name": t.model, "submit_time": crate::when::service_time(t.submitted)
-            })
-        })
-        .collect();
-    axum::Json(json!({
-        "request_id": request_id, "data": data, "total": total,
-        "total_page": total.div_ceil(page_size), "page_no": page_no, "page_size": page_size
-    }))
-    .into_response()
-}
-
-/// CosyVoice voice enrollment: `create_voice` reads `input.url` like a model call reads media.
-async fn enroll(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    let request_id = state.request_id();
-    let answered = (|| {
-        let (account, model, accepts, request) =
-            open_call(&state, &headers, &body, Endpoint::VoiceEnrollment)?;
-        let resolve = header_is(&headers, "x-dashscope-ossresourceresolve", "enable");
-        let action = field(&request, "/input/action").unwrap_or("");
-        match action {
-            "create_voice" => {
-                let url = field(&request, "/input/url")
-                    .ok_or_else(|| error(400, "InvalidParameter", "input.url is required"))?;
-                let described = resolve_medium(
-                    &state,
-                    account,
-                    &model,
-                    &accepts,
-                    &MediaRef {
-                        url: url.to_owned(),
-                    },
-                    resolve,
-                )?;
-                let prefix = field(&request, "/input/prefix").unwrap_or("voice");
-                let target = field(&request, "/input/target_model").unwrap_or("cosyvoice-v2");
-                let digest =
-                    ring::digest::digest(&ring::digest::SHA256, described.summary.as_bytes());
-                let id = super::state::hex(&digest.as_ref()[..6]);
-                Ok(
-                    json!({"output": {"voice_id": format!("{target}-{prefix}-{id}")}, "usage": {"count": 1}}),
-                )
-            }
-            "list_voice" => Ok(json!({"output": {"voice_list": []}})),
-            "query_voice" | "update_voice" | "delete_voice" => Ok(json!({"output": {}})),
-            _ => Err(error(
-                400,
-                "InvalidParameter",
-                "input.action is not supported",
-            )),
-        }
-    })();
-    match answered {
-        Ok(mut body) => {
-            body["request_id"] = json!(request_id);
-            axum::Json(body).into_response()
-        }
-        Err(e) => e.render(Api::Native, &request_id),
-    }
-}
-
-/// Multimodal embedding: each item resolved like a model call's media; vectors derived from
-/// what was received, so that the same input embeds the same.
-async fn embed(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    let request_id = state.request_id();
-    let answered = (|| {
-        let (account, model, accepts, request) =
-            open_call(&state, &headers, &body, Endpoint::Embedding)?;
-        let resolve = header_is(&headers, "x-dashscope-ossresourceresolve", "enable");
-        let contents = request
-            .pointer("/input/contents")
-            .and_then(Value::as_array)
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| error(400, "InvalidParameter", INVALID_PARAMETER))?;
-        let mut embeddings = Vec::new();
-        for (index, item) in contents.iter().enumerate() {
-            let (kind, seed) = if let Some(text) = item.get("text").and_then(Value::as_str) {
-                ("text", text.to_owned())
-            } else if let Some((kind, url)) = ["image", "video", "audio"]
-                .iter()
-                .find_map(|k| item.get(*k).and_then(Value::as_str).map(|u| (*k, u)))
-            {
-                let described = resolve_medium(
-                    &state,
-                    account,
-                    &model,
-                    &accepts,
-                    &MediaRef {
-                        url: url.to_owned(),
-                    },
-                    resolve,
-                )?;
-                (kind, described.summary)
-            } else {
-                return Err(error(400, "InvalidParameter", INVALID_PARAMETER));
-            };
-            let digest = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
-            let vector: Vec<f64> = digest.as_ref()[..8]
-                .iter()
-                .map(|b| f64::from(*b) / 255.0)
-                .collect();
-            embeddings.push(json!({"index": index, "embedding": vector, "type": kind}));
-        }
-        Ok(json!({"output": {"embeddings": embeddings}, "usage": {"input_tokens": contents.len()}}))
-    })();
-    match answered {
-        Ok(mut body) => {
-            body["request_id"] = json!(request_id);
-            axum::Json(body).into_response()
-        }
-        Err(e) => e.render(Api::Native, &request_id),
-    }
-}
-
 /// The edits `wanx2.1-imageedit` documents for `input.function` (the image editing documentation).
 fn is_image_edit_function(f: &str) -> bool {
     matches!(
@@ -641,6 +543,25 @@ fn is_image_edit_function(f: &str) -> bool {
             | "doodle"
             | "control_cartoon_feature"
     )
+}
+
+/// The text of a messages-protocol submit: every `text` part of its messages.
+fn message_text(request: &Value) -> String {
+    message_parts(request)
+        .filter_map(|part| part.get("text").and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The content parts of a messages-protocol submit (`input.messages[].content[]`).
+fn message_parts(request: &Value) -> impl Iterator<Item = &Value> {
+    request
+        .pointer("/input/messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten()
 }
 
 /// The media an image or video submit names, by the fields the documentation and the official
@@ -676,6 +597,12 @@ fn task_media(request: &Value) -> Vec<&str> {
             found.extend(items.iter().filter_map(Value::as_str));
         }
     }
+    // The messages protocol (wan2.6): media are content parts, as in a model call.
+    found.extend(message_parts(request).filter_map(|part| {
+        ["image", "video", "audio"]
+            .iter()
+            .find_map(|k| part.get(*k).and_then(Value::as_str))
+    }));
     if let Some(media) = input.get("media").and_then(Value::as_array) {
         found.extend(
             media

@@ -111,7 +111,7 @@ pub(super) async fn result(
             }))
             .into_response()
         }
-        (Kind::Image, "png") if (index as u64) < task.images => {
+        (Kind::Image | Kind::Generation, "png") if (index as u64) < task.images => {
             ([(header::CONTENT_TYPE, "image/png")], RESULT_PNG).into_response()
         }
         (Kind::Video, "mp4") if index == 0 => {

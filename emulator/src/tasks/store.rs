@@ -41,6 +41,9 @@ impl Default for TaskSteps {
 pub(crate) enum Kind {
     Transcription,
     Image,
+    /// An image from the messages protocol (wan2.6, `image-generation/generation`): the same
+    /// PNGs, answered as `choices` the way the SDK's `ImageGeneration` reads them.
+    Generation,
     Video,
 }
 
@@ -72,10 +75,29 @@ pub(crate) struct Task {
     pub(crate) seq: u64,
 }
 
-/// The task state of the emulator: tasks, and the query windows of the accounts.
+/// A voice an account enrolled (CosyVoice voice cloning). Kept until deleted: the service
+/// forgets a voice only after a year unused, longer than any emulator runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Voice {
+    pub(crate) account: usize,
+    pub(crate) target_model: String,
+    pub(crate) prefix: String,
+    /// The sample it was cloned from (its `resource_link`), replaced by `update_voice`.
+    pub(crate) url: String,
+    pub(crate) created: SystemTime,
+    pub(crate) modified: SystemTime,
+    /// Its place in the order of creates (lists are in that order).
+    pub(crate) seq: u64,
+}
+
+/// The task state of the emulator: tasks, the query windows of the accounts, and the voices
+/// the accounts enrolled.
 #[derive(Default)]
 pub(crate) struct Tasks {
     pub(crate) tasks: std::sync::Mutex<HashMap<String, Task>>,
+    /// By voice id.
+    pub(crate) voices: std::sync::Mutex<HashMap<String, Voice>>,
+    pub(crate) voices_created: std::sync::atomic::AtomicU64,
     /// Per account: when its recent queries arrived (all of them, refused ones too).
     pub(crate) windows: std::sync::Mutex<HashMap<usize, VecDeque<Instant>>>,
     pub(crate) submitted: std::sync::atomic::AtomicU64,
