@@ -188,6 +188,9 @@ pub struct EmulatorConfig {
     /// as the task documentation says of result URLs. After it, the storage answers 403
     /// `AccessDenied` "Request has expired." in its XML.
     pub result_lifetime: Duration,
+    /// The pause between two events of a streamed answer (5 ms): a stream is written as it is
+    /// produced, so its first event arrives before its last is written.
+    pub stream_pace: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -214,6 +217,7 @@ impl Default for EmulatorConfig {
             task_rate_window: Duration::from_secs(1),
             task_lifetime: Duration::from_secs(24 * 3600),
             result_lifetime: Duration::from_secs(24 * 3600),
+            stream_pace: Duration::from_millis(5),
         }
     }
 }

@@ -186,6 +186,8 @@ pub struct Stats {
     pub task_queries_throttled: u64,
     /// The most task queries of one account that arrived within one second (a sliding window).
     pub task_queries_max_per_second: u64,
+    /// Event streams whose last event was written.
+    pub streams_finished: u64,
 }
 
 #[derive(Default)]
@@ -197,6 +199,8 @@ pub(crate) struct Counters {
     pub bytes_received: AtomicU64,
     pub chat_requests: AtomicU64,
     pub chat_requests_with_resolve_header: AtomicU64,
+    /// Shared with each stream's body, which counts itself once its last event is handed on.
+    pub streams_finished: std::sync::Arc<AtomicU64>,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -517,6 +521,7 @@ impl State {
             task_queries: get(&self.tasks.queries),
             task_queries_throttled: get(&self.tasks.throttled),
             task_queries_max_per_second: get(&self.tasks.max_per_second),
+            streams_finished: get(&c.streams_finished),
         }
     }
 }

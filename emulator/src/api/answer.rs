@@ -1,10 +1,14 @@
 //! The emulator's answers to model calls: bodies and event streams of either API, with
 //! reasoning, tool calls and usage, shaped by what the request asked for.
 
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::Api;
@@ -35,6 +39,7 @@ impl Shape {
     }
 }
 
+#[derive(Clone, Copy)]
 pub(crate) struct Usage {
     pub(crate) text_in: u64,
     pub(crate) input: u64,
@@ -42,6 +47,13 @@ pub(crate) struct Usage {
     pub(crate) image: u64,
     pub(crate) audio: u64,
     pub(crate) video: u64,
+}
+
+impl Usage {
+    /// The same input, with `output` tokens generated so far.
+    pub(crate) fn with_output(self, output: u64) -> Self {
+        Self { output, ..self }
+    }
 }
 
 /// What the emulator's answer does beyond stating what it received, as a model would: reason
@@ -52,6 +64,12 @@ pub(crate) struct Behaviour {
     /// Tools offered, `tool_choice` not `none`, and the conversation does not end with a tool's
     /// result: a call of the forced function, or of the first one offered.
     pub(crate) call: Option<Call>,
+    /// Why the text ended (`stop`, or `length` when `max_tokens` cut it).
+    pub(crate) finish: &'static str,
+    /// How many choices a compatible answer has (`n`).
+    pub(crate) choices: usize,
+    /// `modalities` asks for audio (Omni): a stream carries it beside its text.
+    pub(crate) audio: bool,
 }
 impl Behaviour {
     pub(crate) fn of(
@@ -89,24 +107,50 @@ impl Behaviour {
             .and_then(Value::as_str)
             == Some("tool");
         let choice = param("tool_choice");
+        let tools: &[Value] = param("tools")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice);
+        // The tool `tool_choice` names, else the one `auto` would pick.
         let forced = choice
             .and_then(|c| c.pointer("/function/name"))
-            .and_then(Value::as_str);
-        let first = param("tools")
-            .and_then(Value::as_array)
-            .and_then(|t| t.first())
-            .and_then(|t| t.pointer("/function/name"))
-            .and_then(Value::as_str);
-        let call = match (choice.and_then(Value::as_str), forced.or(first)) {
+            .and_then(Value::as_str)
+            .and_then(|name| {
+                tools
+                    .iter()
+                    .find(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name))
+            });
+        let tool = forced.or_else(|| super::shaped::pick_tool(tools, &prompt));
+        let call = match (choice.and_then(Value::as_str), tool) {
             (Some("none"), _) | (_, None) => None,
             _ if after_tool => None,
-            (_, Some(name)) => Some(Call {
-                id: format!("call_{}", request_id.replace('-', "")),
-                name: name.to_owned(),
-                arguments: json!({"prompt": prompt}).to_string(),
-            }),
+            (_, Some(tool)) => {
+                let function = tool.get("function").unwrap_or(tool);
+                let schema = function
+                    .get("parameters")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object"}));
+                Some(Call {
+                    id: format!("call_{}", request_id.replace('-', "")),
+                    name: function
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("tool")
+                        .to_owned(),
+                    // Every property of the tool's parameters, as a model fills them.
+                    arguments: super::shaped::example(&schema, &prompt, 0).to_string(),
+                })
+            }
         };
-        Self { reasoning, call }
+        let audio = param("modalities")
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().any(|v| v.as_str() == Some("audio")));
+        Self {
+            reasoning,
+            call,
+            finish: "stop",
+            choices: 1,
+            audio,
+        }
     }
 }
 
@@ -142,21 +186,26 @@ pub(crate) fn compatible_body(
     if let Some(reasoning) = &behaviour.reasoning {
         message["reasoning_content"] = json!(reasoning);
     }
-    let mut finish = "stop";
+    let mut finish = behaviour.finish;
     if let Some(call) = &behaviour.call {
         message["content"] = json!("");
         message["tool_calls"] = json!([{"id": call.id, "type": "function", "index": 0,
             "function": {"name": call.name, "arguments": call.arguments}}]);
         finish = "tool_calls";
     }
+    let choices: Vec<Value> = (0..behaviour.choices.max(1))
+        .map(|index| json!({"index": index, "message": message, "finish_reason": finish, "logprobs": null}))
+        .collect();
+    let n = behaviour.choices.max(1) as u64;
+    let usage = usage.with_output(usage.output * n);
     json!({
         "id": format!("chatcmpl-{request_id}"),
         "object": "chat.completion",
         "created": unix_now(),
         "model": model,
         "system_fingerprint": null,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": null}],
-        "usage": compatible_usage(usage)
+        "choices": choices,
+        "usage": compatible_usage(&usage)
     })
 }
 
@@ -223,7 +272,7 @@ pub(crate) fn native_answer(
     usage: &Usage,
     shape: Shape,
 ) -> Value {
-    let mut body = native_body(request_id, usage, "stop", Some(answer), shape);
+    let mut body = native_body(request_id, usage, behaviour.finish, Some(answer), shape);
     let message = message_of(&mut body);
     if let Some(reasoning) = &behaviour.reasoning {
         message["reasoning_content"] = json!(reasoning);
@@ -248,6 +297,12 @@ pub(crate) fn pieces(answer: &str) -> Vec<String> {
     words.chunks(per).map(|c| c.concat()).collect()
 }
 
+/// 240 samples of 16-bit silence (10 ms at 24 kHz), base64: the audio of one streamed piece.
+fn silence_10_ms() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([0u8; 480])
+}
+
 pub(crate) fn compatible_stream(
     model: &str,
     request_id: &str,
@@ -256,15 +311,15 @@ pub(crate) fn compatible_stream(
     usage: &Usage,
     include_usage: bool,
     fail: bool,
-) -> String {
+) -> Vec<String> {
     let id = format!("chatcmpl-{request_id}");
     let created = unix_now();
     let chunk = |delta: Value, finish: Value| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
-    let mut out = String::new();
-    let mut push = |v: Value| out.push_str(&format!("data: {v}\n\n"));
+    let mut out = Vec::new();
+    let mut push = |v: Value| out.push(format!("data: {v}\n\n"));
     if let Some(reasoning) = &behaviour.reasoning {
         // As documented for thinking models: content null and empty reasoning first.
         push(chunk(
@@ -280,7 +335,7 @@ pub(crate) fn compatible_stream(
             Value::Null,
         ));
     }
-    let mut finish = "stop";
+    let mut finish = behaviour.finish;
     if let Some(call) = &behaviour.call {
         // Fragments joined by `index`: the first names the function, later ones carry an
         // empty id, no name and the next piece of the arguments.
@@ -305,6 +360,15 @@ pub(crate) fn compatible_stream(
                 return out;
             }
             push(chunk(json!({"content": piece}), Value::Null));
+            if behaviour.audio {
+                // As Omni streams speech: its transcript, then its samples (base64 PCM, 16-bit
+                // mono at 24 kHz; here 10 ms of silence per piece).
+                push(chunk(json!({"audio": {"transcript": piece}}), Value::Null));
+                push(chunk(
+                    json!({"audio": {"data": silence_10_ms()}}),
+                    Value::Null,
+                ));
+            }
         }
     }
     push(chunk(json!({}), json!(finish)));
@@ -314,7 +378,7 @@ pub(crate) fn compatible_stream(
                     "choices": [], "usage": compatible_usage(usage)}),
         );
     }
-    out.push_str("data: [DONE]\n\n");
+    out.push("data: [DONE]\n\n".to_owned());
     out
 }
 
@@ -326,7 +390,7 @@ pub(crate) fn native_stream(
     incremental: bool,
     fail: bool,
     shape: Shape,
-) -> String {
+) -> Vec<String> {
     // Each event: (reasoning, text, arguments) as sent — the new piece when incremental, the
     // whole so far otherwise.
     let mut events: Vec<(Option<String>, Option<String>, Option<String>)> = Vec::new();
@@ -367,14 +431,16 @@ pub(crate) fn native_stream(
             }
         }
     }
-    let mut out = String::new();
+    let mut out = Vec::new();
     let last = events.len().saturating_sub(1);
+    // Usage counts so far in every event, final in the last (as the native stream reports it).
+    let mut text_so_far = String::new();
     let mut call_started = false;
     for (i, (reasoning, text, arguments)) in events.into_iter().enumerate() {
         let n = i + 1;
         if fail && i == 1 {
             let data = json!({"code": "InternalError.Algo", "message": "An internal error has occured during execution, please try again later.", "request_id": request_id});
-            out.push_str(&format!(
+            out.push(format!(
                 "id:{n}\nevent:error\n:HTTP_STATUS/500\ndata:{data}\n\n"
             ));
             return out;
@@ -382,9 +448,20 @@ pub(crate) fn native_stream(
         let finish = match (i == last, &behaviour.call) {
             (false, _) => "null",
             (true, Some(_)) => "tool_calls",
-            (true, None) => "stop",
+            (true, None) => behaviour.finish,
         };
-        let mut data = native_body(request_id, usage, finish, text.as_deref(), shape);
+        match (&text, incremental) {
+            (Some(t), true) => text_so_far.push_str(t),
+            (Some(t), false) => text_so_far = t.clone(),
+            (None, _) => {}
+        }
+        let so_far = if i == last {
+            usage.output
+        } else {
+            crate::media::text_tokens(&text_so_far).min(usage.output)
+        };
+        let usage = usage.with_output(so_far);
+        let mut data = native_body(request_id, &usage, finish, text.as_deref(), shape);
         let message = message_of(&mut data);
         if let Some(reasoning) = reasoning {
             message["reasoning_content"] = json!(reasoning);
@@ -402,19 +479,44 @@ pub(crate) fn native_stream(
             message["tool_calls"] = json!([{"id": id, "type": "function",
                 "function": {"name": name, "arguments": arguments}}]);
         }
-        out.push_str(&format!(
+        out.push(format!(
             "id:{n}\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n"
         ));
     }
     out
 }
 
-pub(crate) fn sse(body: String) -> Response {
-    let mut response = (StatusCode::OK, body).into_response();
+/// An event stream written as it is produced: each event `pace` after the one before, so a
+/// client sees its first event long before the last (and `--delay-ms` delays the first byte,
+/// not the whole body). `finished` is counted once the last event was handed on.
+pub(crate) fn sse(
+    events: Vec<String>,
+    pace: Duration,
+    finished: Arc<AtomicU64>,
+    request_id: &str,
+) -> Response {
+    let last = events.len().saturating_sub(1);
+    let stream =
+        futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, event)| {
+            let finished = finished.clone();
+            async move {
+                if i > 0 {
+                    tokio::time::sleep(pace).await;
+                }
+                if i == last {
+                    finished.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(event))
+            }
+        });
+    let mut response = Response::new(axum::body::Body::from_stream(stream));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream;charset=UTF-8"),
     );
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
     response
 }
 

@@ -29,6 +29,7 @@ use super::answer::{Behaviour, Described, Received, Shape};
 use super::authenticate;
 use super::error;
 use super::model_spec;
+use super::shaped;
 use crate::MediaKind;
 use crate::REJECTED_TEXT;
 use crate::catalogue::Endpoint;
@@ -103,8 +104,23 @@ pub(crate) async fn model_call(
         )
         .render(api, &request_id);
     }
-    let answer = describe(&received);
-    let behaviour = Behaviour::of(api, &request, &received, &request_id, spec.thinking);
+    let prompt: String = received.texts.join(" ").chars().take(200).collect();
+    let params = match api {
+        Api::Compatible => Some(&request),
+        Api::Native => request.get("parameters"),
+    };
+    let shaped = shaped::shape(params, &describe(&received), &prompt);
+    let answer = shaped.text;
+    let mut behaviour = Behaviour::of(api, &request, &received, &request_id, spec.thinking);
+    behaviour.finish = shaped.finish;
+    // `n` choices (the compatible API, not streamed: a stream carries one).
+    behaviour.choices = match (api, streamed) {
+        (Api::Compatible, false) => request
+            .get("n")
+            .and_then(Value::as_u64)
+            .map_or(1, |n| usize::try_from(n.clamp(1, 4)).unwrap_or(1)),
+        _ => 1,
+    };
     let shape = Shape::of(endpoint, &request);
     let input_tokens = received
         .texts
@@ -128,15 +144,20 @@ pub(crate) async fn model_call(
                 .and_then(Value::as_bool)
                 == Some(true);
             let fail = stream_error(state);
-            sse(compatible_stream(
-                &received.model,
+            sse(
+                compatible_stream(
+                    &received.model,
+                    &request_id,
+                    &answer,
+                    &behaviour,
+                    &usage,
+                    include_usage,
+                    fail,
+                ),
+                state.config.stream_pace,
+                state.counters.streams_finished.clone(),
                 &request_id,
-                &answer,
-                &behaviour,
-                &usage,
-                include_usage,
-                fail,
-            ))
+            )
         }
         Api::Compatible => (
             StatusCode::OK,
@@ -155,15 +176,20 @@ pub(crate) async fn model_call(
                 .and_then(Value::as_bool)
                 == Some(true);
             let fail = stream_error(state);
-            sse(native_stream(
+            sse(
+                native_stream(
+                    &request_id,
+                    &answer,
+                    &behaviour,
+                    &usage,
+                    incremental,
+                    fail,
+                    shape,
+                ),
+                state.config.stream_pace,
+                state.counters.streams_finished.clone(),
                 &request_id,
-                &answer,
-                &behaviour,
-                &usage,
-                incremental,
-                fail,
-                shape,
-            ))
+            )
         }
         Api::Native => (
             StatusCode::OK,

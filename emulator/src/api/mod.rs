@@ -7,6 +7,7 @@ mod answer;
 mod call;
 mod control;
 mod credential;
+mod shaped;
 
 pub(crate) use call::{MediaRef, resolve_medium};
 
@@ -71,10 +72,75 @@ pub(crate) fn router(state: Arc<State>, tasks: Router<Arc<State>>) -> Router {
         .route("/emulator/v1/stats", get(stats))
         .route("/emulator/v1/clock", post(clock))
         .route("/emulator/v1/faults", post(faults))
+        .route("/compatible-mode/v1/models", get(models))
         .fallback(not_found)
         // Bodies are bounded by MAX_REQUEST_BYTES below, with the documented 413.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            with_request_id,
+        ))
         .with_state(state)
+}
+
+/// Every answer carries its request id in `x-request-id`, as the service's do (the official
+/// CLI prints it, OpenAI's SDKs read it): the body's `request_id` when it has one, else a new
+/// one. Streams set theirs when they start.
+async fn with_request_id(AxState(state): AxState<Arc<State>>, response: Response) -> Response {
+    if response.headers().contains_key("x-request-id") {
+        return response;
+    }
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (mut parts, body) = response.into_parts();
+    let (body, id) = if json {
+        match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+            Ok(bytes) => {
+                // A compatible answer names it in its `id` (`chatcmpl-<request id>`).
+                let id = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("request_id")
+                            .and_then(|id| id.as_str())
+                            .or_else(|| v.get("id")?.as_str()?.strip_prefix("chatcmpl-"))
+                            .map(str::to_owned)
+                    });
+                (axum::body::Body::from(bytes), id)
+            }
+            Err(_) => (axum::body::Body::empty(), None),
+        }
+    } else {
+        (body, None)
+    };
+    let id = id.unwrap_or_else(|| state.request_id());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        parts.headers.insert("x-request-id", value);
+    }
+    Response::from_parts(parts, body)
+}
+
+/// The compatible model list (`GET /compatible-mode/v1/models`, OpenAI's `models.list`): the
+/// catalogue's example names and the models set by name, for a valid key.
+async fn models(AxState(state): AxState<Arc<State>>, headers: HeaderMap) -> Response {
+    let request_id = state.request_id();
+    if let Err(e) = authenticate(&state, &headers) {
+        return e.render(Api::Compatible, &request_id);
+    }
+    let mut names: Vec<&str> = crate::catalogue::FAMILIES
+        .iter()
+        .flat_map(|f| f.examples.iter().copied())
+        .chain(state.config.models.keys().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let data: Vec<serde_json::Value> = names
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "system"}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
 /// Which error format an endpoint answers in.
