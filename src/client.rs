@@ -105,6 +105,9 @@ impl Client {
             retry: config.retry,
             local_files: config.local_files.clone(),
             inline_below: config.inline_below,
+            data_uri_limit: config.data_uri_limit,
+            rehost: config.rehost,
+            rehost_limit: config.rehost_limit,
             task_queries: Arc::new(task_queries),
             uploads: Arc::new(Uploads::new(UploadSettings {
                 retry: config.retry,

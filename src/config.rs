@@ -80,6 +80,9 @@ pub struct Config {
     pub(crate) upload_cache: UploadCacheSetting,
     pub(crate) upload_cache_margin: Duration,
     pub(crate) inline_below: u64,
+    pub(crate) data_uri_limit: usize,
+    pub(crate) rehost: RehostUrls,
+    pub(crate) rehost_limit: u64,
     pub(crate) on_upload: Option<crate::Callback<crate::UploadEvent>>,
 }
 
@@ -125,6 +128,23 @@ impl From<bool> for LocalFiles {
     }
 }
 
+/// When `http(s)://` media are fetched here and uploaded ([`Config::rehost_urls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RehostUrls {
+    /// Never: URLs are sent as they are (the default).
+    #[default]
+    Never,
+    /// When the service answers that it could not download a medium: fetched here, uploaded,
+    /// and the request sent once more.
+    OnDownloadFailure,
+    /// Always, before the request is sent.
+    Always,
+}
+
+/// The default of [`Config::rehost_limit`].
+pub const DEFAULT_REHOST_LIMIT: u64 = 64 * 1024 * 1024;
+
 impl Default for Config {
     fn default() -> Self {
         Self::new()
@@ -152,6 +172,9 @@ impl fmt::Debug for Config {
             .field("upload_cache", &self.upload_cache)
             .field("upload_cache_margin", &self.upload_cache_margin)
             .field("inline_below", &self.inline_below)
+            .field("data_uri_limit", &self.data_uri_limit)
+            .field("rehost", &self.rehost)
+            .field("rehost_limit", &self.rehost_limit)
             .field("on_upload", &self.on_upload.is_some())
             .finish()
     }
@@ -186,6 +209,9 @@ impl Config {
             upload_cache: UploadCacheSetting::Memory,
             upload_cache_margin: crate::cache::DEFAULT_MARGIN,
             inline_below: 0,
+            data_uri_limit: crate::wire::DATA_URI_LIMIT,
+            rehost: RehostUrls::Never,
+            rehost_limit: DEFAULT_REHOST_LIMIT,
             on_upload: None,
         }
     }
@@ -398,6 +424,37 @@ impl Config {
     /// CLI inlines images under 5 MB; the documentation advises base64 only under about 7 MB.
     pub fn inline_below(mut self, bytes: u64) -> Self {
         self.inline_below = bytes;
+        self
+    }
+
+    /// Decodes a `data:` URI in a media position that is longer than `bytes` (the service's
+    /// 10 MiB by default) and uploads it for
+    /// the request's model instead, so that what an OpenAI-style client sends for a large image
+    /// still reaches the model. One that the service takes (within its limit) stays inline when
+    /// inline was asked for at its size ([`Config::inline_below`]). Its base64 must decode, and
+    /// the request must name its `model`, or the request fails before anything is uploaded.
+    pub fn upload_data_uris_over(mut self, bytes: usize) -> Self {
+        self.data_uri_limit = bytes;
+        self
+    }
+
+    /// Whether `http(s)://` media are fetched here and uploaded for the request's model:
+    /// [`RehostUrls::Never`] (the default), [`RehostUrls::OnDownloadFailure`] (when the service
+    /// answers that it could not download a medium, [`Error::DownloadFailed`], every web URL of
+    /// the request is fetched, uploaded, and the request sent once more), or
+    /// [`RehostUrls::Always`]. A fetch takes the one execution path (retries, the one
+    /// classifier; the API key is never sent to the URL's host), follows redirects only to
+    /// `http(s)` and never from `https` to `http`, and stops at [`Config::rehost_limit`].
+    pub fn rehost_urls(mut self, when: RehostUrls) -> Self {
+        self.rehost = when;
+        self
+    }
+
+    /// The most bytes a re-hosted URL may have (64 MiB by default): the fetch is held in memory
+    /// until it is uploaded. Over it, the request fails with [`Error::InvalidRequest`] and
+    /// nothing is uploaded.
+    pub fn rehost_limit(mut self, bytes: u64) -> Self {
+        self.rehost_limit = bytes;
         self
     }
 

@@ -43,7 +43,7 @@ mod wire;
 pub use client::{Client, install_crypto_provider};
 pub use config::{Config, Region};
 pub use error::{ApiError, DecodeError, Error, Result, Service, Throttle};
-pub use report::{Callback, Progress, Transfer, UploadEvent, UploadedFile};
+pub use report::{Callback, MediaOrigin, Progress, Transfer, UploadEvent, UploadedFile};
 pub use retry::RetryPolicy;
 pub use secret::Secret;
 pub use upload::{StopUploads, UploadBatch, UploadSource};

@@ -82,6 +82,39 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
+/// The extension a file of this MIME type is named with, so that the storage labels an
+/// upload of bytes without a name (a decoded `data:` URI, a fetched URL) as what it is: the
+/// inverse of [`content_type`] (`bin` for a type it does not know).
+pub(crate) fn extension_for(mime: &str) -> &'static str {
+    let mime = mime.split(';').next().unwrap_or(mime).trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/bmp" => "bmp",
+        "image/tiff" => "tiff",
+        "image/heic" => "heic",
+        "audio/mpeg" | "audio/mp3" => "mp3",
+        "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
+        "audio/flac" | "audio/x-flac" => "flac",
+        "audio/ogg" => "ogg",
+        "audio/mp4" | "audio/x-m4a" | "audio/m4a" => "m4a",
+        "audio/aac" => "aac",
+        "audio/amr" => "amr",
+        "audio/opus" => "opus",
+        "video/mp4" => "mp4",
+        "video/quicktime" => "mov",
+        "video/x-msvideo" => "avi",
+        "video/x-matroska" => "mkv",
+        "video/webm" => "webm",
+        "video/x-flv" => "flv",
+        "application/pdf" => "pdf",
+        "text/plain" => "txt",
+        _ => "bin",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +141,15 @@ mod tests {
         let long = format!("{}.png", "é".repeat(600));
         let safe = safe_name(&long, 100);
         assert!(safe.len() <= 100 && safe.ends_with(".png"), "{safe}");
+    }
+
+    #[test]
+    fn extensions_by_content_type_name_what_content_type_reads_back() {
+        for mime in ["image/png", "image/jpeg", "audio/mpeg", "audio/wav", "video/mp4"] {
+            assert_eq!(content_type(&format!("x.{}", extension_for(mime))), mime);
+        }
+        assert_eq!(extension_for("IMAGE/PNG; charset=x"), "png");
+        assert_eq!(extension_for("application/x-unknown"), "bin");
     }
 
     #[test]

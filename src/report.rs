@@ -69,6 +69,15 @@ pub enum UploadEvent {
         /// Where it is now.
         file: UploadedFile,
     },
+    /// A medium of a request that its model could not read as written went to the storage
+    /// for the request's model, or its earlier upload came from the upload cache
+    /// (`file.from_cache`): the request carries `file.url` instead.
+    Rehosted {
+        /// What the request carried.
+        origin: MediaOrigin,
+        /// Where it is now.
+        file: UploadedFile,
+    },
     /// A local file that a request named went inline, as a `data:` URI
     /// ([`Config::inline_below`](crate::Config::inline_below)).
     Inlined {
@@ -78,6 +87,35 @@ pub enum UploadEvent {
         content_type: &'static str,
         /// Its size in bytes.
         size: u64,
+    },
+}
+
+/// What a request carried that was uploaded for its model ([`UploadEvent::Rehosted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaOrigin {
+    /// A `data:` URI over the limit
+    /// ([`Config::upload_data_uris_over`](crate::Config::upload_data_uris_over)), decoded.
+    DataUri {
+        /// Its media type, as the URI gave it.
+        content_type: String,
+        /// Its decoded size in bytes.
+        size: u64,
+    },
+    /// An `oss://` URL this client uploaded for another model, or one that ends within the
+    /// cache margin: uploaded again from its file (or found uploaded for this model already).
+    OssUrl {
+        /// The URL.
+        url: String,
+        /// The model it was uploaded for.
+        model: String,
+    },
+    /// An `http(s)://` URL fetched here ([`Config::rehost_urls`](crate::Config::rehost_urls)),
+    /// shown without its user info, query and fragment (a presigned URL's query is its
+    /// credential).
+    Web {
+        /// The URL, so shortened.
+        url: String,
     },
 }
 

@@ -32,6 +32,21 @@ pub(crate) struct Failure {
     pub(crate) answer: Option<Answer>,
 }
 
+impl Failure {
+    /// Where a redirection answer (3xx) points, as sent: the crate's HTTP client follows no
+    /// redirect, and a fetch that follows one checks each hop itself.
+    pub(crate) fn location(&self) -> Option<&str> {
+        let answer = self.answer.as_ref()?;
+        if !answer.status.is_redirection() {
+            return None;
+        }
+        answer
+            .headers
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+    }
+}
+
 /// An error answer as received (its body cut at `ERROR_BODY_LIMIT`).
 pub(crate) struct Answer {
     status: reqwest::StatusCode,

@@ -116,21 +116,6 @@ pub(crate) fn inline_kind(place: Place<'_>) -> Option<&'static str> {
 /// 10485760`).
 pub const DATA_URI_LIMIT: usize = 10 * 1024 * 1024;
 
-/// Whether a serialized request body carries an `oss://` URL in a media position: the
-/// condition for [`OSS_RESOLVE_HEADER`].
-pub(crate) fn carries_oss_url(body: &[u8]) -> bool {
-    // Cheap test first: most requests carry no such string at all.
-    if !body.windows(6).any(|w| w.eq_ignore_ascii_case(b"oss://")) {
-        return false;
-    }
-    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
-        return false;
-    };
-    let mut found = false;
-    visit_media(&mut value, &mut |url| found |= is_oss_url(url));
-    found
-}
-
 /// `oss://…`, in any case.
 pub(crate) fn is_oss_url(s: &str) -> bool {
     s.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("oss://"))
@@ -404,18 +389,5 @@ mod tests {
         assert_eq!(audio_format("data:audio/mpeg;base64,SUQz"), Some("mp3"));
         assert_eq!(audio_format("data:audio/unknown;base64,AA"), None);
         assert_eq!(audio_format("noext"), None);
-    }
-
-    #[test]
-    fn the_header_rule_needs_an_oss_url_in_a_media_position() {
-        let text_only = json!({"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "see oss://a/b.png"}]}]});
-        assert!(!carries_oss_url(text_only.to_string().as_bytes()));
-        let frames = json!({"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "video", "video": ["https://a/1.jpg", "OSS://a/2.jpg"]}]}]});
-        assert!(carries_oss_url(frames.to_string().as_bytes()));
-        let native = json!({"input": {"messages": [{"content": [{"audio": "oss://a/b.mp3"}]}]}});
-        assert!(carries_oss_url(native.to_string().as_bytes()));
-        assert!(!carries_oss_url(b"not json oss://"));
     }
 }

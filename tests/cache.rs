@@ -438,7 +438,9 @@ async fn small_images_and_audio_go_inline_and_the_rest_is_uploaded() {
 #[tokio::test]
 async fn the_emulator_refuses_a_data_uri_over_the_service_limit() {
     let emulator = emulator().await;
-    let client = client(config(&emulator));
+    // A client that sends every data: URI as it is (by default it uploads those over the
+    // limit: tests/media.rs).
+    let client = client(config(&emulator).upload_data_uris_over(usize::MAX));
     let mut big = PNG.to_vec();
     // Just over 10 MiB once encoded.
     big.resize(7 * 1024 * 1024 + 512 * 1024, 0);

@@ -387,6 +387,35 @@ impl Emulator {
         self.state.object_bytes(key)
     }
 
+    /// Serves `bytes` at `{base_url}/emulator/v1/files/{name}` (no key needed, as for a public
+    /// URL) and returns that URL: a web server on loopback for tests that re-host URLs. Model
+    /// calls that carry it answer as for any `http(s)://` URL (the emulator fetches nothing),
+    /// unless it is [refused](Emulator::refuse_download).
+    pub fn host_file(&self, name: &str, bytes: impl Into<Vec<u8>>) -> String {
+        state::lock(&self.state.hosted).insert(name.to_owned(), state::Hosted::File(bytes.into()));
+        self.hosted_url(name)
+    }
+
+    /// Answers `302 Found` with `Location: {location}` at `{base_url}/emulator/v1/files/{name}`,
+    /// and returns that URL.
+    pub fn host_redirect(&self, name: &str, location: &str) -> String {
+        state::lock(&self.state.hosted)
+            .insert(name.to_owned(), state::Hosted::Redirect(location.to_owned()));
+        self.hosted_url(name)
+    }
+
+    fn hosted_url(&self, name: &str) -> String {
+        format!("{}/emulator/v1/files/{name}", self.base_url)
+    }
+
+    /// Makes `url` undownloadable for the model: a model call that carries it in a media
+    /// position answers as the service does when it cannot fetch a medium, 400
+    /// `InternalError.Algo.InvalidParameter` "Failed to download multimodal content" (in
+    /// compatible mode `invalid_parameter_error`, the native code in the message).
+    pub fn refuse_download(&self, url: &str) {
+        state::lock(&self.state.refused_downloads).insert(url.to_owned());
+    }
+
     /// Stops both hosts and waits for their tasks; stored objects in a temporary directory are
     /// removed.
     pub async fn shutdown(mut self) {

@@ -188,6 +188,9 @@ pub struct Stats {
     pub task_queries_max_per_second: u64,
     /// Event streams whose last event was written.
     pub streams_finished: u64,
+    /// Answers of the emulator's file host (`Emulator::host_file`, `host_redirect`), 404s
+    /// included: what a client fetched to re-host.
+    pub files_served: u64,
 }
 
 #[derive(Default)]
@@ -201,6 +204,14 @@ pub(crate) struct Counters {
     pub chat_requests_with_resolve_header: AtomicU64,
     /// Shared with each stream's body, which counts itself once its last event is handed on.
     pub streams_finished: std::sync::Arc<AtomicU64>,
+    pub files_served: AtomicU64,
+}
+
+/// What the emulator's file host answers for a name.
+#[derive(Clone)]
+pub(crate) enum Hosted {
+    File(Vec<u8>),
+    Redirect(String),
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -260,6 +271,10 @@ pub(crate) struct State {
     pub next_part: AtomicU32,
     /// Emulator time before which no sweep of expired state is due.
     next_sweep: Mutex<SystemTime>,
+    /// The file host's names (`Emulator::host_file`).
+    pub hosted: Mutex<HashMap<String, Hosted>>,
+    /// URLs that model calls cannot download (`Emulator::refuse_download`).
+    pub refused_downloads: Mutex<std::collections::HashSet<String>>,
 }
 
 impl State {
@@ -322,6 +337,8 @@ impl State {
             seed,
             next_part: AtomicU32::new(0),
             next_sweep: Mutex::new(SystemTime::UNIX_EPOCH),
+            hosted: Mutex::default(),
+            refused_downloads: Mutex::default(),
             config,
         })
     }
@@ -522,6 +539,7 @@ impl State {
             task_queries_throttled: get(&self.tasks.throttled),
             task_queries_max_per_second: get(&self.tasks.max_per_second),
             streams_finished: get(&c.streams_finished),
+            files_served: get(&c.files_served),
         }
     }
 }

@@ -302,6 +302,13 @@ pub enum Error {
          the URL is complete, not expired, and uploaded for this model and account)"
     )]
     InvalidUrl(ApiError),
+    /// 400 `InternalError.Algo.InvalidParameter` "Failed to download multimodal content" (in
+    /// compatible mode `invalid_parameter_error` with that message): the service could not
+    /// fetch an `http(s)://` medium of the request (a private network, a slow host).
+    /// [`Config::rehost_urls`](crate::Config::rehost_urls) fetches such URLs here and uploads
+    /// them instead.
+    #[error("the service could not download a medium of the request: {0}")]
+    DownloadFailed(ApiError),
     /// 400 `InvalidParameter.DataInspection`: the media is not a format the model reads.
     #[error("media not readable by the model: {0}")]
     DataInspection(ApiError),
@@ -491,6 +498,7 @@ impl Error {
             | EntityTooSmall(e)
             | FileAlreadyExists(e)
             | InvalidUrl(e)
+            | DownloadFailed(e)
             | DataInspection(e)
             | ContentRejected(e)
             | InvalidParameter(e)

@@ -37,6 +37,9 @@ const fn rule_msg(code: &'static str, phrases: &'static [&'static str], kind: Ki
 /// so that a reworded or translated sentence that keeps the word still classifies.
 const URL_PHRASES: &[&str] = &["does not appear to be valid", "url"];
 
+/// How an invalid-parameter error says that the service could not fetch a medium.
+const DOWNLOAD_PHRASES: &[&str] = &["failed to download"];
+
 /// The mapping table, first match wins. Codes are those of the wire protocols (`docs/sources.md`)
 /// (native, compatible mode and OSS). The lower-case compatible-mode aliases
 /// (`invalid_api_key`, `limit_requests`, ...) follow the OpenAI conventions that the
@@ -94,6 +97,21 @@ const RULES: &[Rule] = &[
         &["data inspection"],
         Error::DataInspection,
     ),
+    // Reported verbatim: natively 400 `InternalError.Algo.InvalidParameter` "Failed to download
+    // multimodal content" (agentscope-ai/agentscope-java #2700), in compatible mode
+    // `invalid_parameter_error` with that message behind `<400> InternalError.Algo.…:`
+    // (BerriAI/litellm #6307).
+    rule_msg(
+        "invalid_parameter_error",
+        DOWNLOAD_PHRASES,
+        Error::DownloadFailed,
+    ),
+    rule_msg(
+        "InternalError.Algo.InvalidParameter",
+        DOWNLOAD_PHRASES,
+        Error::DownloadFailed,
+    ),
+    rule_msg("InvalidParameter", DOWNLOAD_PHRASES, Error::DownloadFailed),
     rule_msg("invalid_parameter_error", URL_PHRASES, Error::InvalidUrl),
     rule_msg("InvalidParameter", URL_PHRASES, Error::InvalidUrl),
     rule("InvalidParameter.DataInspection", Error::DataInspection),

@@ -32,6 +32,10 @@ pub struct Inner {
     /// Which local files requests may name ([`crate::config::LocalFiles`]).
     pub(crate) local_files: crate::config::LocalFiles,
     pub(crate) inline_below: u64,
+    /// `data:` URIs longer than this are uploaded ([`crate::Config::upload_data_uris_over`]).
+    pub(crate) data_uri_limit: usize,
+    pub(crate) rehost: crate::config::RehostUrls,
+    pub(crate) rehost_limit: u64,
     /// Every task query, cancel and list of this client takes a slot (see [`TASK_QUERY_WINDOW`]).
     pub(crate) task_queries: Arc<RateLimiter>,
 }

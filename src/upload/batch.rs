@@ -376,7 +376,7 @@ pub(super) async fn identify(
 }
 
 /// An earlier upload, as the upload it saves.
-pub(super) fn from_cache(entry: CachedUpload, model: &str) -> UploadedFile {
+pub(crate) fn from_cache(entry: CachedUpload, model: &str) -> UploadedFile {
     UploadedFile {
         key: entry
             .url

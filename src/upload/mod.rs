@@ -30,8 +30,9 @@ use progenitor_client::ClientInfo;
 
 use crate::api;
 
-pub use crate::report::{Progress, UploadEvent, UploadedFile};
+pub use crate::report::{MediaOrigin, Progress, UploadEvent, UploadedFile};
 
+pub(crate) use batch::from_cache;
 pub use batch::{StopUploads, UploadBatch};
 #[cfg(feature = "fuzzing")]
 pub(crate) use credential::check_credential;

@@ -80,3 +80,24 @@ pub(crate) fn control_error(message: &str) -> Response {
     )
         .into_response()
 }
+
+/// The emulator's file host (`Emulator::host_file`, `Emulator::host_redirect`): a stand-in for
+/// somebody's web server, so that a client that fetches a URL to re-host it has one on
+/// loopback. No key is asked for, as a public URL asks for none.
+pub(crate) async fn hosted_file(
+    AxState(state): AxState<Arc<State>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    crate::state::bump(&state.counters.files_served);
+    let hosted = crate::state::lock(&state.hosted).get(&name).cloned();
+    match hosted {
+        Some(crate::state::Hosted::File(bytes)) => {
+            let mime = crate::media::sniff(&bytes).map_or("application/octet-stream", |(_, m)| m);
+            ([(axum::http::header::CONTENT_TYPE, mime)], bytes).into_response()
+        }
+        Some(crate::state::Hosted::Redirect(to)) => {
+            (StatusCode::FOUND, [(axum::http::header::LOCATION, to)]).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
+    }
+}

@@ -52,6 +52,14 @@ pub(crate) const DATA_INSPECTION: &str =
 pub(crate) const INVALID_PARAMETER: &str =
     "Required parameter(s) missing or invalid, please check the request parameters.";
 
+/// The service's answer to a model call whose medium it could not download (reported
+/// verbatim: agentscope-ai/agentscope-java #2700 natively, BerriAI/litellm #6307 in compatible
+/// mode, where the message carries the native code behind `<400>`).
+pub(crate) const DOWNLOAD_FAILED: &str = "Failed to download multimodal content";
+
+/// Its native code.
+pub(crate) const DOWNLOAD_FAILED_CODE: &str = "InternalError.Algo.InvalidParameter";
+
 pub(crate) const RATE_LIMITED: &str = "Requests rate limit exceeded, please try again later.";
 
 /// The API host: these endpoints, the task endpoints (`tasks`, given by the caller so that
@@ -72,6 +80,7 @@ pub(crate) fn router(state: Arc<State>, tasks: Router<Arc<State>>) -> Router {
         .route("/emulator/v1/stats", get(stats))
         .route("/emulator/v1/clock", post(clock))
         .route("/emulator/v1/faults", post(faults))
+        .route("/emulator/v1/files/{name}", get(control::hosted_file))
         .route("/compatible-mode/v1/models", get(models))
         .fallback(not_found)
         // Bodies are bounded by MAX_REQUEST_BYTES below, with the documented 413.
@@ -167,6 +176,8 @@ impl ApiError {
                 // algorithm's code as a prefix.
                 let message = if self.message == INVALID_URL {
                     format!("InternalError.Algo.InvalidParameter: {INVALID_URL}")
+                } else if self.code == DOWNLOAD_FAILED_CODE {
+                    format!("<400> {DOWNLOAD_FAILED_CODE}: {}", self.message)
                 } else {
                     self.message
                 };
@@ -193,7 +204,7 @@ pub(crate) fn error(status: u16, code: &'static str, message: impl Into<String>)
 pub(crate) fn compatible_code(native: &'static str) -> (&'static str, &'static str) {
     match native {
         "InvalidApiKey" => ("invalid_api_key", "invalid_request_error"),
-        "InvalidParameter" | "InvalidParameter.DataInspection" => {
+        "InvalidParameter" | "InvalidParameter.DataInspection" | DOWNLOAD_FAILED_CODE => {
             ("invalid_parameter_error", "invalid_request_error")
         }
         "DataInspectionFailed" => ("data_inspection_failed", "data_inspection_failed"),
