@@ -86,7 +86,12 @@ pub fn content_type(name: &str) -> &'static str {
 /// upload of bytes without a name (a decoded `data:` URI, a fetched URL) as what it is: the
 /// inverse of [`content_type`] (`bin` for a type it does not know).
 pub(crate) fn extension_for(mime: &str) -> &'static str {
-    let mime = mime.split(';').next().unwrap_or(mime).trim().to_ascii_lowercase();
+    let mime = mime
+        .split(';')
+        .next()
+        .unwrap_or(mime)
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "image/png" => "png",
         "image/jpeg" | "image/jpg" => "jpg",
@@ -145,7 +150,13 @@ mod tests {
 
     #[test]
     fn extensions_by_content_type_name_what_content_type_reads_back() {
-        for mime in ["image/png", "image/jpeg", "audio/mpeg", "audio/wav", "video/mp4"] {
+        for mime in [
+            "image/png",
+            "image/jpeg",
+            "audio/mpeg",
+            "audio/wav",
+            "video/mp4",
+        ] {
             assert_eq!(content_type(&format!("x.{}", extension_for(mime))), mime);
         }
         assert_eq!(extension_for("IMAGE/PNG; charset=x"), "png");

@@ -212,7 +212,15 @@ async fn a_missing_file_fails_before_anything_is_sent() {
 #[tokio::test]
 async fn urls_the_service_refuses_are_typed() {
     let (emulator, client) = setup().await;
-    let other_model = client
+    // Uploaded by another client: this one does not know the URL, so the service judges it
+    // (a URL this client knows to be of another model is uploaded again first: tests/media.rs).
+    let stranger = Client::new(
+        Config::new()
+            .api_key(DEFAULT_API_KEY)
+            .base_url(emulator.base_url()),
+    )
+    .expect("client");
+    let other_model = stranger
         .upload("qwen-vl-max", UploadSource::bytes("cat.png", PNG.to_vec()))
         .await
         .expect("upload")

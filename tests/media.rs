@@ -267,14 +267,24 @@ async fn a_data_uri_over_the_limit_is_uploaded_and_bad_ones_are_typed_errors() {
         .chat_completion(ask(&[&bad]))
         .await
         .expect_err("bad base64");
-    assert!(matches!(&err, Error::InvalidRequest(m) if m.contains("base64")), "{err:?}");
+    assert!(
+        matches!(&err, Error::InvalidRequest(m) if m.contains("base64")),
+        "{err:?}"
+    );
     let nameless = ChatRequest::new("").message(Message::user().image(uri.as_str()).text("?"));
     let err = client
         .chat_completion(nameless)
         .await
         .expect_err("no model");
-    assert!(matches!(&err, Error::InvalidRequest(m) if m.contains("model")), "{err:?}");
-    assert_eq!(seen(emulator.stats()), (1, 2, 2), "nothing uploaded or sent");
+    assert!(
+        matches!(&err, Error::InvalidRequest(m) if m.contains("model")),
+        "{err:?}"
+    );
+    assert_eq!(
+        seen(emulator.stats()),
+        (1, 2, 2),
+        "nothing uploaded or sent"
+    );
 
     // Inline asked for at its size, and within the service's limit: it stays inline.
     let (config, _) = observed(
@@ -284,7 +294,10 @@ async fn a_data_uri_over_the_limit_is_uploaded_and_bad_ones_are_typed_errors() {
     );
     let inline = Client::new(config).expect("client");
     let small = data_uri(&PNG.repeat(100));
-    let answer = inline.chat_completion(ask(&[&small])).await.expect("inline");
+    let answer = inline
+        .chat_completion(ask(&[&small]))
+        .await
+        .expect("inline");
     assert!(answer.text().unwrap_or_default().contains("data URI"));
     assert_eq!(seen(emulator.stats()), (1, 3, 2));
 }
@@ -296,15 +309,20 @@ async fn an_oss_url_of_another_model_is_uploaded_again_before_sending() {
     let file = dir.file("cat.png", PNG);
     let (config, events) = observed(config(&emulator));
     let client = Client::new(config).expect("client");
-    let url = client.upload("qwen-vl-plus", &*file).await.expect("upload").url;
+    let url = client
+        .upload("qwen-vl-plus", &*file)
+        .await
+        .expect("upload")
+        .url;
     assert_eq!(seen(emulator.stats()), (1, 0, 0));
 
     // The conversation moves to another model: its file goes up for that model first, and
     // the one call sent is answered (no refusal, no second call).
     let answer = client
-        .chat_completion(ChatRequest::new("qwen3-vl-plus").message(
-            Message::user().image(url.as_str()).text("and now?"),
-        ))
+        .chat_completion(
+            ChatRequest::new("qwen3-vl-plus")
+                .message(Message::user().image(url.as_str()).text("and now?")),
+        )
         .await
         .expect("answered by the other model");
     let text = answer.text().unwrap_or_default().into_owned();
@@ -331,17 +349,25 @@ async fn an_oss_url_of_another_model_is_uploaded_again_before_sending() {
     // Its file gone and no upload for that model: a typed error before anything is sent.
     std::fs::remove_file(&file).expect("remove");
     let err = client
-        .chat_completion(ChatRequest::new("qwen-vl-max").message(Message::user().image(url.as_str())))
+        .chat_completion(
+            ChatRequest::new("qwen-vl-max").message(Message::user().image(url.as_str())),
+        )
         .await
         .expect_err("cannot be uploaded again");
     assert!(
         matches!(&err, Error::InvalidRequest(m) if m.contains("qwen-vl-plus") && m.contains(&url)),
         "{err:?}"
     );
-    assert_eq!(seen(emulator.stats()), (2, 2, 2), "nothing uploaded or sent");
+    assert_eq!(
+        seen(emulator.stats()),
+        (2, 2, 2),
+        "nothing uploaded or sent"
+    );
     // For its own model it goes as it is.
     client
-        .chat_completion(ChatRequest::new("qwen-vl-plus").message(Message::user().image(url.as_str())))
+        .chat_completion(
+            ChatRequest::new("qwen-vl-plus").message(Message::user().image(url.as_str())),
+        )
         .await
         .expect("its own model");
     assert_eq!(seen(emulator.stats()), (2, 3, 3));
@@ -355,7 +381,10 @@ async fn a_url_the_service_cannot_download_is_rehosted_once_when_asked() {
 
     // By default the refusal is the answer, typed, and nothing is fetched.
     let plain = Client::new(config(&emulator)).expect("client");
-    let err = plain.chat_completion(ask(&[&url])).await.expect_err("refused");
+    let err = plain
+        .chat_completion(ask(&[&url]))
+        .await
+        .expect_err("refused");
     assert!(matches!(err, Error::DownloadFailed(_)), "{err:?}");
     let err = plain
         .multimodal_generation(ask(&[&url]))
@@ -379,7 +408,11 @@ async fn a_url_the_service_cannot_download_is_rehosted_once_when_asked() {
         .await
         .expect("healed natively");
     assert_eq!(emulator.stats().files_served, 2);
-    assert_eq!(seen(emulator.stats()), (1, 6, 2), "the second upload came from the cache");
+    assert_eq!(
+        seen(emulator.stats()),
+        (1, 6, 2),
+        "the second upload came from the cache"
+    );
     assert_eq!(
         origins(&events),
         vec![
@@ -399,32 +432,47 @@ async fn always_rehosting_fetches_first_within_its_limits() {
     let url = emulator.host_file("cat.png", PNG);
     let always = |c: Config| c.rehost_urls(dashscope_oss::config::RehostUrls::Always);
     let client = Client::new(always(config(&emulator))).expect("client");
-    let answer = client.chat_completion(ask(&[&url])).await.expect("re-hosted");
+    let answer = client
+        .chat_completion(ask(&[&url]))
+        .await
+        .expect("re-hosted");
     assert!(answer.text().unwrap_or_default().contains("oss://"));
     assert_eq!(emulator.stats().files_served, 1);
     assert_eq!(seen(emulator.stats()), (1, 1, 1));
     // A redirect on the web is followed.
     let hop = emulator.host_redirect("hop.png", &url);
-    client.chat_completion(ask(&[&hop])).await.expect("followed");
+    client
+        .chat_completion(ask(&[&hop]))
+        .await
+        .expect("followed");
     assert_eq!(emulator.stats().files_served, 3);
 
     // Over the size limit, a redirect to another scheme, a missing file: typed errors, and
     // nothing uploaded or sent.
     let before = seen(emulator.stats());
     let small = Client::new(always(config(&emulator)).rehost_limit(8)).expect("client");
-    let err = small.chat_completion(ask(&[&url])).await.expect_err("too large");
+    let err = small
+        .chat_completion(ask(&[&url]))
+        .await
+        .expect_err("too large");
     assert!(
         matches!(&err, Error::InvalidRequest(m) if m.contains("rehost_limit")),
         "{err:?}"
     );
     let file = emulator.host_redirect("passwd.png", "file:///etc/passwd");
-    let err = client.chat_completion(ask(&[&file])).await.expect_err("file://");
+    let err = client
+        .chat_completion(ask(&[&file]))
+        .await
+        .expect_err("file://");
     assert!(
         matches!(&err, Error::InvalidRequest(m) if m.contains("to file")),
         "{err:?}"
     );
     let missing = format!("{}/emulator/v1/files/missing.png", emulator.base_url());
-    let err = client.chat_completion(ask(&[&url, &missing])).await.expect_err("404");
+    let err = client
+        .chat_completion(ask(&[&url, &missing]))
+        .await
+        .expect_err("404");
     assert_eq!(err.status(), Some(404), "{err:?}");
     assert_eq!(seen(emulator.stats()), before, "nothing uploaded or sent");
 }

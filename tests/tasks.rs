@@ -799,12 +799,21 @@ async fn the_service_refuses_a_submit_without_the_async_header_and_oss_without_i
     .await
     .expect("send");
     assert_eq!(both.status(), 200);
-    // The URL is bound to its model: another model's task cannot read it.
-    let err = client
+    // The URL is bound to its model: another model's task cannot read it (sent by a client
+    // that does not know the URL, so that the service judges it).
+    let stranger = self::client(emulator.base_url(), DEFAULT_API_KEY);
+    let err = stranger
         .submit_transcription(&transcription("fun-asr", vec![url.clone()]))
         .await
         .expect_err("other model");
     assert!(matches!(err, Error::InvalidUrl(_)), "{err:?}");
+    // The client that uploaded it uploads its file again for that model first (#20).
+    let uploads = emulator.stats().uploads_ok;
+    client
+        .submit_transcription(&transcription("fun-asr", vec![url.clone()]))
+        .await
+        .expect("uploaded again for fun-asr, then submitted");
+    assert_eq!(emulator.stats().uploads_ok, uploads + 1);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Args;
 use dashscope_oss::api::types;
 use dashscope_oss::chat::{ChatCollector, ChatRequest, GenerationCollector, Message};
-use dashscope_oss::{Callback, Error, UploadEvent, UploadSource};
+use dashscope_oss::{Callback, Error, MediaOrigin, UploadEvent, UploadSource};
 
 use crate::Global;
 use crate::connect::connect;
@@ -73,6 +73,17 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
                     summary(&path.display().to_string(), file),
                     file.url
                 );
+            }
+            UploadEvent::Rehosted { origin, file } => {
+                let what = match origin {
+                    MediaOrigin::DataUri { content_type, .. } => {
+                        format!("a data: URI of {content_type}")
+                    }
+                    MediaOrigin::OssUrl { url, model } => format!("{url} (of {model})"),
+                    MediaOrigin::Web { url } => url.clone(),
+                    _ => "a medium".to_owned(),
+                };
+                note!("{} -> {}", summary(&what, file), file.url);
             }
             _ => {}
         }

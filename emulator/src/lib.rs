@@ -399,8 +399,10 @@ impl Emulator {
     /// Answers `302 Found` with `Location: {location}` at `{base_url}/emulator/v1/files/{name}`,
     /// and returns that URL.
     pub fn host_redirect(&self, name: &str, location: &str) -> String {
-        state::lock(&self.state.hosted)
-            .insert(name.to_owned(), state::Hosted::Redirect(location.to_owned()));
+        state::lock(&self.state.hosted).insert(
+            name.to_owned(),
+            state::Hosted::Redirect(location.to_owned()),
+        );
         self.hosted_url(name)
     }
 

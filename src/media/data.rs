@@ -64,7 +64,10 @@ mod tests {
             "data:image/png;base64,",
         ] {
             let err = decode(bad).expect_err(bad);
-            assert!(matches!(&err, Error::InvalidRequest(m) if !m.contains(bad)), "{err:?}");
+            assert!(
+                matches!(&err, Error::InvalidRequest(m) if !m.contains(bad)),
+                "{err:?}"
+            );
         }
         assert!(is_data_uri("Data:x") && !is_data_uri("dat") && !is_data_uri("https://x"));
     }

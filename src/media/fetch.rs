@@ -50,12 +50,12 @@ pub(crate) async fn fetch(api: &api::Client, url: &str, limit: u64) -> Result<Fe
             repeat: Repeat::Safe,
             ..Manner::default()
         };
-        let failure = match transport::send_raw(api.client(), &inner.key, inner.retry, request, manner)
-            .await
-        {
-            Ok(response) => return read(response, current.as_str(), limit).await,
-            Err(failure) => failure,
-        };
+        let failure =
+            match transport::send_raw(api.client(), &inner.key, inner.retry, request, manner).await
+            {
+                Ok(response) => return read(response, current.as_str(), limit).await,
+                Err(failure) => failure,
+            };
         let Some(location) = failure.location() else {
             return Err(failure.error);
         };
@@ -67,10 +67,10 @@ pub(crate) async fn fetch(api: &api::Client, url: &str, limit: u64) -> Result<Fe
         })?;
         // Only to the web, and never down from https: a redirect must not turn a fetch into
         // a read of another kind of resource, or into clear text.
-        let allowed = match (current.scheme(), next.scheme()) {
-            ("https", "https") | ("http", "http" | "https") => true,
-            _ => false,
-        };
+        let allowed = matches!(
+            (current.scheme(), next.scheme()),
+            ("https", "https") | ("http", "http" | "https")
+        );
         if !allowed {
             return Err(Error::InvalidRequest(format!(
                 "{} redirects from {} to {}: a re-hosted URL follows redirects only to http(s), \
@@ -146,8 +146,14 @@ mod tests {
 
     #[test]
     fn names_come_from_the_path_or_the_content_type() {
-        assert_eq!(name_of("https://x/a/cat%20one.png?sig=1", None), "cat one.png");
-        assert_eq!(name_of("https://x/a/download", Some("image/jpeg")), "file.jpg");
+        assert_eq!(
+            name_of("https://x/a/cat%20one.png?sig=1", None),
+            "cat one.png"
+        );
+        assert_eq!(
+            name_of("https://x/a/download", Some("image/jpeg")),
+            "file.jpg"
+        );
         assert_eq!(name_of("https://x/", None), "file.bin");
     }
 

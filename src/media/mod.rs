@@ -118,7 +118,10 @@ fn walk(body: &[u8], wants: Wants) -> Option<Walked> {
                 return;
             }
             let mime = s[5..].split([';', ',']).next().unwrap_or_default();
-            (Kind::Data, mime.split('/').next().map(str::to_ascii_lowercase))
+            (
+                Kind::Data,
+                mime.split('/').next().map(str::to_ascii_lowercase),
+            )
         } else if is_web_url(s) {
             if !wants.web {
                 return;
@@ -140,7 +143,10 @@ fn walk(body: &[u8], wants: Wants) -> Option<Walked> {
             }),
         }
     });
-    let model = value.get("model").and_then(Value::as_str).map(str::to_owned);
+    let model = value
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Some(Walked {
         value,
         model,
@@ -214,7 +220,10 @@ fn resolve<'a>(
         let local: Vec<&Found> = of(Kind::Local).collect();
         if !local.is_empty() {
             let model = needs_model("local files")?;
-            let named: Vec<PathBuf> = local.iter().map(|f| Media::parse(&f.text).as_path()).collect();
+            let named: Vec<PathBuf> = local
+                .iter()
+                .map(|f| Media::parse(&f.text).as_path())
+                .collect();
             // Every path is admitted before any is read; what is read is what was admitted.
             let real = local::admit_all(&api.inner().local_files, named.clone()).await?;
             for ((found, named), real) in local.into_iter().zip(named).zip(real) {
@@ -238,7 +247,8 @@ fn resolve<'a>(
             let (mime, bytes) = data::decode(&found.text)?;
             let size = bytes.len() as u64;
             // Inline was asked for at this size, and the service takes it: it stays.
-            if found.takes_inline && size < inline_below && found.text.len() <= wire::DATA_URI_LIMIT {
+            if found.takes_inline && size < inline_below && found.text.len() <= wire::DATA_URI_LIMIT
+            {
                 continue;
             }
             let name = format!("data.{}", crate::naming::extension_for(&mime));
@@ -394,14 +404,19 @@ async fn renewal(api: &api::Client, url: &str, model: Option<&str>) -> Result<Re
                 file: entry.source.clone(),
             }
         } else {
+            let why = entry.source.as_ref().map_or_else(
+                || "it was not uploaded from a file".to_owned(),
+                |p| {
+                    format!(
+                        "its file {} is gone, changed, or not to be read",
+                        p.display()
+                    )
+                },
+            );
             Error::InvalidRequest(format!(
-                "{url} was uploaded for model {:?} and resolves only for it; its file {} \
+                "{url} was uploaded for model {:?} and resolves only for it; {why}, so it \
                  cannot be uploaded again for {target:?}; nothing was sent",
                 entry.model,
-                entry.source.as_ref().map_or("is not known".into(), |p| format!(
-                    "{} is gone, changed, or not to be uploaded",
-                    p.display()
-                ))
             ))
         }
     };
@@ -554,15 +569,19 @@ fn heal<'a>(
 /// Fetches every web URL of a refused body, uploads it for the body's model and puts the new
 /// URLs in; `false` when the body has none.
 async fn rehost_web(api: &api::Client, request: &mut reqwest::Request) -> Result<bool> {
-    let Some(mut walked) = request.body().and_then(reqwest::Body::as_bytes).and_then(|b| {
-        walk(
-            b,
-            Wants {
-                data_over: usize::MAX,
-                web: true,
-            },
-        )
-    }) else {
+    let Some(mut walked) = request
+        .body()
+        .and_then(reqwest::Body::as_bytes)
+        .and_then(|b| {
+            walk(
+                b,
+                Wants {
+                    data_over: usize::MAX,
+                    web: true,
+                },
+            )
+        })
+    else {
         return Ok(false);
     };
     let web: Vec<String> = walked
@@ -690,8 +709,11 @@ mod tests {
         )
         .expect("JSON");
         assert_eq!(walked.model.as_deref(), Some("m"));
-        let mut kinds: Vec<(Kind, bool)> =
-            walked.media.iter().map(|f| (f.kind, f.takes_inline)).collect();
+        let mut kinds: Vec<(Kind, bool)> = walked
+            .media
+            .iter()
+            .map(|f| (f.kind, f.takes_inline))
+            .collect();
         kinds.sort_by_key(|(k, _)| *k as u8);
         // cat.png sits in an image_url (takes inline) and a frame list (does not): not inline.
         assert_eq!(

@@ -454,7 +454,11 @@ pub(crate) fn resolve_medium(
     }
     if r.url.starts_with("https://") || r.url.starts_with("http://") {
         if lock(&state.refused_downloads).contains(&r.url) {
-            return Err(error(400, super::DOWNLOAD_FAILED_CODE, super::DOWNLOAD_FAILED));
+            return Err(error(
+                400,
+                super::DOWNLOAD_FAILED_CODE,
+                super::DOWNLOAD_FAILED,
+            ));
         }
         // The emulator has no internet: it names the URL and assumes the model's first medium.
         let kind = accepts.first().copied().ok_or_else(inspection)?;
