@@ -566,6 +566,33 @@ fn unreadable_bodies_at_auth_and_rate_statuses() {
 /// An invalid URL is known by its code first (only the invalid-parameter codes qualify), then by
 /// a message about a URL, the documented sentence or another wording of it.
 #[test]
+fn a_medium_the_service_could_not_download_is_its_own_kind() {
+    // As users report it: natively (agentscope-ai/agentscope-java #2700) and in compatible
+    // mode (BerriAI/litellm #6307).
+    let native = serde_json::json!({"code": "InternalError.Algo.InvalidParameter",
+        "message": "Failed to download multimodal content", "request_id": "r"});
+    let compatible = serde_json::json!({"error": {"code": "invalid_parameter_error",
+        "message": "<400> InternalError.Algo.InvalidParameter: Failed to download multimodal content",
+        "type": "invalid_request_error", "param": null}, "request_id": "r"});
+    for (service, body) in [(Service::Native, native), (Service::Compatible, compatible)] {
+        let error = parse(service, 400, body.to_string().as_bytes(), false, &[]);
+        assert!(matches!(error, Error::DownloadFailed(_)), "{error:?}");
+        assert!(!error.is_retryable(), "{error:?}");
+    }
+    // An invalid URL stays one.
+    let invalid = serde_json::json!({"code": "InvalidParameter",
+        "message": "The provided URL does not appear to be valid.", "request_id": "r"});
+    let error = parse(
+        Service::Native,
+        400,
+        invalid.to_string().as_bytes(),
+        false,
+        &[],
+    );
+    assert!(matches!(error, Error::InvalidUrl(_)), "{error:?}");
+}
+
+#[test]
 fn invalid_url_is_classified_by_code_then_phrase() {
     let native = |code: &str, message: &str| {
         let body = serde_json::json!({"code": code, "message": message, "request_id": "r"});
