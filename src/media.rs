@@ -189,7 +189,9 @@ async fn renew_stale(api: &api::Client, urls: &[String]) -> Result<Vec<(String, 
     };
     let mut renewed = Vec::new();
     for url in urls {
-        let UrlState::Stale(entry) = cache.url_state(uploads.account(), url, SystemTime::now())
+        let UrlState::Stale(entry) = cache
+            .url_state(uploads.account(), url, SystemTime::now())
+            .await
         else {
             continue;
         };
@@ -308,10 +310,10 @@ async fn heal_body(api: &api::Client, request: &mut reqwest::Request) -> Result<
         if !cache.was_served(&url) {
             continue;
         }
-        let Some(entry) = cache.entry(uploads.account(), &url) else {
+        let Some(entry) = cache.entry(uploads.account(), &url).await else {
             continue;
         };
-        cache.forget_content(&entry);
+        cache.forget_content(&entry).await;
         let Some(path) = entry.source.clone() else {
             continue;
         };

@@ -30,6 +30,9 @@ impl<'a> Uploader<'a> {
     /// Uploads one file.
     pub(crate) async fn upload(&self, model: &str, source: UploadSource) -> Result<UploadedFile> {
         let size = source.size().await?;
+        if let Some(cache) = self.uploads().cache() {
+            cache.catch_up().await;
+        }
         let observer = self.uploads().settings.observer.clone();
         let tally = observer.map(|o| {
             let tally = Tally::new(1, Some(o));
@@ -61,6 +64,11 @@ impl<'a> Uploader<'a> {
                     tally.add_size(*size);
                 }
                 checked.push((source, size));
+            }
+            // What other processes wrote is read once for the batch, off the runtime; each
+            // file's questions are then answered from memory.
+            if let Some(cache) = uploader.uploads().cache() {
+                cache.catch_up().await;
             }
             let concurrency = uploader.uploads().settings.concurrency.max(1);
             // Unordered, so that one slow file does not hold the other slots; the batch puts
@@ -117,31 +125,35 @@ impl<'a> Uploader<'a> {
         let Some(known) = identify(cache, source, may_hit).await? else {
             return self.store(model, source, size, index, tally, None).await;
         };
-        let identity = Identity {
-            content: known.content.clone(),
+        let identity = |content: String| Identity {
+            content,
             content_type: content_type(&source.name).to_owned(),
             model: model.to_owned(),
             account: account.to_owned(),
         };
-        if let (true, Verdict::Fresh(entry)) = (may_hit, cache.lookup(&identity, SystemTime::now()))
+        if let (true, Some(content)) = (may_hit, &known.content)
+            && let Verdict::Fresh(entry) =
+                cache.lookup(&identity(content.clone()), SystemTime::now())
         {
             tracing::info!(url = entry.url, "from the upload cache");
             cache.note_served(&entry.url);
             // A settled file that had to be read: next time its fingerprint will do.
             if let (false, Some(stamp), Some(path)) = (known.from_mark, known.mark, &known.path) {
-                cache.remember_mark(path.clone(), stamp, known.content.clone());
+                cache.remember_mark(path.clone(), stamp, content.clone());
+                cache.write_if_due().await;
             }
             if let Some(t) = &tally {
                 t.report(index, size, size);
             }
             return Ok(from_cache(entry, model));
         }
-        // What is recorded must be what was stored. A settled file whose fingerprint did not
-        // move during the upload was not written to (any write moves its change time past a
-        // settled one): its digest stands. Any other file is hashed again as it is sent, and
-        // recorded under what was sent.
-        let settled = known.mark.is_some();
-        let sent = (!settled && known.path.is_some()).then(|| Arc::new(Mutex::new(None)));
+        // What is recorded must be what was stored. A file read ahead whose settled
+        // fingerprint did not move during the upload was not written to (any write moves its
+        // change time past a settled one): its digest stands. Any other file is hashed as it
+        // is sent and recorded under what was sent, with its fingerprint when that was
+        // settled before and had not moved after.
+        let sent = (known.path.is_some() && (known.content.is_none() || known.mark.is_none()))
+            .then(|| Arc::new(Mutex::new(None)));
         // The file the digest was taken of, under the name it was given: a symlink moved
         // meanwhile cannot send other bytes under this digest.
         let canonical = known.path.as_ref().map(|path| UploadSource {
@@ -158,27 +170,35 @@ impl<'a> Uploader<'a> {
                 sent.clone(),
             )
             .await?;
-        let (content, mark) = match (&known.path, known.mark, sent) {
-            (Some(path), Some(before), _) => {
+        let unmoved = match (&known.path, known.mark) {
+            (Some(path), Some(before)) => {
                 let after = tokio::fs::metadata(path)
                     .await
                     .ok()
                     .and_then(|m| Stamp::of(&m));
-                if after != Some(before) {
-                    return Ok(file);
-                }
-                (known.content, Some((path.clone(), before)))
+                after == Some(before)
             }
-            (Some(_), None, Some(sent)) => match lock_plain(&sent).take() {
-                Some(content) => (content, None),
+            _ => false,
+        };
+        let source_path = known.path.clone();
+        let mark = |path: PathBuf| known.mark.filter(|_| unmoved).map(|stamp| (path, stamp));
+        let (content, mark) = match (known.path.clone(), known.content.clone(), sent) {
+            (Some(path), _, Some(sent)) => match lock_plain(&sent).take() {
+                Some(content) => (content, mark(path)),
+                None => return Ok(file),
+            },
+            (Some(path), Some(content), None) => match mark(path) {
+                Some(mark) => (content, Some(mark)),
                 None => return Ok(file),
             },
             // Bytes in memory cannot change.
-            _ => (known.content, None),
+            (None, Some(content), _) => (content, None),
+            (_, None, _) => return Ok(file),
         };
+        let identity = identity(content);
         cache.record(
             CachedUpload {
-                content,
+                content: identity.content,
                 content_type: identity.content_type,
                 model: model.to_owned(),
                 account: identity.account,
@@ -186,10 +206,11 @@ impl<'a> Uploader<'a> {
                 size,
                 uploaded_at_ms: unix_ms(file.uploaded_at),
                 expires_at_ms: unix_ms(file.expires_at),
-                source: known.path,
+                source: source_path,
             },
             mark,
         );
+        cache.write_if_due().await;
         Ok(file)
     }
 }
@@ -300,10 +321,12 @@ impl<'a> IntoFuture for UploadBatch<'a> {
 
 /// What the cache needs to know of a source before uploading it.
 pub(super) struct Known {
-    pub(super) content: String,
+    /// The content digest, when known before the upload (bytes, a trusted fingerprint, or
+    /// a file read ahead because a hit is possible).
+    pub(super) content: Option<String>,
     /// The file (absolute), for a file.
     pub(super) path: Option<PathBuf>,
-    /// Its fingerprint before hashing, when settled enough to stand for the content.
+    /// Its fingerprint before anything was read, when settled enough to stand for the content.
     pub(super) mark: Option<Stamp>,
     /// Whether the digest came from that fingerprint (the file was not read).
     pub(super) from_mark: bool,
@@ -312,8 +335,8 @@ pub(super) struct Known {
 /// A source's content digest: from a trusted fingerprint without reading the file, or by
 /// reading it. `None` for a reader (it cannot be read twice).
 ///
-/// Without `may_hit` a file is not read: its digest is left empty (never recorded: the upload
-/// hashes what it sends) and its fingerprint unset, so that the sent bytes' hash is recorded.
+/// Without `may_hit` a file is not read: its digest is left unknown (the upload hashes what it
+/// sends), only its path and fingerprint taken.
 pub(super) async fn identify(
     cache: &UploadCache,
     source: &UploadSource,
@@ -322,7 +345,7 @@ pub(super) async fn identify(
     match &source.kind {
         SourceKind::Reader { .. } => Ok(None),
         SourceKind::Bytes(bytes) => Ok(Some(Known {
-            content: crate::cache::digest_bytes(bytes),
+            content: Some(crate::cache::digest_bytes(bytes)),
             path: None,
             mark: None,
             from_mark: false,
@@ -332,27 +355,31 @@ pub(super) async fn identify(
                 path: Some(path.clone()),
                 source,
             };
-            // A path that cannot be made absolute or read here is uploaded without the cache
-            // (the upload reports what is wrong with it, if anything).
-            let Ok(absolute) = tokio::fs::canonicalize(path).await else {
-                return Ok(None);
-            };
-            let taken = SystemTime::now();
-            let Ok(meta) = tokio::fs::metadata(&absolute).await else {
+            // One trip off the runtime for both. A path that cannot be made absolute or read
+            // here is uploaded without the cache (the upload reports what is wrong with it).
+            let look = path.clone();
+            let looked = tokio::task::spawn_blocking(move || {
+                let absolute = std::fs::canonicalize(&look).ok()?;
+                let taken = SystemTime::now();
+                let meta = std::fs::metadata(&absolute).ok()?;
+                Some((absolute, Stamp::of(&meta).filter(|s| s.settled(taken))))
+            })
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?;
+            let Some((absolute, stamp)) = looked else {
                 return Ok(None);
             };
             if !may_hit {
                 return Ok(Some(Known {
-                    content: String::new(),
+                    content: None,
                     path: Some(absolute),
-                    mark: None,
+                    mark: stamp,
                     from_mark: false,
                 }));
             }
-            let stamp = Stamp::of(&meta).filter(|s| s.settled(taken));
             if let Some(content) = stamp.and_then(|s| cache.known_content(&absolute, &s)) {
                 return Ok(Some(Known {
-                    content,
+                    content: Some(content),
                     path: Some(absolute),
                     mark: stamp,
                     from_mark: true,
@@ -366,7 +393,7 @@ pub(super) async fn identify(
                 .map_err(|e| io(std::io::Error::other(e)))?
                 .map_err(io)?;
             Ok(Some(Known {
-                content,
+                content: Some(content),
                 path: Some(absolute),
                 mark: stamp,
                 from_mark: false,
