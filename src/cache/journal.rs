@@ -197,3 +197,80 @@ fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
 fn file_id(_meta: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::CachedUpload;
+
+    fn edit(url: &str) -> Edit {
+        let now = super::super::book::ms(SystemTime::now());
+        Edit::Add(CachedUpload {
+            content: "a".repeat(64),
+            content_type: "image/png".to_owned(),
+            model: "m".to_owned(),
+            account: "acct".to_owned(),
+            url: url.to_owned(),
+            size: 1,
+            uploaded_at_ms: now,
+            expires_at_ms: now + 1000,
+            source: None,
+        })
+    }
+
+    fn urls(edits: &[Edit]) -> Vec<String> {
+        edits
+            .iter()
+            .filter_map(|e| match e {
+                Edit::Add(entry) => Some(entry.url.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A writer killed mid-append leaves a line without its end: never applied, cut off by
+    /// the next writer; a journal of another cache file is never applied.
+    #[test]
+    fn a_partial_last_line_is_never_applied_and_another_files_journal_is_ignored() {
+        let dir =
+            std::env::temp_dir().join(format!("dashscope-oss-journal-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let stamp = Stamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: 4,
+            ctime_ns: 5,
+        };
+        let at = start(&dir, stamp).expect("started");
+        let at = append(&dir, at, &lines(&[edit("oss://one")]).expect("lines")).expect("one");
+        // Half of the next line, as a killed writer leaves it.
+        let two = lines(&[edit("oss://two")]).expect("lines");
+        {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(dir.join(JOURNAL_FILE))
+                .expect("open");
+            file.write_all(&two[..two.len() / 2]).expect("half");
+        }
+        let tail = read_tail(&dir, Some(stamp), None).expect("read");
+        assert_eq!(urls(&tail.edits), ["oss://one"]);
+        assert_eq!(tail.position.map(|p| p.offset), Some(at.offset));
+        // The next writer (under the lock, caught up) cuts the half line off.
+        let read = tail.position.expect("a journal");
+        append(&dir, read, &lines(&[edit("oss://three")]).expect("lines")).expect("three");
+        let again = read_tail(&dir, Some(stamp), None).expect("read");
+        assert_eq!(urls(&again.edits), ["oss://one", "oss://three"]);
+        assert_eq!(again.skipped, 0);
+        // Read on from where the first read ended: only the new line.
+        let on = read_tail(&dir, Some(stamp), Some(read)).expect("read on");
+        assert_eq!(urls(&on.edits), ["oss://three"]);
+        // Another cache file (a compaction that died before it started a new journal).
+        let other = Stamp { ino: 9, ..stamp };
+        let ignored = read_tail(&dir, Some(other), None).expect("read");
+        assert!(ignored.edits.is_empty());
+        assert!(!ignored.position.expect("a journal").extends);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
