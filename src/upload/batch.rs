@@ -39,7 +39,8 @@ impl<'a> Uploader<'a> {
             tally.add_size(size);
             Arc::new(tally)
         });
-        self.upload_checked(model, &source, size, 0, tally).await
+        self.upload_checked(model, &source, size, 0, tally, None)
+            .await
     }
 
     /// Uploads many files, a few at a time, each outcome as its upload ends, tagged with its
@@ -65,25 +66,47 @@ impl<'a> Uploader<'a> {
                 }
                 checked.push((source, size));
             }
-            // What other processes wrote is read once for the batch, off the runtime; each
-            // file's questions are then answered from memory.
-            if let Some(cache) = uploader.uploads().cache() {
-                cache.catch_up().await;
-            }
+            // What other processes wrote is read once for the batch, off the runtime, and
+            // whether each file can hit is decided then, once for all: a file whose size no
+            // entry has is sent without being read ahead, even if another file of the batch
+            // is recorded with that size meanwhile (two copies in one batch are two uploads;
+            // a batch of same-sized new files is not read twice).
+            let may_hit: Vec<Option<bool>> = match uploader.uploads().cache() {
+                Some(cache) => {
+                    cache.catch_up().await;
+                    let account = uploader.uploads().account();
+                    let now = SystemTime::now();
+                    checked
+                        .iter()
+                        .map(|(_, size)| {
+                            let size = *size.as_ref().ok()?;
+                            Some(cache.may_hold(&model, account, size, now))
+                        })
+                        .collect()
+                }
+                None => vec![None; checked.len()],
+            };
             let concurrency = uploader.uploads().settings.concurrency.max(1);
             // Unordered, so that one slow file does not hold the other slots; the batch puts
             // the outcomes back in input order. The stop is looked at each time a slot frees,
             // so the uploads started are always the first ones.
-            futures_util::stream::iter(checked.into_iter().enumerate())
+            futures_util::stream::iter(checked.into_iter().zip(may_hit).enumerate())
                 .take_while(move |_| std::future::ready(!stop.is_stopped()))
-                .map(move |(index, (source, size))| {
+                .map(move |(index, ((source, size), may_hit))| {
                     let tally = tally.clone();
                     let model = model.clone();
                     async move {
                         let result = match size {
                             Ok(size) => {
                                 uploader
-                                    .upload_checked(&model, &source, size, index, Some(tally))
+                                    .upload_checked(
+                                        &model,
+                                        &source,
+                                        size,
+                                        index,
+                                        Some(tally),
+                                        may_hit,
+                                    )
                                     .await
                             }
                             Err(e) => Err(e),
@@ -103,6 +126,7 @@ impl<'a> Uploader<'a> {
         size: u64,
         index: usize,
         tally: Option<Arc<Tally>>,
+        may_hit: Option<bool>,
     ) -> Result<UploadedFile> {
         if model.trim().is_empty() {
             return Err(Error::InvalidRequest("the model name is empty".to_owned()));
@@ -121,7 +145,8 @@ impl<'a> Uploader<'a> {
         let account = self.uploads().account();
         // No entry of this size can be hit: the file is not read ahead (a 20 GiB file over the
         // model's limit is refused by its size alone), only hashed as it is sent.
-        let may_hit = cache.may_hold(model, account, size, SystemTime::now());
+        let may_hit =
+            may_hit.unwrap_or_else(|| cache.may_hold(model, account, size, SystemTime::now()));
         let Some(known) = identify(cache, source, may_hit).await? else {
             return self.store(model, source, size, index, tally, None).await;
         };

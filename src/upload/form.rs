@@ -13,6 +13,7 @@ use super::batch::Tally;
 use super::lock_plain;
 use super::source::BoxReader;
 use super::source::CHUNK;
+use super::source::Opened;
 use super::source::SourceError;
 use crate::UploadSource;
 use crate::naming::content_type;
@@ -51,12 +52,16 @@ pub(super) async fn form_request(
     let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
     let length = head.len() as u64 + size + tail.len() as u64;
 
-    let reader = source.open().await?;
+    let opened = source.open().await?;
     if let Some(t) = tally {
         t.restart(index);
     }
     let watched = proof.clone();
-    let body = file_stream(reader, size, index, tally.cloned()).map(move |chunk| {
+    let chunks = match opened {
+        Opened::File(file) => file_stream(file, size, index, tally.cloned()).left_stream(),
+        Opened::Reader(reader) => reader_stream(reader, size, index, tally.cloned()).right_stream(),
+    };
+    let body = chunks.map(move |chunk| {
         if let Ok(bytes) = &chunk {
             if let Some(hasher) = &hasher
                 && let Some(context) = lock_plain(hasher).as_mut()
@@ -255,8 +260,64 @@ pub(super) fn form_head(
     Bytes::from(head)
 }
 
-/// The file's bytes, exactly `size` of them, read in chunks as the connection takes them.
+/// A file's bytes, exactly `size` of them, read on the blocking threads a chunk ahead of the
+/// connection: the next chunk is read while this one is sent, into a buffer that is not
+/// zeroed first and is sent as it is (no copy through an async file's own buffer).
 pub(super) fn file_stream(
+    file: std::fs::File,
+    size: u64,
+    index: usize,
+    progress: Option<Arc<Tally>>,
+) -> impl futures_util::Stream<Item = std::result::Result<Bytes, SourceError>> + Send {
+    type Reading = tokio::task::JoinHandle<(std::fs::File, std::io::Result<Bytes>)>;
+    fn start(mut file: std::fs::File, sent: u64, size: u64) -> Reading {
+        tokio::task::spawn_blocking(move || {
+            let chunk = read_chunk(&mut file, sent, size);
+            (file, chunk)
+        })
+    }
+    futures_util::stream::try_unfold(
+        (Some(start(file, 0, size)), 0u64, progress),
+        move |(reading, sent, progress)| async move {
+            let Some(reading) = reading else {
+                return Ok(None);
+            };
+            let (file, chunk) = reading.await.map_err(|e| SourceError(e.to_string()))?;
+            let chunk = chunk.map_err(|e| SourceError(e.to_string()))?;
+            let sent = sent + chunk.len() as u64;
+            if let Some(p) = &progress {
+                p.report(index, sent, size);
+            }
+            let next = (sent < size).then(|| start(file, sent, size));
+            Ok(Some((chunk, (next, sent, progress))))
+        },
+    )
+}
+
+/// The next chunk of a file at `sent` of `size` bytes; the last one also checks that the
+/// file ends there (a source longer than announced would corrupt the form). Blocking.
+fn read_chunk(file: &mut std::fs::File, sent: u64, size: u64) -> std::io::Result<Bytes> {
+    use std::io::Read;
+    let want = (size - sent).min(CHUNK as u64);
+    let mut buf = Vec::with_capacity(want as usize);
+    (&mut *file).take(want).read_to_end(&mut buf)?;
+    let got = sent + buf.len() as u64;
+    if got < sent + want {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the source ended after {got} of {size} bytes"),
+        ));
+    }
+    if got == size && file.read(&mut [0u8; 1])? != 0 {
+        return Err(std::io::Error::other(format!(
+            "the source is longer than its {size} bytes"
+        )));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A reader's bytes, exactly `size` of them, read in chunks as the connection takes them.
+pub(super) fn reader_stream(
     reader: BoxReader,
     size: u64,
     index: usize,
