@@ -1,7 +1,7 @@
 //! One file or many: sizes checked first, a few uploads at a time, outcomes in input order, the
 //! batch's progress, and the upload cache consulted and fed around each upload.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -17,6 +17,7 @@ use futures_util::{Stream, StreamExt};
 use super::Uploader;
 use super::lock_plain;
 use super::source::SourceKind;
+use super::source::check_path;
 use super::unix_ms;
 use crate::Progress;
 use crate::UploadSource;
@@ -39,7 +40,7 @@ impl<'a> Uploader<'a> {
             tally.add_size(size);
             Arc::new(tally)
         });
-        self.upload_checked(model, &source, size, 0, tally, None)
+        self.upload_checked(model, &source, size, 0, tally, Prior::default())
             .await
     }
 
@@ -57,30 +58,64 @@ impl<'a> Uploader<'a> {
             let observer = uploader.uploads().settings.observer.clone();
             let tally = Arc::new(Tally::new(sources.len(), observer));
             // Every source is checked first (a stat, no request), so that the batch's total
-            // size is known from the start and a bad path costs nothing but its own error.
+            // size is known from the start and a bad path costs nothing but its own error;
+            // with the cache, each file is also made absolute and fingerprinted. Files are
+            // looked at in groups, one trip off the runtime each.
+            let caching = uploader.uploads().cache().is_some();
             let mut checked = Vec::with_capacity(sources.len());
-            for source in sources {
-                let size = source.size().await;
-                if let Ok(size) = &size {
-                    tally.add_size(*size);
+            let mut sources = sources.into_iter().peekable();
+            while sources.peek().is_some() {
+                let group: Vec<UploadSource> = sources.by_ref().take(LOOK_GROUP).collect();
+                let paths: Vec<Option<PathBuf>> = group
+                    .iter()
+                    .map(|s| s.as_path().map(Path::to_path_buf))
+                    .collect();
+                let looked = tokio::task::spawn_blocking(move || {
+                    paths
+                        .into_iter()
+                        .map(|path| {
+                            let path = path?;
+                            let size = check_path(&path);
+                            let look = (caching && size.is_ok()).then(|| look(&path));
+                            Some((size, look))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap_or_default();
+                let mut looked = looked.into_iter();
+                for source in group {
+                    let (size, look) = match (source.as_path(), looked.next().flatten()) {
+                        (Some(_), Some(found)) => found,
+                        _ => (source.size().await, None),
+                    };
+                    if let Ok(size) = &size {
+                        tally.add_size(*size);
+                    }
+                    checked.push((source, size, look));
                 }
-                checked.push((source, size));
             }
             // What other processes wrote is read once for the batch, off the runtime, and
             // whether each file can hit is decided then, once for all: a file whose size no
             // entry has is sent without being read ahead, even if another file of the batch
-            // is recorded with that size meanwhile (two copies in one batch are two uploads;
-            // a batch of same-sized new files is not read twice).
+            // is recorded with that size meanwhile (a batch of same-sized new files is not
+            // read twice). A file named twice can hit the second time: its first upload
+            // may be recorded by then (two copies under two names are two uploads).
             let may_hit: Vec<Option<bool>> = match uploader.uploads().cache() {
                 Some(cache) => {
                     cache.catch_up().await;
                     let account = uploader.uploads().account();
                     let now = SystemTime::now();
+                    let mut named = std::collections::HashSet::new();
                     checked
                         .iter()
-                        .map(|(_, size)| {
+                        .map(|(_, size, look)| {
                             let size = *size.as_ref().ok()?;
-                            Some(cache.may_hold(&model, account, size, now))
+                            let again = match look {
+                                Some(Some((absolute, _))) => !named.insert(absolute.clone()),
+                                _ => false,
+                            };
+                            Some(again || cache.may_hold(&model, account, size, now))
                         })
                         .collect()
                 }
@@ -92,7 +127,7 @@ impl<'a> Uploader<'a> {
             // so the uploads started are always the first ones.
             futures_util::stream::iter(checked.into_iter().zip(may_hit).enumerate())
                 .take_while(move |_| std::future::ready(!stop.is_stopped()))
-                .map(move |(index, ((source, size), may_hit))| {
+                .map(move |(index, ((source, size, look), may_hit))| {
                     let tally = tally.clone();
                     let model = model.clone();
                     async move {
@@ -105,7 +140,7 @@ impl<'a> Uploader<'a> {
                                         size,
                                         index,
                                         Some(tally),
-                                        may_hit,
+                                        Prior { may_hit, look },
                                     )
                                     .await
                             }
@@ -126,7 +161,7 @@ impl<'a> Uploader<'a> {
         size: u64,
         index: usize,
         tally: Option<Arc<Tally>>,
-        may_hit: Option<bool>,
+        prior: Prior,
     ) -> Result<UploadedFile> {
         if model.trim().is_empty() {
             return Err(Error::InvalidRequest("the model name is empty".to_owned()));
@@ -145,9 +180,10 @@ impl<'a> Uploader<'a> {
         let account = self.uploads().account();
         // No entry of this size can be hit: the file is not read ahead (a 20 GiB file over the
         // model's limit is refused by its size alone), only hashed as it is sent.
-        let may_hit =
-            may_hit.unwrap_or_else(|| cache.may_hold(model, account, size, SystemTime::now()));
-        let Some(known) = identify(cache, source, may_hit).await? else {
+        let may_hit = prior
+            .may_hit
+            .unwrap_or_else(|| cache.may_hold(model, account, size, SystemTime::now()));
+        let Some(known) = identify(cache, source, may_hit, prior.look).await? else {
             return self.store(model, source, size, index, tally, None).await;
         };
         let identity = |content: String| Identity {
@@ -195,27 +231,29 @@ impl<'a> Uploader<'a> {
                 sent.clone(),
             )
             .await?;
-        let unmoved = match (&known.path, known.mark) {
-            (Some(path), Some(before)) => {
-                let after = tokio::fs::metadata(path)
+        let source_path = known.path.clone();
+        let mark = |path: PathBuf, after: Option<Stamp>| {
+            known
+                .mark
+                .filter(|before| after == Some(*before))
+                .map(|stamp| (path, stamp))
+        };
+        let (content, mark) = match (known.path.clone(), known.content.clone(), sent) {
+            // The fingerprint after is the one the file had when its last byte was read.
+            (Some(path), _, Some(sent)) => match lock_plain(&sent).take() {
+                Some((content, after)) => (content, mark(path, after)),
+                None => return Ok(file),
+            },
+            (Some(path), Some(content), None) => {
+                let after = tokio::fs::metadata(&path)
                     .await
                     .ok()
                     .and_then(|m| Stamp::of(&m));
-                after == Some(before)
+                match mark(path, after) {
+                    Some(mark) => (content, Some(mark)),
+                    None => return Ok(file),
+                }
             }
-            _ => false,
-        };
-        let source_path = known.path.clone();
-        let mark = |path: PathBuf| known.mark.filter(|_| unmoved).map(|stamp| (path, stamp));
-        let (content, mark) = match (known.path.clone(), known.content.clone(), sent) {
-            (Some(path), _, Some(sent)) => match lock_plain(&sent).take() {
-                Some(content) => (content, mark(path)),
-                None => return Ok(file),
-            },
-            (Some(path), Some(content), None) => match mark(path) {
-                Some(mark) => (content, Some(mark)),
-                None => return Ok(file),
-            },
             // Bytes in memory cannot change.
             (None, Some(content), _) => (content, None),
             (_, None, _) => return Ok(file),
@@ -344,6 +382,29 @@ impl<'a> IntoFuture for UploadBatch<'a> {
     }
 }
 
+/// Files looked at in one trip off the runtime, when a batch starts.
+const LOOK_GROUP: usize = 256;
+
+/// A file made absolute, and its fingerprint when settled; `None` when it cannot be.
+pub(super) type Looked = Option<(PathBuf, Option<Stamp>)>;
+
+/// What a batch learnt of a file before its upload starts (nothing, for a single upload).
+#[derive(Default)]
+pub(super) struct Prior {
+    /// Whether it can hit, decided for the whole batch at its start.
+    may_hit: Option<bool>,
+    /// The file looked at.
+    look: Option<Looked>,
+}
+
+/// A file made absolute and fingerprinted, the fingerprint only when settled. Blocking.
+fn look(path: &Path) -> Looked {
+    let absolute = std::fs::canonicalize(path).ok()?;
+    let taken = SystemTime::now();
+    let meta = std::fs::metadata(&absolute).ok()?;
+    Some((absolute, Stamp::of(&meta).filter(|s| s.settled(taken))))
+}
+
 /// What the cache needs to know of a source before uploading it.
 pub(super) struct Known {
     /// The content digest, when known before the upload (bytes, a trusted fingerprint, or
@@ -366,6 +427,7 @@ pub(super) async fn identify(
     cache: &UploadCache,
     source: &UploadSource,
     may_hit: bool,
+    looked: Option<Looked>,
 ) -> Result<Option<Known>> {
     match &source.kind {
         SourceKind::Reader { .. } => Ok(None),
@@ -380,17 +442,17 @@ pub(super) async fn identify(
                 path: Some(path.clone()),
                 source,
             };
-            // One trip off the runtime for both. A path that cannot be made absolute or read
-            // here is uploaded without the cache (the upload reports what is wrong with it).
-            let look = path.clone();
-            let looked = tokio::task::spawn_blocking(move || {
-                let absolute = std::fs::canonicalize(&look).ok()?;
-                let taken = SystemTime::now();
-                let meta = std::fs::metadata(&absolute).ok()?;
-                Some((absolute, Stamp::of(&meta).filter(|s| s.settled(taken))))
-            })
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?;
+            // A path that cannot be made absolute or read here is uploaded without the cache
+            // (the upload reports what is wrong with it).
+            let looked = match looked {
+                Some(looked) => looked,
+                None => {
+                    let path = path.clone();
+                    tokio::task::spawn_blocking(move || look(&path))
+                        .await
+                        .map_err(|e| io(std::io::Error::other(e)))?
+                }
+            };
             let Some((absolute, stamp)) = looked else {
                 return Ok(None);
             };

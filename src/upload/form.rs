@@ -16,6 +16,7 @@ use super::source::CHUNK;
 use super::source::Opened;
 use super::source::SourceError;
 use crate::UploadSource;
+use crate::cache::Stamp;
 use crate::naming::content_type;
 use crate::session::Credential;
 use crate::{Error, Result};
@@ -33,6 +34,7 @@ pub(super) async fn form_request(
         index,
         tally,
         hasher,
+        ended,
         proof,
     } = feed;
     let content_type = content_type(&source.name);
@@ -58,7 +60,7 @@ pub(super) async fn form_request(
     }
     let watched = proof.clone();
     let chunks = match opened {
-        Opened::File(file) => file_stream(file, size, index, tally.cloned()).left_stream(),
+        Opened::File(file) => file_stream(file, size, index, tally.cloned(), ended).left_stream(),
         Opened::Reader(reader) => reader_stream(reader, size, index, tally.cloned()).right_stream(),
     };
     let body = chunks.map(move |chunk| {
@@ -122,6 +124,8 @@ pub(super) struct Feed<'a> {
     pub(super) index: usize,
     pub(super) tally: Option<&'a Arc<Tally>>,
     pub(super) hasher: Option<Hasher>,
+    /// Where a file's fingerprint goes when its last byte is read, if asked.
+    pub(super) ended: Option<Ended>,
     pub(super) proof: Arc<Proof>,
 }
 
@@ -225,8 +229,11 @@ pub(super) async fn prove_stored(response: reqwest::Response, proof: &Proof) -> 
     Ok(())
 }
 
-/// Where the SHA-256 of what a POST sent is left (hex), once it stored the object.
-pub(super) type Sent = Arc<Mutex<Option<String>>>;
+/// Where the SHA-256 of what a POST sent is left (hex), once it stored the object, with the
+/// fingerprint its file had when its last byte was read.
+pub(super) type Sent = Arc<Mutex<Option<(String, Option<Stamp>)>>>;
+/// The fingerprint a file had when one POST read its last byte.
+pub(super) type Ended = Arc<Mutex<Option<Stamp>>>;
 /// The running SHA-256 of one POST's file bytes.
 pub(super) type Hasher = Arc<Mutex<Option<ring::digest::Context>>>;
 
@@ -268,28 +275,38 @@ pub(super) fn file_stream(
     size: u64,
     index: usize,
     progress: Option<Arc<Tally>>,
+    ended: Option<Ended>,
 ) -> impl futures_util::Stream<Item = std::result::Result<Bytes, SourceError>> + Send {
     type Reading = tokio::task::JoinHandle<(std::fs::File, std::io::Result<Bytes>)>;
-    fn start(mut file: std::fs::File, sent: u64, size: u64) -> Reading {
+    fn start(mut file: std::fs::File, sent: u64, size: u64, ended: Option<Ended>) -> Reading {
         tokio::task::spawn_blocking(move || {
             let chunk = read_chunk(&mut file, sent, size);
+            // In the same trip as the last read: whether the file moved while it was read.
+            if let (Ok(bytes), Some(ended)) = (&chunk, ended)
+                && sent + bytes.len() as u64 == size
+            {
+                *lock_plain(&ended) = file.metadata().ok().and_then(|m| Stamp::of(&m));
+            }
             (file, chunk)
         })
     }
     futures_util::stream::try_unfold(
-        (Some(start(file, 0, size)), 0u64, progress),
-        move |(reading, sent, progress)| async move {
-            let Some(reading) = reading else {
-                return Ok(None);
-            };
-            let (file, chunk) = reading.await.map_err(|e| SourceError(e.to_string()))?;
-            let chunk = chunk.map_err(|e| SourceError(e.to_string()))?;
-            let sent = sent + chunk.len() as u64;
-            if let Some(p) = &progress {
-                p.report(index, sent, size);
+        (Some(start(file, 0, size, ended.clone())), 0u64, progress),
+        move |(reading, sent, progress)| {
+            let ended = ended.clone();
+            async move {
+                let Some(reading) = reading else {
+                    return Ok(None);
+                };
+                let (file, chunk) = reading.await.map_err(|e| SourceError(e.to_string()))?;
+                let chunk = chunk.map_err(|e| SourceError(e.to_string()))?;
+                let sent = sent + chunk.len() as u64;
+                if let Some(p) = &progress {
+                    p.report(index, sent, size);
+                }
+                let next = (sent < size).then(|| start(file, sent, size, ended));
+                Ok(Some((chunk, (next, sent, progress))))
             }
-            let next = (sent < size).then(|| start(file, sent, size));
-            Ok(Some((chunk, (next, sent, progress))))
         },
     )
 }

@@ -109,18 +109,22 @@ impl UploadSource {
             SourceKind::Bytes(b) => Ok(b.len() as u64),
             SourceKind::Reader { len, .. } => Ok(*len),
             SourceKind::Path(path) => {
-                let io = |source| Error::Io {
-                    path: Some(path.clone()),
-                    source,
-                };
-                let meta = tokio::fs::metadata(path).await.map_err(io)?;
-                if !meta.is_file() {
-                    return Err(Error::NotAFile { path: path.clone() });
-                }
-                // Opening proves it is readable now, not only that it exists.
-                drop(tokio::fs::File::open(path).await.map_err(io)?);
-                Ok(meta.len())
+                let check = path.clone();
+                tokio::task::spawn_blocking(move || check_path(&check))
+                    .await
+                    .map_err(|e| Error::Io {
+                        path: Some(path.clone()),
+                        source: std::io::Error::other(e),
+                    })?
             }
+        }
+    }
+
+    /// The path, for a file.
+    pub(super) fn as_path(&self) -> Option<&Path> {
+        match &self.kind {
+            SourceKind::Path(p) => Some(p),
+            _ => None,
         }
     }
 
@@ -145,6 +149,24 @@ impl UploadSource {
                 .map_err(|source| Error::Io { path: None, source }),
         }
     }
+}
+
+/// What [`UploadSource::size`] checks of a file: it exists, is a regular file, can be opened.
+/// Blocking.
+pub(super) fn check_path(path: &Path) -> Result<u64> {
+    let io = |source| Error::Io {
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    // Opening proves it is readable now, not only that it exists.
+    drop(std::fs::File::open(path).map_err(io)?);
+    Ok(meta.len())
 }
 
 impl From<&Path> for UploadSource {
