@@ -64,16 +64,22 @@ def run(binary, args, cache):
     env.pop("RUST_LOG", None)
     flags = ["-q"] + ([] if cache else ["--no-cache"])
     before = stats()["uploads_ok"]
+    # Peak RSS from GNU time's child: a child forked from this (large) Python process would
+    # count the fork's pages in its own high-water mark (Linux keeps it across exec).
+    rss_file = os.path.join(home, "rss")
     t = time.perf_counter()
-    p = subprocess.Popen([binary] + flags + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(p.pid, 0)
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file, binary] + flags + args,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, _ = os.wait4(p.pid, 0)
     secs = time.perf_counter() - t
+    with open(rss_file) as f:
+        rss_kib = int(f.read().split()[-1])
     err = p.stderr.read().decode(errors="replace")
     p.stderr.close()
     shutil.rmtree(home, ignore_errors=True)
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{binary} {args} failed: {err[-2000:]}")
-    return secs, usage.ru_maxrss, stats()["uploads_ok"] - before
+    return secs, rss_kib, stats()["uploads_ok"] - before
 
 
 def batch(label, listing, n, rounds, binaries):
