@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::book::{Edit, plausible};
 use super::stamp::Stamp;
 
-/// The journal, in the cache directory.
-pub(super) const JOURNAL_FILE: &str = "uploads.journal";
+use super::JOURNAL_FILE;
 
 const JOURNAL_VERSION: u32 = 1;
 

@@ -86,6 +86,9 @@ pub const CACHE_FILE: &str = "uploads.json";
 
 const LOCK_FILE: &str = "uploads.lock";
 
+/// The journal of the edits since the cache file was written whole, beside it.
+const JOURNAL_FILE: &str = "uploads.journal";
+
 /// How long an entry is kept after its URL expired: long enough to recognise that URL, in a
 /// saved chat history, as expired (and to know its source) instead of sending it.
 const KEEP_EXPIRED: Duration = Duration::from_secs(7 * 24 * 3600);

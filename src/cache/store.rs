@@ -6,11 +6,11 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::CACHE_FILE;
+use super::JOURNAL_FILE;
 use super::VERSION;
 use super::book::Book;
 use super::book::ms;
 use super::book::plausible;
-use super::journal::JOURNAL_FILE;
 use super::stamp::Stamp;
 
 /// Why the cache file's book could not be had.
