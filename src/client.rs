@@ -103,7 +103,7 @@ impl Client {
             region: config.region,
             stream_idle: config.read_timeout,
             retry: config.retry,
-            upload_local_files: config.upload_local_files,
+            local_files: config.local_files.clone(),
             inline_below: config.inline_below,
             task_queries: Arc::new(task_queries),
             uploads: Arc::new(Uploads::new(UploadSettings {

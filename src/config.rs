@@ -76,7 +76,7 @@ pub struct Config {
     pub(crate) upload_concurrency: usize,
     pub(crate) credential_rate: u32,
     pub(crate) credential_margin: Duration,
-    pub(crate) upload_local_files: bool,
+    pub(crate) local_files: LocalFiles,
     pub(crate) upload_cache: UploadCacheSetting,
     pub(crate) upload_cache_margin: Duration,
     pub(crate) inline_below: u64,
@@ -89,6 +89,40 @@ pub(crate) enum UploadCacheSetting {
     Off,
     Memory,
     Dir(std::path::PathBuf),
+}
+
+/// Which local files a client uploads when a request names them
+/// ([`Config::upload_local_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalFiles {
+    /// Any file this process can read (the default).
+    Any,
+    /// None: a local path in a request is refused.
+    Never,
+    /// Only a regular file whose real path (symlinks resolved) lies under one of these
+    /// directories, and never one under `/proc`, `/sys` or `/dev` (whatever the directories):
+    /// pseudo-files there read as regular files and hold a process's secrets. No directory
+    /// admits no file.
+    Under(Vec<std::path::PathBuf>),
+}
+
+impl LocalFiles {
+    /// Only regular files under these directories (see [`LocalFiles::Under`]).
+    pub fn under<P: Into<std::path::PathBuf>>(dirs: impl IntoIterator<Item = P>) -> Self {
+        LocalFiles::Under(dirs.into_iter().map(Into::into).collect())
+    }
+}
+
+impl From<bool> for LocalFiles {
+    /// `true`: [`LocalFiles::Any`]; `false`: [`LocalFiles::Never`].
+    fn from(upload: bool) -> Self {
+        if upload {
+            LocalFiles::Any
+        } else {
+            LocalFiles::Never
+        }
+    }
 }
 
 impl Default for Config {
@@ -114,7 +148,7 @@ impl fmt::Debug for Config {
             .field("upload_concurrency", &self.upload_concurrency)
             .field("credential_rate", &self.credential_rate)
             .field("credential_margin", &self.credential_margin)
-            .field("upload_local_files", &self.upload_local_files)
+            .field("local_files", &self.local_files)
             .field("upload_cache", &self.upload_cache)
             .field("upload_cache_margin", &self.upload_cache_margin)
             .field("inline_below", &self.inline_below)
@@ -148,7 +182,7 @@ impl Config {
             upload_concurrency: default_concurrency(),
             credential_rate: 100,
             credential_margin: Duration::from_secs(30),
-            upload_local_files: true,
+            local_files: LocalFiles::Any,
             upload_cache: UploadCacheSetting::Memory,
             upload_cache_margin: crate::cache::DEFAULT_MARGIN,
             inline_below: 0,
@@ -309,13 +343,23 @@ impl Config {
         self
     }
 
-    /// Whether a local path (or `file://` URI) in a media position of any request is uploaded
-    /// for the request's model (the default). Turn it off in a service that puts URLs it was
-    /// given by others into requests: a path would otherwise make this process upload one of
-    /// its own files. Off, such a request fails with [`Error::InvalidRequest`] before anything
-    /// is sent.
-    pub fn upload_local_files(mut self, upload: bool) -> Self {
-        self.upload_local_files = upload;
+    /// Which local paths (and `file://` URIs) in the media positions of any request are
+    /// uploaded for the request's model: any file (`true`, [`LocalFiles::Any`], the default),
+    /// none (`false`, [`LocalFiles::Never`]), or only regular files under some directories
+    /// ([`LocalFiles::under`]). Restrict it in a service that puts URLs it was given by others
+    /// into requests: a path would otherwise make this process upload one of its own files. A
+    /// path that is not admitted fails the request with [`Error::LocalFileRefused`] before
+    /// anything is uploaded or sent.
+    ///
+    /// ```
+    /// use dashscope_oss::config::{Config, LocalFiles};
+    ///
+    /// let served = Config::new().upload_local_files(LocalFiles::under(["/srv/media"]));
+    /// let none = Config::new().upload_local_files(false);
+    /// # drop((served, none));
+    /// ```
+    pub fn upload_local_files(mut self, which: impl Into<LocalFiles>) -> Self {
+        self.local_files = which.into();
         self
     }
 

@@ -206,9 +206,10 @@ async fn local_files_can_be_refused() {
     .expect("request");
     let err = client.chat_completion(&request).await.expect_err("refused");
     assert!(
-        matches!(&err, dashscope_oss::Error::InvalidRequest(m) if m.contains("/etc/hostname")),
+        matches!(&err, dashscope_oss::Error::LocalFileRefused { path, .. } if path.as_os_str() == "/etc/hostname"),
         "{err:?}"
     );
+    assert!(err.to_string().contains("/etc/hostname"), "{err}");
     assert!(server.requests().is_empty(), "nothing was sent");
     // A URL is still sent as it is.
     let request: types::ChatCompletionRequest = serde_json::from_value(serde_json::json!({

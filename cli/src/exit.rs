@@ -42,6 +42,7 @@ pub fn exit_code(e: &Error) -> u8 {
         Error::RateLimited(_) | Error::QuotaExhausted(_) => EXIT_RATE,
         Error::Io { .. }
         | Error::NotAFile { .. }
+        | Error::LocalFileRefused { .. }
         | Error::EmptyFile { .. }
         | Error::FileTooLarge { .. }
         | Error::UrlExpired { .. }

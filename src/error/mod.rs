@@ -436,6 +436,17 @@ pub enum Error {
         /// The path.
         path: PathBuf,
     },
+    /// A local file a request named that this client does not upload
+    /// ([`Config::upload_local_files`](crate::Config::upload_local_files)): local files are
+    /// off, or its real path (symlinks resolved) lies outside the admitted directories, or
+    /// under `/proc`, `/sys` or `/dev`. Nothing was uploaded or sent.
+    #[error("{}: not uploaded: {reason}; nothing was sent", path.display())]
+    LocalFileRefused {
+        /// The file, as the request named it.
+        path: PathBuf,
+        /// Why, in a few words.
+        reason: &'static str,
+    },
     /// An `oss://` URL in a request ends within the cache margin (or has ended), and its file
     /// is gone or has changed, so it cannot be uploaded again: nothing was sent.
     #[error(
@@ -504,6 +515,7 @@ impl Error {
             | FileTooLarge { .. }
             | EmptyFile { .. }
             | NotAFile { .. }
+            | LocalFileRefused { .. }
             | UrlExpired { .. }
             | TaskCanceled { .. }
             | TaskUnknown { .. }

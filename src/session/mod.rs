@@ -29,7 +29,8 @@ pub struct Inner {
     pub(crate) stream_idle: std::time::Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) uploads: Arc<Uploads>,
-    pub(crate) upload_local_files: bool,
+    /// Which local files requests may name ([`crate::config::LocalFiles`]).
+    pub(crate) local_files: crate::config::LocalFiles,
     pub(crate) inline_below: u64,
     /// Every task query, cancel and list of this client takes a slot (see [`TASK_QUERY_WINDOW`]).
     pub(crate) task_queries: Arc<RateLimiter>,

@@ -65,6 +65,14 @@ impl UploadSource {
         }
     }
 
+    /// A local file read from `real` (its path with symlinks resolved) and named as `named`
+    /// is: the checked file is the one read, and the name keeps the extension the request gave.
+    pub(crate) fn path_read_from(named: &Path, real: PathBuf) -> Self {
+        let mut source = Self::path(named);
+        source.kind = SourceKind::Path(real);
+        source
+    }
+
     /// Bytes in memory, uploaded under `name` (keep the extension: models read the type from it).
     pub fn bytes(name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
         Self {

@@ -4,6 +4,8 @@
 //! second half of [`crate::wire`]'s rules: those say what a medium is, this says what becomes
 //! of it. Both halves of the client's hooks call it (`prepare`, `send_healing`).
 
+mod local;
+
 use crate::api;
 use crate::cache::UrlState;
 use crate::transport::{self, Manner};
@@ -15,6 +17,7 @@ use progenitor_client::ClientInfo;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::SystemTime;
 
@@ -106,16 +109,10 @@ async fn resolve_local(
     body: &Value,
     local: Vec<(String, bool)>,
 ) -> Result<Vec<(String, String)>> {
-    if !api.inner().upload_local_files {
-        return Err(Error::InvalidRequest(format!(
-            "{:?} is a local path, and this client does not upload local files \
-             (Config::upload_local_files)",
-            local[0].0
-        )));
-    }
     let model = body
         .get("model")
         .and_then(Value::as_str)
+        .filter(|m| !m.trim().is_empty())
         .ok_or_else(|| {
             Error::InvalidRequest(
                 "a request with local files needs a top-level `model` to upload them for"
@@ -123,9 +120,16 @@ async fn resolve_local(
             )
         })?
         .to_owned();
-    let sources: Vec<UploadSource> = local
+    let named: Vec<PathBuf> = local
         .iter()
-        .map(|(s, _)| UploadSource::path(Media::parse(s).as_path()))
+        .map(|(s, _)| Media::parse(s).as_path())
+        .collect();
+    // Every path is admitted before any is read; what is read is what was admitted.
+    let real = local::admit_all(&api.inner().local_files, named.clone()).await?;
+    let sources: Vec<UploadSource> = named
+        .iter()
+        .zip(&real)
+        .map(|(named, real)| UploadSource::path_read_from(named, real.clone()))
         .collect();
     let mut sizes = Vec::with_capacity(sources.len());
     for source in &sources {
@@ -133,9 +137,12 @@ async fn resolve_local(
     }
     let mut replace = Vec::with_capacity(local.len());
     let mut upload = Vec::new();
-    for ((s, takes_inline), (source, size)) in local.into_iter().zip(sources.into_iter().zip(sizes))
+    for (((s, takes_inline), (source, size)), real) in local
+        .into_iter()
+        .zip(sources.into_iter().zip(sizes))
+        .zip(real)
     {
-        match inline(api, takes_inline, &s, size).await? {
+        match inline(api, takes_inline, &s, &real, size).await? {
             Some(uri) => replace.push((s, uri)),
             None => upload.push((s, source)),
         }
@@ -158,13 +165,19 @@ async fn resolve_local(
 
 /// A small file as a `data:` URI, when the client inlines files of its size and every place it
 /// sits in takes one; `None` to upload it.
-async fn inline(api: &api::Client, takes: bool, path: &str, size: u64) -> Result<Option<String>> {
+async fn inline(
+    api: &api::Client,
+    takes: bool,
+    path: &str,
+    real: &std::path::Path,
+    size: u64,
+) -> Result<Option<String>> {
     if !takes || !crate::naming::inlines(path, size, api.inner().inline_below) {
         return Ok(None);
     }
     let mime = crate::naming::content_type(path);
     let file = Media::parse(path).as_path();
-    let bytes = tokio::fs::read(&file).await.map_err(|source| Error::Io {
+    let bytes = tokio::fs::read(real).await.map_err(|source| Error::Io {
         path: Some(file.clone()),
         source,
     })?;
@@ -200,11 +213,7 @@ async fn renew_stale(api: &api::Client, urls: &[String]) -> Result<Vec<(String, 
             expires_at: entry.expires_at(),
             file: entry.source.clone(),
         };
-        let Some(path) = entry
-            .source
-            .clone()
-            .filter(|_| api.inner().upload_local_files)
-        else {
+        let Some(path) = admitted(api, entry.source.clone()).await else {
             return Err(expired());
         };
         if !holds(&path, &entry.content).await {
@@ -226,6 +235,15 @@ fn replace_media(body: &mut Value, replace: &[(String, String)]) {
             *s = to.clone();
         }
     });
+}
+
+/// The file a cache entry came from, to read again, if this client may read it now.
+async fn admitted(api: &api::Client, source: Option<PathBuf>) -> Option<PathBuf> {
+    let source = source?;
+    local::admit_all(&api.inner().local_files, vec![source])
+        .await
+        .ok()?
+        .pop()
 }
 
 /// Whether a file still holds the content of this SHA-256 (hashed off the runtime).
@@ -314,7 +332,7 @@ async fn heal_body(api: &api::Client, request: &mut reqwest::Request) -> Result<
             continue;
         };
         cache.forget_content(&entry).await;
-        let Some(path) = entry.source.clone() else {
+        let Some(path) = admitted(api, entry.source.clone()).await else {
             continue;
         };
         // The file must still hold what the URL held: otherwise the answer would be about
