@@ -395,8 +395,9 @@ impl Config {
     /// base URL then returns the earlier `oss://` URL while it has more than
     /// [`Config::upload_cache_margin`] left, and sends nothing. The file holds content digests,
     /// URLs, models, paths and a one-way digest of the key and base URL: never a secret. A
-    /// client writes its uploads there in batches: at least once a second, and when it is
-    /// dropped (or on `UploadCache::flush`).
+    /// client writes its uploads there in batches, off the async threads: its first at once,
+    /// then every 64 or at least once a second, and when it is dropped (handed to the
+    /// runtime's blocking threads inside a runtime; `UploadCache::flush` makes sure).
     pub fn upload_cache(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.upload_cache = UploadCacheSetting::Dir(dir.into());
         self

@@ -607,3 +607,80 @@ async fn a_miss_is_not_read_ahead_and_an_oversized_file_not_at_all() {
     assert_eq!(read_ahead(&huge), 0, "refused by its size, never hashed");
     assert_eq!(emulator.stats().uploads_ok, 1);
 }
+
+/// A cache write that has to wait for the lock does not stall the other tasks of a
+/// current-thread runtime (#21). The lock is held by a thread of this test, with the same OS
+/// file lock another process takes. While the upload's write waits for it (a test hook says
+/// when the write found it held), a counting task goes on working on the runtime's one thread,
+/// and only after it has done 1,000 turns of work is the lock let go. Counted, never timed:
+/// were the wait on the runtime's thread, the counting task could not run, nobody would tell
+/// the holder to let go, and the holder gives up after a long while and the test fails.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_cache_write_waiting_for_the_lock_stalls_no_other_task() {
+    use dashscope_oss::cache::{UploadCache, lock_waits};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = Dir::new("lock-wait");
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).expect("dir");
+    let cat = png(&dir.join("cat.png"), "lock-wait");
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let lock_path = cache.join("uploads.lock");
+    let holder = std::thread::spawn(move || {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .expect("lock file");
+        file.lock().expect("lock");
+        locked_tx.send(()).expect("say locked");
+        // Only a broken build waits this long: the counting task never got to say "let go".
+        let told = release_rx.recv_timeout(Duration::from_secs(120)).is_ok();
+        file.unlock().expect("unlock");
+        told
+    });
+    locked_rx.recv().expect("locked");
+    let waits = |dir: &Path| lock_waits().iter().filter(|d| *d == dir).count();
+    runtime.block_on(async {
+        let emulator = emulator().await;
+        let client = client(config(&emulator).upload_cache(&cache));
+        let upload = tokio::spawn(async move { client.upload("qwen-vl-plus", &*cat).await });
+        let mut work = 0u64;
+        while waits(&cache) == 0 {
+            assert!(!upload.is_finished(), "the upload ended without waiting");
+            tokio::task::yield_now().await;
+            work += 1;
+        }
+        let waiting_since = work;
+        for _ in 0..1000 {
+            tokio::task::yield_now().await;
+            work += 1;
+        }
+        assert_eq!(work - waiting_since, 1000);
+        assert!(
+            !upload.is_finished(),
+            "the upload's write did not wait for the lock"
+        );
+        assert_eq!(emulator.stats().uploads_ok, 1, "the file was stored first");
+        release_tx.send(()).expect("let go");
+        let file = upload.await.expect("task").expect("upload");
+        assert!(!file.from_cache);
+        assert!(
+            holder.join().expect("holder"),
+            "the lock was let go only because nobody said so: the runtime was stalled"
+        );
+        assert_eq!(waits(&cache), 1);
+        // Written once the lock was free.
+        let listed = tokio::task::spawn_blocking(move || UploadCache::on_disk(&cache).list())
+            .await
+            .expect("listed");
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].url, file.url);
+    });
+}

@@ -200,6 +200,11 @@ pub(crate) async fn run(global: &Global, args: ChatArgs) -> u8 {
         }
         Err(other) => Err(other),
     };
+    // The uploads the call made are remembered before the process ends (a batch of files
+    // writes its last entries here, not when the client is dropped).
+    if let Some(Err(e)) = tokio::task::block_in_place(|| client.upload_cache().map(|c| c.flush())) {
+        note!("dashscope: warning: the upload cache could not be written: {e}");
+    }
     warn_about_cache(client);
     match result {
         Ok(()) => EXIT_OK,

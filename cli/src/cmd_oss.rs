@@ -196,8 +196,9 @@ pub(crate) async fn run(global: &Global, args: &UploadArgs) -> u8 {
             if aborted { " or not confirmed" } else { "" }
         );
     }
-    // What landed is remembered before the process ends, however it ends.
-    if let Some(Err(e)) = client.upload_cache().map(|c| c.flush()) {
+    // What landed is remembered before the process ends, however it ends (a blocking write:
+    // the runtime's other work moves to another thread meanwhile).
+    if let Some(Err(e)) = tokio::task::block_in_place(|| client.upload_cache().map(|c| c.flush())) {
         note!("dashscope: warning: the upload cache could not be written: {e}");
     }
     warn_about_cache(client);

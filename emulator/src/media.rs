@@ -49,7 +49,7 @@ pub(crate) fn sniff(head: &[u8]) -> Option<(MediaKind, &'static str)> {
 }
 
 /// Width and height of a PNG or JPEG, when the head says.
-fn dimensions(head: &[u8]) -> Option<(u32, u32)> {
+pub(crate) fn dimensions(head: &[u8]) -> Option<(u32, u32)> {
     if head.starts_with(b"\x89PNG\r\n\x1a\n") && head.get(12..16) == Some(b"IHDR") {
         let w = u32::from_be_bytes(head.get(16..20)?.try_into().ok()?);
         let h = u32::from_be_bytes(head.get(20..24)?.try_into().ok()?);

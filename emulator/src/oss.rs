@@ -412,6 +412,7 @@ async fn receive(
     let now = state.clock.now();
     let kind = media::sniff(&head);
     let tokens = kind.map_or(0, |(k, _)| media::tokens(k, &head, size));
+    let dimensions = media::dimensions(&head);
     drop(head);
     state.sweep_if_due();
     {
@@ -441,6 +442,7 @@ async fn receive(
                 body,
                 kind,
                 tokens,
+                dimensions,
             },
         );
         if let Some(previous) = previous {

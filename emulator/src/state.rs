@@ -244,6 +244,8 @@ pub(crate) struct Object {
     /// (computed at upload so that only a few bytes per object stay in memory).
     pub kind: Option<(MediaKind, &'static str)>,
     pub tokens: u64,
+    /// An image's width and height, when its head says (for `image_hw`).
+    pub dimensions: Option<(u32, u32)>,
 }
 
 pub(crate) struct State {

@@ -643,3 +643,120 @@ async fn every_answer_names_its_request_id() {
         .expect("answer");
     assert!(missing.headers().get("x-request-id").is_some());
 }
+
+/// A PNG head of `width` × `height` (the emulator reads sizes from the header).
+fn png_of(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend_from_slice(&width.to_be_bytes());
+    png.extend_from_slice(&height.to_be_bytes());
+    png.extend_from_slice(b"\x08\x02\0\0\0");
+    png
+}
+
+/// The `image_hw` parts of a native answer's content.
+fn image_hw_of(message: &Value) -> Vec<Value> {
+    message["content"]
+        .as_array()
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p.get("image_hw").cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Native `vl_enable_image_hw_output: true` (the Java SDK's `vlEnableImageHwOutput`) adds an
+/// `image_hw` part after the text, `[height, width]` as strings, each side read at the nearest
+/// multiple of 28: 500 × 300 is read at 504 × 308. Not asked for, or on the compatible API,
+/// there is none; a stream carries it in its last event.
+#[tokio::test]
+async fn image_sizes_are_reported_when_asked_for() {
+    use base64::Engine;
+    let emulator = support::start().await;
+    let model = "qwen-vl-plus";
+    let url = support::upload(
+        &emulator,
+        model,
+        DEFAULT_API_KEY,
+        "wide.png",
+        &png_of(500, 300),
+    )
+    .await;
+    let asked = |ask: bool| {
+        let mut body = support::native_image(model, &url);
+        if ask {
+            body["parameters"] = json!({"vl_enable_image_hw_output": true});
+        }
+        body
+    };
+    let answered = call(
+        &emulator,
+        NATIVE,
+        DEFAULT_API_KEY,
+        &asked(true),
+        true,
+        false,
+    )
+    .await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    let message = &answered.json()["output"]["choices"][0]["message"];
+    assert_eq!(
+        image_hw_of(message),
+        vec![json!([["308", "504"]])],
+        "{}",
+        answered.body
+    );
+    assert!(
+        message["content"][0]["text"].is_string(),
+        "the text comes first: {message}"
+    );
+
+    let plain = call(
+        &emulator,
+        NATIVE,
+        DEFAULT_API_KEY,
+        &asked(false),
+        true,
+        false,
+    )
+    .await;
+    assert!(image_hw_of(&plain.json()["output"]["choices"][0]["message"]).is_empty());
+
+    let mut compatible = support::compatible_image(model, &url);
+    compatible["vl_enable_image_hw_output"] = json!(true);
+    let compatible = call(
+        &emulator,
+        COMPATIBLE,
+        DEFAULT_API_KEY,
+        &compatible,
+        true,
+        false,
+    )
+    .await;
+    assert_eq!(compatible.status, 200, "{}", compatible.body);
+    assert!(!compatible.body.contains("image_hw"), "{}", compatible.body);
+
+    // A data URI is read the same way; a stream reports it once, in its last event.
+    let data = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png_of(28, 20))
+    );
+    let mut streamed = support::native_image(model, &data);
+    streamed["parameters"] = json!({"vl_enable_image_hw_output": true, "incremental_output": true});
+    let stream = call(&emulator, NATIVE, DEFAULT_API_KEY, &streamed, false, true).await;
+    assert_eq!(stream.status, 200, "{}", stream.body);
+    let events = data_events(&stream.body);
+    assert!(events.len() > 1, "{}", stream.body);
+    let reported: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !image_hw_of(&e["output"]["choices"][0]["message"]).is_empty())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(reported, vec![events.len() - 1], "{}", stream.body);
+    assert_eq!(
+        image_hw_of(&events[events.len() - 1]["output"]["choices"][0]["message"]),
+        vec![json!([["28", "28"]])]
+    );
+}

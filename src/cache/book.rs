@@ -50,15 +50,15 @@ pub(crate) enum Verdict {
 
 /// The pure rule of a lookup: the longest-lasting entry of the identity, if it outlasts the
 /// margin.
-pub(super) fn verdict(
-    entries: &[CachedUpload],
+pub(super) fn verdict<'a>(
+    entries: impl IntoIterator<Item = &'a CachedUpload>,
     identity: &Identity,
     now: SystemTime,
     margin: Duration,
 ) -> Verdict {
     let usable_after = ms(now).saturating_add(millis(margin));
     entries
-        .iter()
+        .into_iter()
         .filter(|e| {
             e.content == identity.content
                 && e.content_type == identity.content_type
@@ -71,22 +71,6 @@ pub(super) fn verdict(
         .map_or(Verdict::Miss, Verdict::Fresh)
 }
 
-/// Whether a fresh entry of this size for this model and account exists: a hit needs one, so
-/// without it a file need not be read before it is sent (hashed as it goes, instead).
-pub(super) fn may_hold(
-    entries: &[CachedUpload],
-    model: &str,
-    account: &str,
-    size: u64,
-    now: SystemTime,
-    margin: Duration,
-) -> bool {
-    let usable_after = ms(now).saturating_add(millis(margin));
-    entries.iter().any(|e| {
-        e.size == size && e.model == model && e.account == account && e.expires_at_ms > usable_after
-    })
-}
-
 /// What a URL the client is about to send needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum UrlState {
@@ -96,8 +80,8 @@ pub(crate) enum UrlState {
     Stale(CachedUpload),
 }
 
-pub(super) fn url_state(
-    entries: &[CachedUpload],
+pub(super) fn url_state<'a>(
+    entries: impl IntoIterator<Item = &'a CachedUpload>,
     account: &str,
     url: &str,
     now: SystemTime,
@@ -105,7 +89,7 @@ pub(super) fn url_state(
 ) -> UrlState {
     let usable_after = ms(now).saturating_add(millis(margin));
     match entries
-        .iter()
+        .into_iter()
         .find(|e| e.url == url && e.account == account)
     {
         Some(e) if e.expires_at_ms <= usable_after => UrlState::Stale(e.clone()),
@@ -151,30 +135,14 @@ pub(super) fn plausible(entry: &CachedUpload, now: SystemTime) -> bool {
         && entry.expires_at_ms <= entry.uploaded_at_ms.saturating_add(lifetime)
 }
 
-/// One change to the book: applied to memory at once, to the file in batches.
-#[derive(Debug, Clone)]
+/// One change to the book: applied to memory at once, to the cache's journal in batches (one
+/// JSON line each).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(super) enum Edit {
     Add(CachedUpload),
     Mark(Mark),
     /// Forget every entry of this one's identity.
     Forget(CachedUpload),
     Clear,
-}
-impl Edit {
-    pub(super) fn apply(self, book: &mut Book) {
-        match self {
-            Edit::Add(entry) => book.entries.push(entry),
-            Edit::Mark(mark) => book.marks.push(mark),
-            Edit::Forget(gone) => book.entries.retain(|e| {
-                !(e.content == gone.content
-                    && e.content_type == gone.content_type
-                    && e.model == gone.model
-                    && e.account == gone.account)
-            }),
-            Edit::Clear => {
-                book.entries.clear();
-                book.marks.clear();
-            }
-        }
-    }
 }

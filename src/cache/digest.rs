@@ -28,7 +28,14 @@ pub(crate) fn digest_bytes(bytes: &[u8]) -> String {
 pub fn digest_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 20];
+    // No more than the file needs: a batch of small files hashes each in a few KiB.
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut buf = vec![
+        0u8;
+        usize::try_from(len.saturating_add(1))
+            .unwrap_or(1 << 20)
+            .clamp(4096, 1 << 20)
+    ];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {

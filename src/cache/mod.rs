@@ -13,25 +13,38 @@
 //! any write moves it past the trusted one.
 //!
 //! On disk (`Config::upload_cache(dir)`) the book is one JSON file, replaced atomically (a
-//! temporary file renamed over it) under an exclusive lock, after reading what other processes
-//! wrote meanwhile. A reader never sees a half-written file, a killed writer leaves only a
-//! temporary file, and a file that cannot be read or parsed is a warning and a fresh start.
+//! temporary file renamed over it) under an exclusive lock, and a journal beside it of the
+//! edits made since, appended under the same lock (`journal.rs`): a batch appends its entries,
+//! and the file is rewritten whole only when the journal has grown as large as it, so that a
+//! batch of n files costs O(n) however many processes share the directory. A reader never sees
+//! a half-written file, a killed writer leaves only a temporary file or a journal line without
+//! its end (never applied), and a file that cannot be read or parsed is a warning and a fresh
+//! start.
+//!
+//! In memory the book is indexed (`index.rs`): every question an upload asks is one lookup.
+//! Every file operation runs off the async threads (`spawn_blocking`): an upload catches up
+//! with the files once when it (or its batch) starts, and its answers come from memory.
 
 mod book;
 mod digest;
+mod index;
+mod journal;
 mod path;
 mod stamp;
 mod store;
 
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use book::{Book, Edit, from_ms, url_state, verdict};
+use book::{Edit, from_ms};
 pub(crate) use book::{Identity, UrlState, Verdict};
 pub use digest::digest_file;
+use index::Index;
 
 /// The files read ahead of their upload to look them up (feature `test-hooks`, for the tests
 /// that prove a miss reads a file only as it is sent; never in a release build).
@@ -48,10 +61,22 @@ static HASHED_AHEAD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 pub(crate) fn note_hashed_ahead(path: &Path) {
     lock(&HASHED_AHEAD).push(path.to_path_buf());
 }
+
+/// The cache directories whose lock a write found held and waited for (feature `test-hooks`,
+/// for the test that proves the wait stalls no other task).
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub fn lock_waits() -> Vec<PathBuf> {
+    lock(&LOCK_WAITS).clone()
+}
+
+#[cfg(feature = "test-hooks")]
+static LOCK_WAITS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
 pub(crate) use digest::{account_digest, digest_bytes, hex};
 use stamp::Mark;
 pub(crate) use stamp::Stamp;
-use store::{Unusable, create_private_dir, read_book, write_atomically};
+use store::{Unusable, create_private_dir, read_book, remove_stale_temporaries, write_atomically};
 
 /// Of the cache file's format; another version is read as an empty cache.
 const VERSION: u32 = 1;
@@ -60,6 +85,9 @@ const VERSION: u32 = 1;
 pub const CACHE_FILE: &str = "uploads.json";
 
 const LOCK_FILE: &str = "uploads.lock";
+
+/// The journal of the edits since the cache file was written whole, beside it.
+const JOURNAL_FILE: &str = "uploads.journal";
 
 /// How long an entry is kept after its URL expired: long enough to recognise that URL, in a
 /// saved chat history, as expired (and to know its source) instead of sending it.
@@ -106,27 +134,86 @@ impl CachedUpload {
     }
 }
 
-/// Edits a cache on disk keeps before writing them: a batch of uploads rewrites the file once
-/// per this many (and at least once a second, and when the client is dropped), not once each.
+/// Edits a cache on disk keeps before writing them: a batch of uploads appends to the journal
+/// once per this many (and at least once a second), not once each. The first edit of a client
+/// is written at once, so that a process that uploads one file leaves it behind.
 const BATCH: usize = 64;
 
+/// How many `oss://` URLs a client remembers having served (from the cache, or found in a
+/// request): a refusal of one of them may be healed. The oldest is forgotten first; a refusal
+/// of a URL forgotten here is reported, not healed.
+const SERVED: usize = 4096;
+
 /// The cache of one client: in memory, and on disk when given a directory.
+///
+/// A cache on disk writes what it learns in batches, off the async threads. What is not yet
+/// written when it is dropped is written then: in place outside an async runtime, or handed
+/// to the runtime's blocking threads inside one (a runtime that is shutting down may not run
+/// it). Call [`UploadCache::flush`] before the end, as the `dashscope` command does, to know
+/// it was written.
 #[derive(Debug)]
 pub struct UploadCache {
-    book: Mutex<Book>,
-    /// Edits not yet in the file (on disk only), and when the file was last written.
-    pending: Mutex<(Vec<Edit>, Option<std::time::Instant>)>,
-    /// Pruning is amortised: when the book has grown to this many entries.
-    prune_at: Mutex<usize>,
-    /// The fingerprint of the cache file when it was last read, to read it only when changed.
-    seen: Mutex<Option<Stamp>>,
-    /// URLs this client got from the cache or found in a request: those a refusal may heal.
-    served: Mutex<std::collections::HashSet<String>>,
+    shared: Arc<Shared>,
+}
+
+/// What the cache's blocking tasks share with it.
+#[derive(Debug)]
+struct Shared {
     dir: Option<PathBuf>,
     margin: Duration,
+    memory: Mutex<Memory>,
+    /// What was read of the files; held by one file operation of this process at a time (the
+    /// others wait here, on a blocking thread, not on the lock file).
+    disk: Mutex<Disk>,
+    /// Whether the files were looked at once: from then on, questions are answered from
+    /// memory (the upload paths catch up off the runtime before they ask).
+    looked: AtomicBool,
+    /// URLs this client got from the cache or found in a request: those a refusal may heal.
+    served: Mutex<Served>,
     /// Why the cache file was not read, the first time it was not (reported once).
     warning: Mutex<Option<String>>,
 }
+
+#[derive(Debug)]
+struct Memory {
+    index: Index,
+    /// Edits not yet on disk (on disk only).
+    pending: Vec<Edit>,
+    /// When a write last started.
+    last_write: Option<Instant>,
+    /// Pruning is amortised: when the book has grown to this many entries.
+    prune_at: usize,
+}
+
+#[derive(Debug, Default)]
+struct Disk {
+    /// Whether the cache file was read (or found missing) once.
+    read: bool,
+    /// The fingerprint of the cache file read (`None`: there was none).
+    snapshot: Option<Stamp>,
+    /// Entries and marks it held: the journal is folded into it when it holds as many edits.
+    snapshot_items: usize,
+    state: FileState,
+    /// How far the journal was read (`None`: there was none).
+    journal: Option<journal::Position>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+enum FileState {
+    #[default]
+    Fine,
+    /// Damaged or of another version: ignored, and replaced by the next write.
+    Damaged,
+    /// Could not be read (permissions, I/O): left alone, never written.
+    Unreadable(String),
+}
+
+#[derive(Debug, Default)]
+struct Served {
+    urls: HashSet<String>,
+    order: VecDeque<String>,
+}
+
 impl UploadCache {
     /// A cache kept in memory only.
     pub fn in_memory() -> Self {
@@ -143,110 +230,144 @@ impl UploadCache {
     /// The cache a client uses, with its margin ([`Config::upload_cache_margin`](crate::Config)).
     pub(crate) fn new(dir: Option<PathBuf>, margin: Duration) -> Self {
         Self {
-            book: Mutex::new(Book::default()),
-            pending: Mutex::new((Vec::new(), None)),
-            prune_at: Mutex::new(1024),
-            seen: Mutex::new(None),
-            served: Mutex::default(),
-            dir,
-            margin,
-            warning: Mutex::new(None),
+            shared: Arc::new(Shared {
+                looked: AtomicBool::new(dir.is_none()),
+                dir,
+                margin,
+                memory: Mutex::new(Memory {
+                    index: Index::default(),
+                    pending: Vec::new(),
+                    last_write: None,
+                    prune_at: 1024,
+                }),
+                disk: Mutex::default(),
+                served: Mutex::default(),
+                warning: Mutex::new(None),
+            }),
         }
     }
 
     /// The directory, for a cache on disk.
     pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
+        self.shared.dir.as_deref()
     }
 
     /// The margin: a URL is used only while it has this long left.
     pub fn margin(&self) -> Duration {
-        self.margin
+        self.shared.margin
     }
 
     /// Why the cache file could not be used (a warning: the cache started afresh), once.
     pub fn take_warning(&self) -> Option<String> {
-        lock(&self.warning).take()
+        lock(&self.shared.warning).take()
     }
 
-    /// Every entry, longest-lasting first.
+    /// Every entry, longest-lasting first. Blocking: reads the cache's files.
     pub fn list(&self) -> Vec<CachedUpload> {
-        self.refresh();
-        let mut entries = lock(&self.book).entries.clone();
-        entries.sort_by_key(|e| std::cmp::Reverse(e.expires_at_ms));
-        entries.dedup_by(|a, b| a.url == b.url);
-        entries
+        self.shared.catch_up();
+        lock(&self.shared.memory).index.list()
     }
 
-    /// Forgets everything (and empties the cache file).
+    /// Forgets everything (and empties the cache file). Blocking.
     pub fn clear(&self) -> std::io::Result<()> {
         self.edit(Edit::Clear);
-        self.flush()
+        self.shared.write(true)
     }
 
-    /// Writes the edits not yet in the cache file (a cache on disk writes in batches; this is
-    /// also done when the cache is dropped).
+    /// Writes the edits not yet on disk. Blocking: in async code, call it from a blocking task
+    /// (`tokio::task::spawn_blocking` with a clone of the `Client`), or at the end.
     pub fn flush(&self) -> std::io::Result<()> {
-        let Some(dir) = &self.dir else {
-            return Ok(());
-        };
-        let edits = {
-            let mut pending = lock(&self.pending);
-            pending.1 = Some(std::time::Instant::now());
-            std::mem::take(&mut pending.0)
-        };
-        if edits.is_empty() {
-            return Ok(());
+        lock(&self.shared.memory).last_write = Some(Instant::now());
+        self.shared.write(false)
+    }
+
+    /// Reads what other processes wrote since it last looked, off the runtime: what an upload
+    /// (or a batch, once for all its files) does before it asks anything.
+    pub(crate) async fn catch_up(&self) {
+        if self.shared.dir.is_some() {
+            self.blocking(|shared| shared.catch_up()).await;
         }
-        let written = self.write(dir, edits.clone());
-        if written.is_err() {
-            // Kept for the next try, so that a refresh does not undo them in memory.
-            let mut pending = lock(&self.pending);
-            let later = std::mem::take(&mut pending.0);
-            pending.0 = edits;
-            pending.0.extend(later);
+    }
+
+    /// Writes the edits not yet on disk, off the runtime, when a batch of them is due.
+    pub(crate) async fn write_if_due(&self) {
+        if !self.due() {
+            return;
         }
-        written
+        if let Some(Err(e)) = self.blocking(|shared| shared.write(false)).await {
+            self.shared
+                .warn(format!("the upload cache could not be written: {e}"));
+        }
+    }
+
+    fn due(&self) -> bool {
+        if self.shared.dir.is_none() {
+            return false;
+        }
+        let mut memory = lock(&self.shared.memory);
+        let due = !memory.pending.is_empty()
+            && (memory.pending.len() >= BATCH
+                || memory
+                    .last_write
+                    .is_none_or(|at| at.elapsed() >= Duration::from_secs(1)));
+        if due {
+            memory.last_write = Some(Instant::now());
+        }
+        due
+    }
+
+    /// Runs a file operation on a blocking thread; `None` if it could not run (the runtime is
+    /// shutting down) or panicked.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Shared) -> T + Send + 'static,
+    ) -> Option<T> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || work(&shared))
+            .await
+            .ok()
+    }
+
+    /// Answers from memory, after reading the files once if nothing did yet (only a caller
+    /// outside the upload paths, which catch up off the runtime first, gets here unread).
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        if !self.shared.looked.load(Ordering::Acquire) {
+            self.shared.catch_up();
+        }
+        lock(&self.shared.memory)
     }
 
     pub(crate) fn lookup(&self, identity: &Identity, now: SystemTime) -> Verdict {
-        self.refresh();
-        verdict(&lock(&self.book).entries, identity, now, self.margin)
+        self.memory()
+            .index
+            .lookup(identity, now, self.shared.margin)
     }
 
-    /// Whether a hit is possible for a file of `size` (see [`book::may_hold`]).
+    /// Whether a hit is possible for a file of `size`: a fresh entry of that size for the
+    /// model and account exists (an exact test; without one the file need not be read ahead).
     pub(crate) fn may_hold(&self, model: &str, account: &str, size: u64, now: SystemTime) -> bool {
-        self.refresh();
-        book::may_hold(
-            &lock(&self.book).entries,
-            model,
-            account,
-            size,
-            now,
-            self.margin,
-        )
+        self.memory()
+            .index
+            .may_hold(model, account, size, now, self.shared.margin)
     }
 
-    pub(crate) fn url_state(&self, account: &str, url: &str, now: SystemTime) -> UrlState {
-        self.refresh();
-        url_state(&lock(&self.book).entries, account, url, now, self.margin)
+    pub(crate) async fn url_state(&self, account: &str, url: &str, now: SystemTime) -> UrlState {
+        self.catch_up().await;
+        self.memory()
+            .index
+            .url_state(account, url, now, self.shared.margin)
     }
 
     /// The content digest a trusted fingerprint stands for.
     pub(crate) fn known_content(&self, path: &Path, stamp: &Stamp) -> Option<String> {
-        self.refresh();
-        lock(&self.book)
-            .marks
-            .iter()
-            .rev()
-            .find(|m| m.path == path && m.stamp == *stamp)
-            .map(|m| m.content.clone())
+        self.memory().index.known_content(path, stamp)
     }
 
     /// Remembers an upload, and the fingerprint its content digest stands for (when settled).
+    /// In memory at once; on disk with the next write ([`UploadCache::write_if_due`]).
     pub(crate) fn record(&self, entry: CachedUpload, mark: Option<(PathBuf, Stamp)>) {
         let content = entry.content.clone();
-        // The entry first: a write in between prunes marks whose content has no entry.
+        // The entry first: a prune in between drops marks whose content has no entry.
         self.edit(Edit::Add(entry));
         if let Some((path, stamp)) = mark {
             self.edit(Edit::Mark(Mark {
@@ -258,24 +379,27 @@ impl UploadCache {
     }
 
     /// The entry of a URL of this account, in any state.
-    pub(crate) fn entry(&self, account: &str, url: &str) -> Option<CachedUpload> {
-        self.refresh();
-        lock(&self.book)
-            .entries
-            .iter()
-            .rev()
-            .find(|e| e.url == url && e.account == account)
-            .cloned()
+    pub(crate) async fn entry(&self, account: &str, url: &str) -> Option<CachedUpload> {
+        self.catch_up().await;
+        self.memory().index.entry(account, url)
     }
 
     /// Notes that a URL came from the cache (or stood in a request) rather than from an upload
     /// made for the request at hand: a refusal of it may be the storage's loss, worth healing.
     pub(crate) fn note_served(&self, url: &str) {
-        lock(&self.served).insert(url.to_owned());
+        let mut served = lock(&self.shared.served);
+        if served.urls.insert(url.to_owned()) {
+            served.order.push_back(url.to_owned());
+            if served.order.len() > SERVED
+                && let Some(oldest) = served.order.pop_front()
+            {
+                served.urls.remove(&oldest);
+            }
+        }
     }
 
     pub(crate) fn was_served(&self, url: &str) -> bool {
-        lock(&self.served).contains(url)
+        lock(&self.shared.served).urls.contains(url)
     }
 
     /// Remembers that a settled fingerprint stands for a content (a hit on a file hashed again).
@@ -289,110 +413,221 @@ impl UploadCache {
 
     /// Forgets every URL of an entry's identity: the service refused one of them. Written at
     /// once, so that another process does not serve it meanwhile.
-    pub(crate) fn forget_content(&self, entry: &CachedUpload) {
+    pub(crate) async fn forget_content(&self, entry: &CachedUpload) {
         self.edit(Edit::Forget(entry.clone()));
-        if let Err(e) = self.flush() {
-            self.warn(format!("the upload cache could not be written: {e}"));
+        if self.shared.dir.is_none() {
+            return;
+        }
+        lock(&self.shared.memory).last_write = Some(Instant::now());
+        if let Some(Err(e)) = self.blocking(|shared| shared.write(false)).await {
+            self.shared
+                .warn(format!("the upload cache could not be written: {e}"));
         }
     }
 
+    /// Applies an edit in memory at once (pruning now and then); on disk, queues it.
+    fn edit(&self, edit: Edit) {
+        let mut memory = lock(&self.shared.memory);
+        if self.shared.dir.is_some() {
+            memory.pending.push(edit.clone());
+        }
+        memory.index.apply(edit);
+        if memory.index.len() >= memory.prune_at {
+            memory.index.prune(SystemTime::now());
+            memory.prune_at = (2 * memory.index.len()).max(1024);
+        }
+    }
+}
+
+impl Shared {
     fn warn(&self, message: String) {
         tracing::warn!("{message}");
         lock(&self.warning).get_or_insert(message);
     }
 
-    /// Applies an edit in memory at once (pruning now and then), and on disk in batches.
-    fn edit(&self, edit: Edit) {
-        {
-            let mut book = lock(&self.book);
-            edit.clone().apply(&mut book);
-            let mut prune_at = lock(&self.prune_at);
-            if book.entries.len() + book.marks.len() >= *prune_at {
-                book.prune(SystemTime::now());
-                *prune_at = (2 * (book.entries.len() + book.marks.len())).max(1024);
-            }
-        }
-        if self.dir.is_none() {
-            return;
-        }
-        let due = {
-            let mut pending = lock(&self.pending);
-            pending.0.push(edit);
-            pending.0.len() >= BATCH
-                || pending
-                    .1
-                    .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-        };
-        if due && let Err(e) = self.flush() {
-            self.warn(format!("the upload cache could not be written: {e}"));
-        }
-    }
-
-    /// Reads the cache file into memory (on disk only): other processes may have added to it.
-    /// This process's edits not yet written stay on top.
-    fn refresh(&self) {
+    /// Reads what changed on disk since it was last read. Blocking.
+    fn catch_up(&self) {
         let Some(dir) = &self.dir else { return };
+        let mut disk = lock(&self.disk);
+        self.catch_up_locked(dir, &mut disk);
+    }
+
+    /// The cache file when it was replaced (its fingerprint moved: every write renames a new
+    /// file over it), else only the journal's lines not read yet.
+    fn catch_up_locked(&self, dir: &Path, disk: &mut Disk) {
+        self.looked.store(true, Ordering::Release);
         let path = dir.join(CACHE_FILE);
-        // Every write renames a new file over the old: the same inode, size and time is the
-        // file read last.
-        let seen = std::fs::metadata(&path).ok().and_then(|m| Stamp::of(&m));
-        if seen.is_some() && *lock(&self.seen) == seen {
+        let now = std::fs::metadata(&path).ok().and_then(|m| Stamp::of(&m));
+        if !disk.read || now.is_none() || now != disk.snapshot {
+            disk.read = true;
+            disk.journal = None;
+            match read_book(&path) {
+                Ok((book, stamp)) => {
+                    disk.snapshot = stamp;
+                    disk.snapshot_items = book.entries.len() + book.marks.len();
+                    disk.state = FileState::Fine;
+                    let mut index = Index::from_book(book);
+                    // This process's edits not yet written stay on top.
+                    let mut memory = lock(&self.memory);
+                    for edit in memory.pending.iter().cloned() {
+                        index.apply(edit);
+                    }
+                    memory.index = index;
+                }
+                // Keep what this process knows; a damaged file is replaced on the next write.
+                Err(unusable) => {
+                    disk.snapshot = now;
+                    disk.state = match &unusable {
+                        Unusable::Damaged(_) => FileState::Damaged,
+                        Unusable::Unreadable(message) => FileState::Unreadable(message.clone()),
+                    };
+                    self.warn(unusable.message());
+                }
+            }
+        }
+        if disk.state != FileState::Fine {
             return;
         }
-        match read_book(&path) {
-            Ok(mut book) => {
-                for edit in lock(&self.pending).0.iter().cloned() {
-                    edit.apply(&mut book);
+        match journal::read_tail(dir, disk.snapshot, disk.journal) {
+            Ok(tail) => {
+                if !tail.edits.is_empty() {
+                    let mut memory = lock(&self.memory);
+                    for edit in tail.edits {
+                        memory.index.apply(edit);
+                    }
                 }
-                *lock(&self.book) = book;
-                *lock(&self.seen) = seen;
+                if tail.skipped > 0 {
+                    self.warn(format!(
+                        "{} line(s) of the upload cache's journal in {} could not be read; skipped",
+                        tail.skipped,
+                        dir.display()
+                    ));
+                }
+                disk.journal = tail.position;
             }
-            // Keep what this process knows; a damaged file is replaced on the next write.
-            Err(unusable) => self.warn(unusable.message()),
+            Err(e) => self.warn(format!(
+                "the upload cache's journal in {} cannot be read ({e}); going on without it",
+                dir.display()
+            )),
         }
     }
 
-    /// Applies edits to the file under the lock, merged with what other processes wrote,
-    /// pruned, and written atomically; the result is the book in memory.
-    fn write(&self, dir: &Path, edits: Vec<Edit>) -> std::io::Result<()> {
+    /// Writes the edits not yet on disk under the lock, after reading what other processes
+    /// wrote: appended to the journal, or (`compact`, or when the journal has grown as large
+    /// as the file) folded with the file into a new one. Blocking.
+    fn write(&self, compact: bool) -> std::io::Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let mut disk = lock(&self.disk);
+        if !compact && lock(&self.memory).pending.is_empty() {
+            return Ok(());
+        }
         create_private_dir(dir)?;
         // Opened in place, so not through a symlink: a planted link would have its target
         // created (the cache file itself is written to a new file and renamed, which is safe).
         let lock_file = crate::budget::open_private(&dir.join(LOCK_FILE))?;
-        lock_file.lock()?;
-        let path = dir.join(CACHE_FILE);
-        let mut book = match read_book(&path) {
-            Ok(book) => book,
-            Err(Unusable::Damaged(message)) => {
-                self.warn(message);
-                Book::default()
-            }
-            Err(Unusable::Unreadable(message)) => {
-                return Err(std::io::Error::other(message));
-            }
-        };
-        for edit in edits {
-            edit.apply(&mut book);
+        hold(&lock_file, dir)?;
+        self.catch_up_locked(dir, &mut disk);
+        if let FileState::Unreadable(message) = &disk.state {
+            return Err(std::io::Error::other(message.clone()));
         }
-        book.version = VERSION;
-        book.prune(SystemTime::now());
-        let written = write_atomically(dir, &path, &book);
-        {
-            let mut memory = lock(&self.book);
-            *memory = book;
-            for edit in lock(&self.pending).0.iter().cloned() {
-                edit.apply(&mut memory);
-            }
+        // Temporary files of writers that died (the lock is held: none is being written now).
+        remove_stale_temporaries(dir);
+        let edits = std::mem::take(&mut lock(&self.memory).pending);
+        if edits.is_empty() && !compact {
+            return Ok(());
         }
-        *lock(&self.seen) = None;
+        let written = self.put(dir, &mut disk, &edits, compact);
+        if written.is_err() {
+            // Kept for the next try, so that a refresh does not undo them in memory.
+            let mut memory = lock(&self.memory);
+            let later = std::mem::take(&mut memory.pending);
+            memory.pending = edits;
+            memory.pending.extend(later);
+        }
         drop(lock_file);
         written
     }
+
+    fn put(
+        &self,
+        dir: &Path,
+        disk: &mut Disk,
+        edits: &[Edit],
+        compact: bool,
+    ) -> std::io::Result<()> {
+        let journal = disk.journal.filter(|p| p.extends);
+        let fold = compact
+            || disk.state != FileState::Fine
+            || disk.snapshot.is_none()
+            || journal.map_or(0, |p| p.edits) + edits.len() >= disk.snapshot_items;
+        if !fold && let Some(snapshot) = disk.snapshot {
+            let at = match journal {
+                Some(at) => at,
+                None => journal::start(dir, snapshot)?,
+            };
+            let mut at = journal::append(dir, at, &journal::lines(edits)?)?;
+            at.edits += edits.len();
+            disk.journal = Some(at);
+            return Ok(());
+        }
+        // Memory holds the file, the journal and this process's edits (caught up under the
+        // lock), pruned on the way.
+        let book = lock(&self.memory).index.to_book(VERSION, SystemTime::now());
+        let items = book.entries.len() + book.marks.len();
+        let stamp = write_atomically(dir, &dir.join(CACHE_FILE), &book)?;
+        drop(book);
+        disk.snapshot = stamp;
+        disk.snapshot_items = items;
+        disk.state = FileState::Fine;
+        // The old journal does not extend the new file: its edits are in it. Without a new
+        // journal, the next write folds again.
+        disk.journal = match stamp.map(|s| journal::start(dir, s)) {
+            Some(Ok(at)) => Some(at),
+            Some(Err(e)) => {
+                self.warn(format!(
+                    "the upload cache's journal in {} could not be started ({e})",
+                    dir.display()
+                ));
+                None
+            }
+            None => None,
+        };
+        Ok(())
+    }
 }
+
+/// Takes the cache's lock, waiting for it (on this blocking thread) when another holds it.
+fn hold(lock_file: &std::fs::File, dir: &Path) -> std::io::Result<()> {
+    match lock_file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            #[cfg(feature = "test-hooks")]
+            lock(&LOCK_WAITS).push(dir.to_path_buf());
+            let _ = dir;
+            lock_file.lock()
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 impl Drop for UploadCache {
+    /// Writes what is not written yet: in place outside a runtime; inside one, on its blocking
+    /// threads, never on the async thread that drops the client.
     fn drop(&mut self) {
-        if let Err(e) = self.flush() {
-            tracing::warn!("the upload cache could not be written: {e}");
+        if self.shared.dir.is_none() || lock(&self.shared.memory).pending.is_empty() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let write = move || {
+            if let Err(e) = shared.write(false) {
+                tracing::warn!("the upload cache could not be written: {e}");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(write)),
+            Err(_) => write(),
         }
     }
 }

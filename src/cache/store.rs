@@ -1,15 +1,17 @@
 //! The cache file on disk: read, written whole under a lock and renamed into place, private
-//! to its owner.
+//! to its owner. (What changed since it was written is in the journal, `journal.rs`.)
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
 use super::CACHE_FILE;
+use super::JOURNAL_FILE;
 use super::VERSION;
 use super::book::Book;
 use super::book::ms;
 use super::book::plausible;
+use super::stamp::Stamp;
 
 /// Why the cache file's book could not be had.
 pub(super) enum Unusable {
@@ -26,23 +28,31 @@ impl Unusable {
     }
 }
 
-/// The cache file's book: empty when there is none yet; implausible entries dropped.
-pub(super) fn read_book(path: &Path) -> std::result::Result<Book, Unusable> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Book::default()),
-        Err(e) => {
-            return Err(Unusable::Unreadable(format!(
-                "the upload cache {} cannot be read ({e}); going on without it",
-                path.display()
-            )));
-        }
+/// The cache file's book and the fingerprint of the file it was read from (`None`: there is
+/// none yet, and the book is empty); implausible entries dropped.
+pub(super) fn read_book(path: &Path) -> std::result::Result<(Book, Option<Stamp>), Unusable> {
+    let unreadable = |e: std::io::Error| {
+        Unusable::Unreadable(format!(
+            "the upload cache {} cannot be read ({e}); going on without it",
+            path.display()
+        ))
     };
+    // The fingerprint of the file opened, not of the path: a rename in between cannot pair
+    // one file's fingerprint with another's content.
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Book::default(), None)),
+        Err(e) => return Err(unreadable(e)),
+    };
+    let stamp = file.metadata().map_err(unreadable)?;
+    let stamp = Stamp::of(&stamp);
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(unreadable)?;
     match serde_json::from_slice::<Book>(&bytes) {
         Ok(mut book) if book.version == VERSION => {
             let now = SystemTime::now();
             book.entries.retain(|e| plausible(e, now));
-            Ok(book)
+            Ok((book, stamp))
         }
         Ok(book) => Err(Unusable::Damaged(format!(
             "the upload cache {} is of version {}, not {VERSION}; starting afresh",
@@ -57,10 +67,13 @@ pub(super) fn read_book(path: &Path) -> std::result::Result<Book, Unusable> {
 }
 
 /// Writes the book beside its file and renames it over: readers see the old file or the new
-/// one, never a part. Temporary files left by killed writers are removed.
-pub(super) fn write_atomically(dir: &Path, path: &Path, book: &Book) -> std::io::Result<()> {
+/// one, never a part. Returns the new file's fingerprint.
+pub(super) fn write_atomically(
+    dir: &Path,
+    path: &Path,
+    book: &Book,
+) -> std::io::Result<Option<Stamp>> {
     let bytes = serde_json::to_vec(book).map_err(std::io::Error::other)?;
-    remove_stale_temporaries(dir);
     let temporary = dir.join(format!(
         "{CACHE_FILE}.{}.{}.tmp",
         std::process::id(),
@@ -73,7 +86,9 @@ pub(super) fn write_atomically(dir: &Path, path: &Path, book: &Book) -> std::io:
         // No fsync: a write killed by a crash of the machine leaves a damaged file, which is a
         // warning and a fresh start; an fsync per upload would cost more than it saves.
         file.write_all(&bytes)?;
-        std::fs::rename(&temporary, path)
+        std::fs::rename(&temporary, path)?;
+        // Of the open file after the rename (which moves its change time): what readers see.
+        Ok(Stamp::of(&file.metadata()?))
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&temporary);
@@ -113,7 +128,9 @@ pub(super) fn remove_stale_temporaries(dir: &Path) {
     for entry in read.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(CACHE_FILE) && name.ends_with(".tmp") {
+        if (name.starts_with(CACHE_FILE) || name.starts_with(JOURNAL_FILE))
+            && name.ends_with(".tmp")
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }

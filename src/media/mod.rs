@@ -365,9 +365,10 @@ async fn renewal(api: &api::Client, url: &str, model: Option<&str>) -> Result<Re
     };
     let account = uploads.account();
     let now = SystemTime::now();
-    let (entry, stale) = match cache.url_state(account, url, now) {
+    // url_state catches up with the files off the runtime: the answers below are from memory.
+    let (entry, stale) = match cache.url_state(account, url, now).await {
         UrlState::Stale(entry) => (entry, true),
-        UrlState::Send => match cache.entry(account, url) {
+        UrlState::Send => match cache.entry(account, url).await {
             Some(entry) if model.is_some_and(|m| m != entry.model) => (entry, false),
             _ => return Ok(Renewal::Keep),
         },
@@ -637,10 +638,10 @@ async fn heal_body(api: &api::Client, request: &mut reqwest::Request) -> Result<
         if !cache.was_served(&url) {
             continue;
         }
-        let Some(entry) = cache.entry(uploads.account(), &url) else {
+        let Some(entry) = cache.entry(uploads.account(), &url).await else {
             continue;
         };
-        cache.forget_content(&entry);
+        cache.forget_content(&entry).await;
         let Some(path) = admitted(api, entry.source.clone()).await else {
             continue;
         };

@@ -10,7 +10,9 @@ use tracing::Instrument;
 
 use super::Uploader;
 use super::batch::Tally;
-use super::form::{Feed, Hasher, Proof, Sent, form_request, not_redirected, prove_stored, stored};
+use super::form::{
+    Ended, Feed, Hasher, Proof, Sent, form_request, not_redirected, prove_stored, stored,
+};
 use super::lock_plain;
 use super::source::source_error;
 use crate::UploadSource;
@@ -51,6 +53,7 @@ impl Uploader<'_> {
             hash,
             current: None,
             hasher: None,
+            ended: None,
             proof: None,
             posts: 0,
             first_sent: SystemTime::now(),
@@ -79,6 +82,8 @@ struct FormPost<'u, 'a> {
     current: Option<(Arc<Credential>, String)>,
     /// The running hash of the last attempt's file bytes.
     hasher: Option<Hasher>,
+    /// The last attempt's file fingerprint when its last byte was read.
+    ended: Option<Ended>,
     /// What the last attempt can prove of its answer.
     proof: Option<Arc<Proof>>,
     /// Form POSTs made.
@@ -141,6 +146,7 @@ impl Attempts for FormPost<'_, '_> {
         };
         tracing::Span::current().record("key", key.as_str());
         self.posts += 1;
+        self.ended = self.hash.as_ref().map(|_| Arc::new(Mutex::new(None)));
         self.hasher = self.hash.as_ref().map(|_| {
             Arc::new(Mutex::new(Some(ring::digest::Context::new(
                 &ring::digest::SHA256,
@@ -152,6 +158,7 @@ impl Attempts for FormPost<'_, '_> {
             index: self.index,
             tally: self.tally.as_ref(),
             hasher: self.hasher.clone(),
+            ended: self.ended.clone(),
             proof,
         };
         let request = form_request(
@@ -194,7 +201,8 @@ impl Attempts for FormPost<'_, '_> {
             && answered
             && let Some(context) = lock_plain(&hasher).take()
         {
-            *lock_plain(out) = Some(crate::cache::hex(context.finish().as_ref()));
+            let ended = self.ended.take().and_then(|e| lock_plain(&e).take());
+            *lock_plain(out) = Some((crate::cache::hex(context.finish().as_ref()), ended));
         }
         if let Some(id) = &request_id {
             tracing::Span::current().record("request_id", id.as_str());

@@ -1,7 +1,7 @@
 //! One file or many: sizes checked first, a few uploads at a time, outcomes in input order, the
 //! batch's progress, and the upload cache consulted and fed around each upload.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -17,6 +17,7 @@ use futures_util::{Stream, StreamExt};
 use super::Uploader;
 use super::lock_plain;
 use super::source::SourceKind;
+use super::source::check_path;
 use super::unix_ms;
 use crate::Progress;
 use crate::UploadSource;
@@ -30,13 +31,17 @@ impl<'a> Uploader<'a> {
     /// Uploads one file.
     pub(crate) async fn upload(&self, model: &str, source: UploadSource) -> Result<UploadedFile> {
         let size = source.size().await?;
+        if let Some(cache) = self.uploads().cache() {
+            cache.catch_up().await;
+        }
         let observer = self.uploads().settings.observer.clone();
         let tally = observer.map(|o| {
             let tally = Tally::new(1, Some(o));
             tally.add_size(size);
             Arc::new(tally)
         });
-        self.upload_checked(model, &source, size, 0, tally).await
+        self.upload_checked(model, &source, size, 0, tally, Prior::default())
+            .await
     }
 
     /// Uploads many files, a few at a time, each outcome as its upload ends, tagged with its
@@ -53,29 +58,90 @@ impl<'a> Uploader<'a> {
             let observer = uploader.uploads().settings.observer.clone();
             let tally = Arc::new(Tally::new(sources.len(), observer));
             // Every source is checked first (a stat, no request), so that the batch's total
-            // size is known from the start and a bad path costs nothing but its own error.
+            // size is known from the start and a bad path costs nothing but its own error;
+            // with the cache, each file is also made absolute and fingerprinted. Files are
+            // looked at in groups, one trip off the runtime each.
+            let caching = uploader.uploads().cache().is_some();
             let mut checked = Vec::with_capacity(sources.len());
-            for source in sources {
-                let size = source.size().await;
-                if let Ok(size) = &size {
-                    tally.add_size(*size);
+            let mut sources = sources.into_iter().peekable();
+            while sources.peek().is_some() {
+                let group: Vec<UploadSource> = sources.by_ref().take(LOOK_GROUP).collect();
+                let paths: Vec<Option<PathBuf>> = group
+                    .iter()
+                    .map(|s| s.as_path().map(Path::to_path_buf))
+                    .collect();
+                let looked = tokio::task::spawn_blocking(move || {
+                    paths
+                        .into_iter()
+                        .map(|path| {
+                            let path = path?;
+                            let size = check_path(&path);
+                            let look = (caching && size.is_ok()).then(|| look(&path));
+                            Some((size, look))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap_or_default();
+                let mut looked = looked.into_iter();
+                for source in group {
+                    let (size, look) = match (source.as_path(), looked.next().flatten()) {
+                        (Some(_), Some(found)) => found,
+                        _ => (source.size().await, None),
+                    };
+                    if let Ok(size) = &size {
+                        tally.add_size(*size);
+                    }
+                    checked.push((source, size, look));
                 }
-                checked.push((source, size));
             }
+            // What other processes wrote is read once for the batch, off the runtime, and
+            // whether each file can hit is decided then, once for all: a file whose size no
+            // entry has is sent without being read ahead, even if another file of the batch
+            // is recorded with that size meanwhile (a batch of same-sized new files is not
+            // read twice). A file named twice can hit the second time: its first upload
+            // may be recorded by then (two copies under two names are two uploads).
+            let may_hit: Vec<Option<bool>> = match uploader.uploads().cache() {
+                Some(cache) => {
+                    cache.catch_up().await;
+                    let account = uploader.uploads().account();
+                    let now = SystemTime::now();
+                    let mut named = std::collections::HashSet::new();
+                    checked
+                        .iter()
+                        .map(|(_, size, look)| {
+                            let size = *size.as_ref().ok()?;
+                            let again = match look {
+                                Some(Some((absolute, _))) => !named.insert(absolute.clone()),
+                                _ => false,
+                            };
+                            Some(again || cache.may_hold(&model, account, size, now))
+                        })
+                        .collect()
+                }
+                None => vec![None; checked.len()],
+            };
             let concurrency = uploader.uploads().settings.concurrency.max(1);
             // Unordered, so that one slow file does not hold the other slots; the batch puts
             // the outcomes back in input order. The stop is looked at each time a slot frees,
             // so the uploads started are always the first ones.
-            futures_util::stream::iter(checked.into_iter().enumerate())
+            futures_util::stream::iter(checked.into_iter().zip(may_hit).enumerate())
                 .take_while(move |_| std::future::ready(!stop.is_stopped()))
-                .map(move |(index, (source, size))| {
+                .map(move |(index, ((source, size, look), may_hit))| {
                     let tally = tally.clone();
                     let model = model.clone();
                     async move {
                         let result = match size {
                             Ok(size) => {
                                 uploader
-                                    .upload_checked(&model, &source, size, index, Some(tally))
+                                    .upload_checked(
+                                        &model,
+                                        &source,
+                                        size,
+                                        index,
+                                        Some(tally),
+                                        Prior { may_hit, look },
+                                    )
                                     .await
                             }
                             Err(e) => Err(e),
@@ -95,6 +161,7 @@ impl<'a> Uploader<'a> {
         size: u64,
         index: usize,
         tally: Option<Arc<Tally>>,
+        prior: Prior,
     ) -> Result<UploadedFile> {
         if model.trim().is_empty() {
             return Err(Error::InvalidRequest("the model name is empty".to_owned()));
@@ -113,35 +180,41 @@ impl<'a> Uploader<'a> {
         let account = self.uploads().account();
         // No entry of this size can be hit: the file is not read ahead (a 20 GiB file over the
         // model's limit is refused by its size alone), only hashed as it is sent.
-        let may_hit = cache.may_hold(model, account, size, SystemTime::now());
-        let Some(known) = identify(cache, source, may_hit).await? else {
+        let may_hit = prior
+            .may_hit
+            .unwrap_or_else(|| cache.may_hold(model, account, size, SystemTime::now()));
+        let Some(known) = identify(cache, source, may_hit, prior.look).await? else {
             return self.store(model, source, size, index, tally, None).await;
         };
-        let identity = Identity {
-            content: known.content.clone(),
+        let identity = |content: String| Identity {
+            content,
             content_type: content_type(&source.name).to_owned(),
             model: model.to_owned(),
             account: account.to_owned(),
         };
-        if let (true, Verdict::Fresh(entry)) = (may_hit, cache.lookup(&identity, SystemTime::now()))
+        if let (true, Some(content)) = (may_hit, &known.content)
+            && let Verdict::Fresh(entry) =
+                cache.lookup(&identity(content.clone()), SystemTime::now())
         {
             tracing::info!(url = entry.url, "from the upload cache");
             cache.note_served(&entry.url);
             // A settled file that had to be read: next time its fingerprint will do.
             if let (false, Some(stamp), Some(path)) = (known.from_mark, known.mark, &known.path) {
-                cache.remember_mark(path.clone(), stamp, known.content.clone());
+                cache.remember_mark(path.clone(), stamp, content.clone());
+                cache.write_if_due().await;
             }
             if let Some(t) = &tally {
                 t.report(index, size, size);
             }
             return Ok(from_cache(entry, model));
         }
-        // What is recorded must be what was stored. A settled file whose fingerprint did not
-        // move during the upload was not written to (any write moves its change time past a
-        // settled one): its digest stands. Any other file is hashed again as it is sent, and
-        // recorded under what was sent.
-        let settled = known.mark.is_some();
-        let sent = (!settled && known.path.is_some()).then(|| Arc::new(Mutex::new(None)));
+        // What is recorded must be what was stored. A file read ahead whose settled
+        // fingerprint did not move during the upload was not written to (any write moves its
+        // change time past a settled one): its digest stands. Any other file is hashed as it
+        // is sent and recorded under what was sent, with its fingerprint when that was
+        // settled before and had not moved after.
+        let sent = (known.path.is_some() && (known.content.is_none() || known.mark.is_none()))
+            .then(|| Arc::new(Mutex::new(None)));
         // The file the digest was taken of, under the name it was given: a symlink moved
         // meanwhile cannot send other bytes under this digest.
         let canonical = known.path.as_ref().map(|path| UploadSource {
@@ -158,27 +231,37 @@ impl<'a> Uploader<'a> {
                 sent.clone(),
             )
             .await?;
-        let (content, mark) = match (&known.path, known.mark, sent) {
-            (Some(path), Some(before), _) => {
-                let after = tokio::fs::metadata(path)
+        let source_path = known.path.clone();
+        let mark = |path: PathBuf, after: Option<Stamp>| {
+            known
+                .mark
+                .filter(|before| after == Some(*before))
+                .map(|stamp| (path, stamp))
+        };
+        let (content, mark) = match (known.path.clone(), known.content.clone(), sent) {
+            // The fingerprint after is the one the file had when its last byte was read.
+            (Some(path), _, Some(sent)) => match lock_plain(&sent).take() {
+                Some((content, after)) => (content, mark(path, after)),
+                None => return Ok(file),
+            },
+            (Some(path), Some(content), None) => {
+                let after = tokio::fs::metadata(&path)
                     .await
                     .ok()
                     .and_then(|m| Stamp::of(&m));
-                if after != Some(before) {
-                    return Ok(file);
+                match mark(path, after) {
+                    Some(mark) => (content, Some(mark)),
+                    None => return Ok(file),
                 }
-                (known.content, Some((path.clone(), before)))
             }
-            (Some(_), None, Some(sent)) => match lock_plain(&sent).take() {
-                Some(content) => (content, None),
-                None => return Ok(file),
-            },
             // Bytes in memory cannot change.
-            _ => (known.content, None),
+            (None, Some(content), _) => (content, None),
+            (_, None, _) => return Ok(file),
         };
+        let identity = identity(content);
         cache.record(
             CachedUpload {
-                content,
+                content: identity.content,
                 content_type: identity.content_type,
                 model: model.to_owned(),
                 account: identity.account,
@@ -186,10 +269,11 @@ impl<'a> Uploader<'a> {
                 size,
                 uploaded_at_ms: unix_ms(file.uploaded_at),
                 expires_at_ms: unix_ms(file.expires_at),
-                source: known.path,
+                source: source_path,
             },
             mark,
         );
+        cache.write_if_due().await;
         Ok(file)
     }
 }
@@ -298,12 +382,37 @@ impl<'a> IntoFuture for UploadBatch<'a> {
     }
 }
 
+/// Files looked at in one trip off the runtime, when a batch starts.
+const LOOK_GROUP: usize = 256;
+
+/// A file made absolute, and its fingerprint when settled; `None` when it cannot be.
+pub(super) type Looked = Option<(PathBuf, Option<Stamp>)>;
+
+/// What a batch learnt of a file before its upload starts (nothing, for a single upload).
+#[derive(Default)]
+pub(super) struct Prior {
+    /// Whether it can hit, decided for the whole batch at its start.
+    may_hit: Option<bool>,
+    /// The file looked at.
+    look: Option<Looked>,
+}
+
+/// A file made absolute and fingerprinted, the fingerprint only when settled. Blocking.
+fn look(path: &Path) -> Looked {
+    let absolute = std::fs::canonicalize(path).ok()?;
+    let taken = SystemTime::now();
+    let meta = std::fs::metadata(&absolute).ok()?;
+    Some((absolute, Stamp::of(&meta).filter(|s| s.settled(taken))))
+}
+
 /// What the cache needs to know of a source before uploading it.
 pub(super) struct Known {
-    pub(super) content: String,
+    /// The content digest, when known before the upload (bytes, a trusted fingerprint, or
+    /// a file read ahead because a hit is possible).
+    pub(super) content: Option<String>,
     /// The file (absolute), for a file.
     pub(super) path: Option<PathBuf>,
-    /// Its fingerprint before hashing, when settled enough to stand for the content.
+    /// Its fingerprint before anything was read, when settled enough to stand for the content.
     pub(super) mark: Option<Stamp>,
     /// Whether the digest came from that fingerprint (the file was not read).
     pub(super) from_mark: bool,
@@ -312,17 +421,18 @@ pub(super) struct Known {
 /// A source's content digest: from a trusted fingerprint without reading the file, or by
 /// reading it. `None` for a reader (it cannot be read twice).
 ///
-/// Without `may_hit` a file is not read: its digest is left empty (never recorded: the upload
-/// hashes what it sends) and its fingerprint unset, so that the sent bytes' hash is recorded.
+/// Without `may_hit` a file is not read: its digest is left unknown (the upload hashes what it
+/// sends), only its path and fingerprint taken.
 pub(super) async fn identify(
     cache: &UploadCache,
     source: &UploadSource,
     may_hit: bool,
+    looked: Option<Looked>,
 ) -> Result<Option<Known>> {
     match &source.kind {
         SourceKind::Reader { .. } => Ok(None),
         SourceKind::Bytes(bytes) => Ok(Some(Known {
-            content: crate::cache::digest_bytes(bytes),
+            content: Some(crate::cache::digest_bytes(bytes)),
             path: None,
             mark: None,
             from_mark: false,
@@ -333,26 +443,30 @@ pub(super) async fn identify(
                 source,
             };
             // A path that cannot be made absolute or read here is uploaded without the cache
-            // (the upload reports what is wrong with it, if anything).
-            let Ok(absolute) = tokio::fs::canonicalize(path).await else {
-                return Ok(None);
+            // (the upload reports what is wrong with it).
+            let looked = match looked {
+                Some(looked) => looked,
+                None => {
+                    let path = path.clone();
+                    tokio::task::spawn_blocking(move || look(&path))
+                        .await
+                        .map_err(|e| io(std::io::Error::other(e)))?
+                }
             };
-            let taken = SystemTime::now();
-            let Ok(meta) = tokio::fs::metadata(&absolute).await else {
+            let Some((absolute, stamp)) = looked else {
                 return Ok(None);
             };
             if !may_hit {
                 return Ok(Some(Known {
-                    content: String::new(),
+                    content: None,
                     path: Some(absolute),
-                    mark: None,
+                    mark: stamp,
                     from_mark: false,
                 }));
             }
-            let stamp = Stamp::of(&meta).filter(|s| s.settled(taken));
             if let Some(content) = stamp.and_then(|s| cache.known_content(&absolute, &s)) {
                 return Ok(Some(Known {
-                    content,
+                    content: Some(content),
                     path: Some(absolute),
                     mark: stamp,
                     from_mark: true,
@@ -366,7 +480,7 @@ pub(super) async fn identify(
                 .map_err(|e| io(std::io::Error::other(e)))?
                 .map_err(io)?;
             Ok(Some(Known {
-                content,
+                content: Some(content),
                 path: Some(absolute),
                 mark: stamp,
                 from_mark: false,

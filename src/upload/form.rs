@@ -13,8 +13,10 @@ use super::batch::Tally;
 use super::lock_plain;
 use super::source::BoxReader;
 use super::source::CHUNK;
+use super::source::Opened;
 use super::source::SourceError;
 use crate::UploadSource;
+use crate::cache::Stamp;
 use crate::naming::content_type;
 use crate::session::Credential;
 use crate::{Error, Result};
@@ -32,6 +34,7 @@ pub(super) async fn form_request(
         index,
         tally,
         hasher,
+        ended,
         proof,
     } = feed;
     let content_type = content_type(&source.name);
@@ -51,12 +54,16 @@ pub(super) async fn form_request(
     let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
     let length = head.len() as u64 + size + tail.len() as u64;
 
-    let reader = source.open().await?;
+    let opened = source.open().await?;
     if let Some(t) = tally {
         t.restart(index);
     }
     let watched = proof.clone();
-    let body = file_stream(reader, size, index, tally.cloned()).map(move |chunk| {
+    let chunks = match opened {
+        Opened::File(file) => file_stream(file, size, index, tally.cloned(), ended).left_stream(),
+        Opened::Reader(reader) => reader_stream(reader, size, index, tally.cloned()).right_stream(),
+    };
+    let body = chunks.map(move |chunk| {
         if let Ok(bytes) = &chunk {
             if let Some(hasher) = &hasher
                 && let Some(context) = lock_plain(hasher).as_mut()
@@ -117,6 +124,8 @@ pub(super) struct Feed<'a> {
     pub(super) index: usize,
     pub(super) tally: Option<&'a Arc<Tally>>,
     pub(super) hasher: Option<Hasher>,
+    /// Where a file's fingerprint goes when its last byte is read, if asked.
+    pub(super) ended: Option<Ended>,
     pub(super) proof: Arc<Proof>,
 }
 
@@ -220,8 +229,11 @@ pub(super) async fn prove_stored(response: reqwest::Response, proof: &Proof) -> 
     Ok(())
 }
 
-/// Where the SHA-256 of what a POST sent is left (hex), once it stored the object.
-pub(super) type Sent = Arc<Mutex<Option<String>>>;
+/// Where the SHA-256 of what a POST sent is left (hex), once it stored the object, with the
+/// fingerprint its file had when its last byte was read.
+pub(super) type Sent = Arc<Mutex<Option<(String, Option<Stamp>)>>>;
+/// The fingerprint a file had when one POST read its last byte.
+pub(super) type Ended = Arc<Mutex<Option<Stamp>>>;
 /// The running SHA-256 of one POST's file bytes.
 pub(super) type Hasher = Arc<Mutex<Option<ring::digest::Context>>>;
 
@@ -255,8 +267,74 @@ pub(super) fn form_head(
     Bytes::from(head)
 }
 
-/// The file's bytes, exactly `size` of them, read in chunks as the connection takes them.
+/// A file's bytes, exactly `size` of them, read on the blocking threads a chunk ahead of the
+/// connection: the next chunk is read while this one is sent, into a buffer that is not
+/// zeroed first and is sent as it is (no copy through an async file's own buffer).
 pub(super) fn file_stream(
+    file: std::fs::File,
+    size: u64,
+    index: usize,
+    progress: Option<Arc<Tally>>,
+    ended: Option<Ended>,
+) -> impl futures_util::Stream<Item = std::result::Result<Bytes, SourceError>> + Send {
+    type Reading = tokio::task::JoinHandle<(std::fs::File, std::io::Result<Bytes>)>;
+    fn start(mut file: std::fs::File, sent: u64, size: u64, ended: Option<Ended>) -> Reading {
+        tokio::task::spawn_blocking(move || {
+            let chunk = read_chunk(&mut file, sent, size);
+            // In the same trip as the last read: whether the file moved while it was read.
+            if let (Ok(bytes), Some(ended)) = (&chunk, ended)
+                && sent + bytes.len() as u64 == size
+            {
+                *lock_plain(&ended) = file.metadata().ok().and_then(|m| Stamp::of(&m));
+            }
+            (file, chunk)
+        })
+    }
+    futures_util::stream::try_unfold(
+        (Some(start(file, 0, size, ended.clone())), 0u64, progress),
+        move |(reading, sent, progress)| {
+            let ended = ended.clone();
+            async move {
+                let Some(reading) = reading else {
+                    return Ok(None);
+                };
+                let (file, chunk) = reading.await.map_err(|e| SourceError(e.to_string()))?;
+                let chunk = chunk.map_err(|e| SourceError(e.to_string()))?;
+                let sent = sent + chunk.len() as u64;
+                if let Some(p) = &progress {
+                    p.report(index, sent, size);
+                }
+                let next = (sent < size).then(|| start(file, sent, size, ended));
+                Ok(Some((chunk, (next, sent, progress))))
+            }
+        },
+    )
+}
+
+/// The next chunk of a file at `sent` of `size` bytes; the last one also checks that the
+/// file ends there (a source longer than announced would corrupt the form). Blocking.
+fn read_chunk(file: &mut std::fs::File, sent: u64, size: u64) -> std::io::Result<Bytes> {
+    use std::io::Read;
+    let want = (size - sent).min(CHUNK as u64);
+    let mut buf = Vec::with_capacity(want as usize);
+    (&mut *file).take(want).read_to_end(&mut buf)?;
+    let got = sent + buf.len() as u64;
+    if got < sent + want {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the source ended after {got} of {size} bytes"),
+        ));
+    }
+    if got == size && file.read(&mut [0u8; 1])? != 0 {
+        return Err(std::io::Error::other(format!(
+            "the source is longer than its {size} bytes"
+        )));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A reader's bytes, exactly `size` of them, read in chunks as the connection takes them.
+pub(super) fn reader_stream(
     reader: BoxReader,
     size: u64,
     index: usize,

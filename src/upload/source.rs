@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::{Error, Result};
 
-/// The chunk size of file reads.
+/// The chunk size of file reads. (Measured in docs/figures.md, "Uploads against curl".)
 pub(super) const CHUNK: usize = 256 * 1024;
 
 /// What to upload.
@@ -27,6 +27,13 @@ pub(super) enum SourceKind {
 }
 
 pub(super) type BoxReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// A source opened for one attempt: a file is read on the blocking threads (a chunk ahead of
+/// the connection, straight into the buffer that is sent); the others are async readers.
+pub(super) enum Opened {
+    File(std::fs::File),
+    Reader(BoxReader),
+}
 pub(super) type ReaderFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<BoxReader>> + Send>>;
 
@@ -110,38 +117,64 @@ impl UploadSource {
             SourceKind::Bytes(b) => Ok(b.len() as u64),
             SourceKind::Reader { len, .. } => Ok(*len),
             SourceKind::Path(path) => {
-                let io = |source| Error::Io {
-                    path: Some(path.clone()),
-                    source,
-                };
-                let meta = tokio::fs::metadata(path).await.map_err(io)?;
-                if !meta.is_file() {
-                    return Err(Error::NotAFile { path: path.clone() });
-                }
-                // Opening proves it is readable now, not only that it exists.
-                drop(tokio::fs::File::open(path).await.map_err(io)?);
-                Ok(meta.len())
+                let check = path.clone();
+                tokio::task::spawn_blocking(move || check_path(&check))
+                    .await
+                    .map_err(|e| Error::Io {
+                        path: Some(path.clone()),
+                        source: std::io::Error::other(e),
+                    })?
             }
         }
     }
 
-    pub(super) async fn open(&self) -> Result<BoxReader> {
+    /// The path, for a file.
+    pub(super) fn as_path(&self) -> Option<&Path> {
         match &self.kind {
-            SourceKind::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b.clone()))),
+            SourceKind::Path(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub(super) async fn open(&self) -> Result<Opened> {
+        match &self.kind {
+            SourceKind::Bytes(b) => Ok(Opened::Reader(Box::new(std::io::Cursor::new(b.clone())))),
             SourceKind::Path(path) => {
-                let file = tokio::fs::File::open(path)
+                let io = |source| Error::Io {
+                    path: Some(path.clone()),
+                    source,
+                };
+                let open = path.clone();
+                let file = tokio::task::spawn_blocking(move || std::fs::File::open(open))
                     .await
-                    .map_err(|source| Error::Io {
-                        path: Some(path.clone()),
-                        source,
-                    })?;
-                Ok(Box::new(file))
+                    .map_err(|e| io(std::io::Error::other(e)))?
+                    .map_err(io)?;
+                Ok(Opened::File(file))
             }
             SourceKind::Reader { open, .. } => open()
                 .await
+                .map(Opened::Reader)
                 .map_err(|source| Error::Io { path: None, source }),
         }
     }
+}
+
+/// What [`UploadSource::size`] checks of a file: it exists, is a regular file, can be opened.
+/// Blocking.
+pub(super) fn check_path(path: &Path) -> Result<u64> {
+    let io = |source| Error::Io {
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    // Opening proves it is readable now, not only that it exists.
+    drop(std::fs::File::open(path).map_err(io)?);
+    Ok(meta.len())
 }
 
 impl From<&Path> for UploadSource {

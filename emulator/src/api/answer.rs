@@ -70,6 +70,8 @@ pub(crate) struct Behaviour {
     pub(crate) choices: usize,
     /// `modalities` asks for audio (Omni): a stream carries it beside its text.
     pub(crate) audio: bool,
+    /// Native `vl_enable_image_hw_output`: the height and width each image was read at.
+    pub(crate) image_hw: Vec<(u32, u32)>,
 }
 impl Behaviour {
     pub(crate) fn of(
@@ -144,14 +146,44 @@ impl Behaviour {
         let audio = param("modalities")
             .and_then(Value::as_array)
             .is_some_and(|m| m.iter().any(|v| v.as_str() == Some("audio")));
+        // Native only: the compatible API documents no such parameter.
+        let image_hw = if api == Api::Native
+            && param("vl_enable_image_hw_output").and_then(Value::as_bool) == Some(true)
+        {
+            received
+                .media
+                .iter()
+                .filter_map(|m| m.dimensions)
+                .map(|(w, h)| (read_at(h), read_at(w)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             reasoning,
             call,
             finish: "stop",
             choices: 1,
             audio,
+            image_hw,
         }
     }
+}
+
+/// The side an image is read at: the nearest multiple of the 28-pixel patch, at least one patch
+/// (Qwen-VL's resize rule; the emulator applies no pixel bounds, see docs/emulator.md).
+fn read_at(side: u32) -> u32 {
+    (side.saturating_add(14) / 28).max(1) * 28
+}
+
+/// The content part that reports the images' sizes, as the documentation prints it: each
+/// `[height, width]` as strings.
+fn image_hw_part(sizes: &[(u32, u32)]) -> Value {
+    let sizes: Vec<Value> = sizes
+        .iter()
+        .map(|(h, w)| json!([h.to_string(), w.to_string()]))
+        .collect();
+    json!({"image_hw": sizes})
 }
 
 pub(crate) struct Call {
@@ -273,6 +305,7 @@ pub(crate) fn native_answer(
     shape: Shape,
 ) -> Value {
     let mut body = native_body(request_id, usage, behaviour.finish, Some(answer), shape);
+    push_image_hw(message_of(&mut body), behaviour, shape);
     let message = message_of(&mut body);
     if let Some(reasoning) = &behaviour.reasoning {
         message["reasoning_content"] = json!(reasoning);
@@ -288,6 +321,16 @@ pub(crate) fn native_answer(
         *finish_of(&mut body) = json!("tool_calls");
     }
     body
+}
+
+/// The `image_hw` part after the text, when asked for (the multimodal shape only).
+fn push_image_hw(message: &mut Value, behaviour: &Behaviour, shape: Shape) {
+    if shape != Shape::Multimodal || behaviour.image_hw.is_empty() {
+        return;
+    }
+    if let Some(content) = message.get_mut("content").and_then(Value::as_array_mut) {
+        content.push(image_hw_part(&behaviour.image_hw));
+    }
 }
 
 /// The answer cut into a few pieces at word boundaries, as a model would stream it.
@@ -479,6 +522,9 @@ pub(crate) fn native_stream(
             message["tool_calls"] = json!([{"id": id, "type": "function",
                 "function": {"name": name, "arguments": arguments}}]);
         }
+        if i == last {
+            push_image_hw(message, behaviour, shape);
+        }
         out.push(format!(
             "id:{n}\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n"
         ));
@@ -531,4 +577,6 @@ pub(crate) struct Described {
     pub(crate) summary: String,
     pub(crate) kind: MediaKind,
     pub(crate) tokens: u64,
+    /// An image's width and height, when the emulator could read them.
+    pub(crate) dimensions: Option<(u32, u32)>,
 }

@@ -422,6 +422,7 @@ pub(crate) fn resolve_medium(
             ),
             kind,
             tokens: object.tokens,
+            dimensions: object.dimensions.filter(|_| kind == MediaKind::Image),
         });
     }
     if let Some(rest) = r.url.strip_prefix("data:") {
@@ -450,6 +451,7 @@ pub(crate) fn resolve_medium(
             summary: format!("{mime}, {} bytes, data URI", bytes.len()),
             kind,
             tokens: media::tokens(kind, &bytes, bytes.len() as u64),
+            dimensions: media::dimensions(&bytes).filter(|_| kind == MediaKind::Image),
         });
     }
     if r.url.starts_with("https://") || r.url.starts_with("http://") {
@@ -466,6 +468,7 @@ pub(crate) fn resolve_medium(
             summary: format!("{} (not fetched: the emulator is offline)", r.url),
             kind,
             tokens: 256,
+            dimensions: None,
         });
     }
     Err(invalid_url())
