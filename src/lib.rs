@@ -23,6 +23,7 @@ pub mod chat;
 mod client;
 pub mod config;
 pub mod error;
+mod forward;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -42,6 +43,7 @@ mod wire;
 
 pub use client::{Client, install_crypto_provider};
 pub use config::{Config, Region};
+pub use forward::RawRequest;
 pub use error::{ApiError, DecodeError, Error, Result, Service, Throttle};
 pub use report::{Callback, Progress, Transfer, UploadEvent, UploadedFile};
 pub use retry::RetryPolicy;
