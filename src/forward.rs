@@ -106,10 +106,7 @@ fn repeat_of(request: &RawRequest) -> Repeat {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("enable"));
     if submit {
         Repeat::Creates
-    } else if matches!(
-        request.method,
-        reqwest::Method::GET | reqwest::Method::HEAD
-    ) {
+    } else if matches!(request.method, reqwest::Method::GET | reqwest::Method::HEAD) {
         Repeat::Safe
     } else {
         Repeat::Repeatable
@@ -168,10 +165,14 @@ impl Client {
     fn url_of(&self, path: &str) -> Result<reqwest::Url> {
         let refuse = |why: &str| Error::InvalidRequest(format!("path {path:?}: {why}"));
         if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
-            return Err(refuse("a path starts with one `/` and stays on the base URL"));
+            return Err(refuse(
+                "a path starts with one `/` and stays on the base URL",
+            ));
         }
         if path.chars().any(|c| c.is_control() || c == ' ' || c == '#') {
-            return Err(refuse("a path has no spaces, fragments or control characters"));
+            return Err(refuse(
+                "a path has no spaces, fragments or control characters",
+            ));
         }
         let base = reqwest::Url::parse(self.base_url()).map_err(|e| refuse(&e.to_string()))?;
         let url = reqwest::Url::parse(&format!("{}{path}", self.base_url()))
@@ -184,7 +185,12 @@ impl Client {
             .next()
             .unwrap_or_default()
             .split('/')
-            .any(|s| matches!(s.to_ascii_lowercase().as_str(), "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."));
+            .any(|s| {
+                matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."
+                )
+            });
         if !same_host || dots {
             return Err(refuse("it must stay on the base URL"));
         }
@@ -198,8 +204,10 @@ mod tests {
 
     #[test]
     fn a_submit_is_never_repeated_and_a_get_only_reads() {
-        let submit = RawRequest::post("/api/v1/services/audio/asr/transcription")
-            .header(ASYNC_HEADER.parse().unwrap(), HeaderValue::from_static("Enable"));
+        let submit = RawRequest::post("/api/v1/services/audio/asr/transcription").header(
+            ASYNC_HEADER.parse().unwrap(),
+            HeaderValue::from_static("Enable"),
+        );
         assert_eq!(repeat_of(&submit), Repeat::Creates);
         assert_eq!(repeat_of(&RawRequest::get("/api/v1/tasks/t")), Repeat::Safe);
         assert_eq!(
@@ -229,7 +237,9 @@ mod tests {
         assert!(is_task_path("/api/v1/tasks"));
         assert!(is_task_path("/api/v1/tasks/abc?x=1"));
         assert!(!is_task_path("/api/v1/tasksx"));
-        assert!(!is_task_path("/api/v1/services/aigc/multimodal-generation/generation"));
+        assert!(!is_task_path(
+            "/api/v1/services/aigc/multimodal-generation/generation"
+        ));
     }
 
     #[test]

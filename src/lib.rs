@@ -43,8 +43,8 @@ mod wire;
 
 pub use client::{Client, install_crypto_provider};
 pub use config::{Config, Region};
-pub use forward::RawRequest;
 pub use error::{ApiError, DecodeError, Error, Result, Service, Throttle};
+pub use forward::RawRequest;
 pub use report::{Callback, Progress, Transfer, UploadEvent, UploadedFile};
 pub use retry::RetryPolicy;
 pub use secret::Secret;

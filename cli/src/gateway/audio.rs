@@ -71,37 +71,61 @@ pub(super) async fn transcriptions(
         return Refusal::bad("expected a multipart/form-data body (file, model, …)").render(shape);
     };
     let shared: Shared = Arc::new(tokio::sync::Mutex::new(body.into_data_stream()));
-    let form = read_form(&gateway, shared.clone(), boundary).await;
-    let form = match form {
-        Ok(form) => form,
-        Err(refusal) => {
-            drain(&shared).await;
-            return refusal.render(shape);
-        }
+    let mut form = Form {
+        file: None,
+        model: None,
+        language: None,
+        response_format: None,
     };
+    if let Err(refusal) = read_form(&gateway, shared.clone(), boundary, &mut form).await {
+        if let Some((file, _)) = form.file.take() {
+            file.remove().await;
+        }
+        drain(&shared).await;
+        return refusal.render(shape);
+    }
     let Some((file, size)) = form.file else {
         return Refusal::bad("the form has no `file` field: the audio or video to transcribe")
             .render(shape);
     };
-    let Some(model) = form.model.filter(|m| !m.trim().is_empty()) else {
-        return Refusal::bad("the form has no `model` field (e.g. paraformer-v2)").render(shape);
+    let (model, format) = match check_fields(form.model, form.response_format) {
+        Ok(fields) => fields,
+        Err(refusal) => {
+            file.remove().await;
+            return refusal.render(shape);
+        }
     };
-    let format = form.response_format.unwrap_or_else(|| "json".to_owned());
-    if !["json", "text", "verbose_json", "srt", "vtt"].contains(&format.as_str()) {
-        return Refusal::bad(format!(
-            "response_format {format:?}: one of json, text, verbose_json, srt, vtt"
-        ))
-        .render(shape);
-    }
     let client = match gateway.clients.get(bearer(&headers)) {
-        Ok(c) => c,
-        Err(e) => return errors::respond(shape, &e),
+        Ok(client) => client,
+        Err(e) => {
+            file.remove().await;
+            return errors::respond(shape, &e);
+        }
     };
     tracing::info!(model, size, "gateway: transcription");
     match transcribe(&client, &model, form.language, file).await {
         Ok(transcript) => answer(&format, &transcript),
         Err(e) => errors::respond(shape, &e),
     }
+}
+
+/// The model and the answer's format, or the refusal to answer.
+fn check_fields(
+    model: Option<String>,
+    format: Option<String>,
+) -> Result<(String, String), Refusal> {
+    let Some(model) = model.filter(|m| !m.trim().is_empty()) else {
+        return Err(Refusal::bad(
+            "the form has no `model` field (e.g. paraformer-v2)",
+        ));
+    };
+    let format = format.unwrap_or_else(|| "json".to_owned());
+    if !["json", "text", "verbose_json", "srt", "vtt"].contains(&format.as_str()) {
+        return Err(Refusal::bad(format!(
+            "response_format {format:?}: one of json, text, verbose_json, srt, vtt"
+        )));
+    }
+    Ok((model, format))
 }
 
 fn too_large(limit: u64) -> Refusal {
@@ -113,29 +137,32 @@ fn too_large(limit: u64) -> Refusal {
 }
 
 /// Reads the form, spooling the file; a refusal for a form that breaks a limit.
-async fn read_form(gateway: &Gateway, body: Shared, boundary: String) -> Result<Form, Refusal> {
+async fn read_form(
+    gateway: &Gateway,
+    body: Shared,
+    boundary: String,
+    form: &mut Form,
+) -> Result<(), Refusal> {
     let stream = futures_util::stream::unfold(body, |body| async move {
         let next = body.lock().await.next().await;
         next.map(|chunk| (chunk, body))
     });
     let mut multipart = multer::Multipart::new(stream, boundary);
-    let mut form = Form {
-        file: None,
-        model: None,
-        language: None,
-        response_format: None,
-    };
     let broken = |e: multer::Error| Refusal::bad(format!("the multipart form cannot be read: {e}"));
     let mut fields = 0;
     while let Some(mut field) = multipart.next_field().await.map_err(broken)? {
         fields += 1;
         if fields > MAX_FIELDS {
-            return Err(Refusal::bad(format!("the form has over {MAX_FIELDS} fields")));
+            return Err(Refusal::bad(format!(
+                "the form has over {MAX_FIELDS} fields"
+            )));
         }
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             if form.file.is_some() {
-                return Err(Refusal::bad("the form has two `file` fields: one file per request"));
+                return Err(Refusal::bad(
+                    "the form has two `file` fields: one file per request",
+                ));
             }
             let file_name = safe_name(field.file_name().unwrap_or("upload"));
             let spool = gateway.spool.clone();
@@ -143,22 +170,14 @@ async fn read_form(gateway: &Gateway, body: Shared, boundary: String) -> Result<
                 .await
                 .map_err(|e| internal(e.to_string()))?
                 .map_err(|e| internal(format!("cannot spool the upload: {e}")))?;
-            let mut file = tokio::fs::File::from_std(file);
-            let mut size = 0u64;
-            while let Some(chunk) = field.chunk().await.map_err(broken)? {
-                size += chunk.len() as u64;
-                if size > gateway.max_upload {
-                    // `guard` goes here, and its folder with it.
-                    return Err(too_large(gateway.max_upload));
+            let spooled = spool_field(&mut field, file, gateway.max_upload).await;
+            match spooled {
+                Ok(size) => form.file = Some((guard, size)),
+                Err(refusal) => {
+                    guard.remove().await;
+                    return Err(refusal);
                 }
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| internal(format!("cannot spool the upload: {e}")))?;
             }
-            file.flush()
-                .await
-                .map_err(|e| internal(format!("cannot spool the upload: {e}")))?;
-            form.file = Some((guard, size));
             continue;
         }
         let mut text = Vec::new();
@@ -179,7 +198,31 @@ async fn read_form(gateway: &Gateway, body: Shared, boundary: String) -> Result<
             _ => {}
         }
     }
-    Ok(form)
+    Ok(())
+}
+
+/// Writes the file field to its spooled file; its size, or a refusal past `limit`.
+async fn spool_field(
+    field: &mut multer::Field<'_>,
+    file: std::fs::File,
+    limit: u64,
+) -> Result<u64, Refusal> {
+    let mut file = tokio::fs::File::from_std(file);
+    let cannot = |e: std::io::Error| internal(format!("cannot spool the upload: {e}"));
+    let mut size = 0u64;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| Refusal::bad(format!("the multipart form cannot be read: {e}")))?
+    {
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large(limit));
+        }
+        file.write_all(&chunk).await.map_err(cannot)?;
+    }
+    file.flush().await.map_err(cannot)?;
+    Ok(size)
 }
 
 fn internal(message: String) -> Refusal {
@@ -205,9 +248,10 @@ async fn transcribe(
     language: Option<String>,
     file: SpoolFile,
 ) -> dashscope_oss::Result<Value> {
-    let uploaded = client.upload(model, UploadSource::path(file.path())).await?;
-    // Uploaded: the spooled copy is no longer needed, whatever comes next.
-    drop(file);
+    let uploaded = client.upload(model, UploadSource::path(file.path())).await;
+    // Uploaded or not, the spooled copy is no longer needed.
+    file.remove().await;
+    let uploaded = uploaded?;
     let mut parameters = types::TranscriptionParameters::builder();
     if let Some(language) = language {
         parameters = parameters.language_hints(vec![language]);
@@ -231,7 +275,8 @@ async fn transcribe(
         ));
     }
     let transcript = files.swap_remove(0).result?;
-    serde_json::to_value(&transcript).map_err(|e| dashscope_oss::Error::InvalidRequest(e.to_string()))
+    serde_json::to_value(&transcript)
+        .map_err(|e| dashscope_oss::Error::InvalidRequest(e.to_string()))
 }
 
 /// One sentence of a transcript: start and end in seconds, and its text.
@@ -248,11 +293,20 @@ fn segments(transcript: &Value) -> Vec<Segment> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .flat_map(|t| t.get("sentences").and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|t| {
+            t.get("sentences")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .map(|s| Segment {
             start: ms(s, "begin_time"),
             end: ms(s, "end_time"),
-            text: s.get("text").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            text: s
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
         })
         .collect()
 }
@@ -271,12 +325,14 @@ fn text_of(transcript: &Value) -> String {
 /// The transcript in OpenAI's answer shape for `format`.
 fn answer(format: &str, transcript: &Value) -> Response {
     let text = text_of(transcript);
-    let plain = |body: String, kind: &'static str| {
-        ([(header::CONTENT_TYPE, kind)], body).into_response()
-    };
+    let plain =
+        |body: String, kind: &'static str| ([(header::CONTENT_TYPE, kind)], body).into_response();
     match format {
         "text" => plain(format!("{text}\n"), "text/plain; charset=utf-8"),
-        "srt" | "vtt" => plain(subtitles(format, &segments(transcript)), "text/plain; charset=utf-8"),
+        "srt" | "vtt" => plain(
+            subtitles(format, &segments(transcript)),
+            "text/plain; charset=utf-8",
+        ),
         "verbose_json" => {
             let duration = transcript
                 .pointer("/properties/original_duration_in_milliseconds")
@@ -291,8 +347,10 @@ fn answer(format: &str, transcript: &Value) -> Response {
                         "compression_ratio": 0.0, "no_speech_prob": 0.0})
                 })
                 .collect();
-            axum::Json(json!({"task": "transcribe", "language": "", "duration": duration,
-                "text": text, "segments": segments}))
+            axum::Json(
+                json!({"task": "transcribe", "language": "", "duration": duration,
+                "text": text, "segments": segments}),
+            )
             .into_response()
         }
         _ => axum::Json(json!({"text": text})).into_response(),

@@ -103,7 +103,11 @@ fn classify(error: &Error) -> (StatusCode, String, String) {
             local(400, "invalid_file")
         }
         Error::FileTooLarge { .. } => local(413, "file_too_large"),
-        Error::QuotaExhausted(_) => (status(429), "insufficient_quota".to_owned(), code_of(error, "insufficient_quota")),
+        Error::QuotaExhausted(_) => (
+            status(429),
+            "insufficient_quota".to_owned(),
+            code_of(error, "insufficient_quota"),
+        ),
         Error::Transport(_) => local(502, "upstream_unreachable"),
         Error::Timeout(_) | Error::DeadlineExceeded { .. } | Error::WaitTimeout { .. } => {
             local(504, "upstream_timeout")

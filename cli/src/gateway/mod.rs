@@ -134,7 +134,11 @@ fn shape_of(path: &str) -> Shape {
 
 /// Equal in time independent of where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Every request passes here first: the token, or (without one) only loopback host names and
@@ -183,20 +187,25 @@ async fn guard(State(gateway): State<Arc<Gateway>>, request: Request, next: Next
 
 /// A request body read whole, up to [`JSON_BODY_LIMIT`].
 async fn read_body(body: Body) -> Result<axum::body::Bytes, Refusal> {
-    axum::body::to_bytes(body, JSON_BODY_LIMIT).await.map_err(|_| {
-        Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
-            format!(
-                "the request body is over {} MiB, or was cut short",
-                JSON_BODY_LIMIT / (1024 * 1024)
-            ),
-        )
-    })
+    axum::body::to_bytes(body, JSON_BODY_LIMIT)
+        .await
+        .map_err(|_| {
+            Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                format!(
+                    "the request body is over {} MiB, or was cut short",
+                    JSON_BODY_LIMIT / (1024 * 1024)
+                ),
+            )
+        })
 }
 
 /// A JSON body with its local files checked (`files.rs`), ready to send.
-async fn checked_json(gateway: &Arc<Gateway>, bytes: axum::body::Bytes) -> Result<Vec<u8>, Refusal> {
+async fn checked_json(
+    gateway: &Arc<Gateway>,
+    bytes: axum::body::Bytes,
+) -> Result<Vec<u8>, Refusal> {
     let mut value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Refusal::bad(format!("the body is not JSON: {e}")))?;
     let files = gateway.files.clone();
@@ -279,11 +288,8 @@ async fn models(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
 /// itself) and `Accept`.
 fn native_headers(mut request: RawRequest, headers: &HeaderMap) -> RawRequest {
     for (name, value) in headers {
-        let keep = name == header::ACCEPT || name.as_str().starts_with("x-dashscope-");
-        if keep && let Ok(value) = reqwest::header::HeaderValue::from_bytes(value.as_bytes()) {
-            if let Ok(name) = reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()) {
-                request = request.header(name, value);
-            }
+        if name == header::ACCEPT || name.as_str().starts_with("x-dashscope-") {
+            request = request.header(name.clone(), value.clone());
         }
     }
     request
@@ -350,7 +356,9 @@ fn listen_addr(args: &GatewayArgs) -> Result<SocketAddr, String> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .parse::<IpAddr>()
-        .map_err(|_| format!("--listen {listen:?}: not an IP address (e.g. 127.0.0.1 or 0.0.0.0)"))?;
+        .map_err(|_| {
+            format!("--listen {listen:?}: not an IP address (e.g. 127.0.0.1 or 0.0.0.0)")
+        })?;
     Ok(SocketAddr::new(ip, args.port))
 }
 

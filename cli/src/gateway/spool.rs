@@ -21,10 +21,7 @@ impl Spool {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
-        let dir = base.join(format!(
-            "dashscope-gateway-{}-{nanos}",
-            std::process::id()
-        ));
+        let dir = base.join(format!("dashscope-gateway-{}-{nanos}", std::process::id()));
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
@@ -69,11 +66,22 @@ impl SpoolFile {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Removes the file and its folder, and returns when they are gone (before the client is
+    /// answered: nothing is left behind once it has its answer).
+    pub(crate) async fn remove(mut self) {
+        let folder = std::mem::take(&mut self.folder);
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&folder)).await;
+    }
 }
 
 impl Drop for SpoolFile {
+    /// The other ends (a client gone mid-upload, a task cancelled): removed in the background.
     fn drop(&mut self) {
         let folder = std::mem::take(&mut self.folder);
+        if folder.as_os_str().is_empty() {
+            return;
+        }
         let remove = move || {
             let _ = std::fs::remove_dir_all(&folder);
         };
