@@ -39,9 +39,21 @@ impl Gateway {
 
     /// Starts it; its exit code and stderr when it prints no URL.
     fn try_spawn(args: &[&str]) -> Result<Self, (Option<i32>, String)> {
+        Self::start(args, None)
+    }
+
+    /// Starts it logging at `trace` into `log`.
+    fn spawn_logged(args: &[&str], log: &std::path::Path) -> Self {
+        Self::start(args, Some(log)).unwrap_or_else(|(code, stderr)| {
+            panic!("the gateway did not start ({code:?}): {stderr}")
+        })
+    }
+
+    fn start(args: &[&str], log: Option<&std::path::Path>) -> Result<Self, (Option<i32>, String)> {
         let tmp = support::fresh_cache_home().join("tmp");
         std::fs::create_dir_all(&tmp).expect("a TMPDIR");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dashscope"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dashscope"));
+        command
             .arg("gateway")
             .args(args)
             .env_remove("DASHSCOPE_API_KEY")
@@ -54,9 +66,14 @@ impl Gateway {
             .env("TMPDIR", &tmp)
             .env("XDG_CACHE_HOME", support::fresh_cache_home())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run dashscope gateway");
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("a log file")),
+                None => Stdio::piped(),
+            });
+        if log.is_some() {
+            command.env("RUST_LOG", "trace");
+        }
+        let mut child = command.spawn().expect("run dashscope gateway");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         let _ = BufReader::new(stdout).read_line(&mut line);
@@ -763,4 +780,58 @@ async fn bad_input_gets_the_clients_shape_and_leaves_nothing_behind() {
     assert!(gateway.spooled().is_empty(), "{:?}", gateway.spooled());
     // Nothing of the refused uploads reached the storage: only the PNG was uploaded.
     assert_eq!(emulator.stats().uploads_ok, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_or_signature_is_logged_or_answered() {
+    let emulator = emulator(EmulatorConfig::default().account("test", &[support::TEST_KEY])).await;
+    let files = files_dir();
+    let log = support::fresh_cache_home().join("gateway.log");
+    let gateway = Gateway::spawn_logged(
+        &[
+            "--base-url",
+            emulator.base_url(),
+            "--files",
+            files.to_str().expect("utf-8"),
+        ],
+        &log,
+    );
+    let image = files.join("cat.png").display().to_string();
+    let (status, answer) = post_chat(&gateway, support::TEST_KEY, &chat_body(&image, false)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (content_type, body) = form(
+        &[("model", "paraformer-v2")],
+        Some(("hello.wav", &std::fs::read(WAV).expect("wav"))),
+    );
+    let response = http()
+        .post(gateway.v1("/audio/transcriptions"))
+        .bearer_auth(support::TEST_KEY)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("transcription");
+    assert_eq!(response.status(), 200);
+    // A wrong key's refusal does not echo it.
+    let (status, answer) =
+        post_chat(&gateway, "sk-wrong-0123456789", &chat_body(&image, false)).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        !answer.to_string().contains("sk-wrong-0123456789"),
+        "{answer}"
+    );
+    drop(gateway);
+    let logged = std::fs::read_to_string(&log).expect("the log");
+    assert!(
+        logged.contains("dashscope.request"),
+        "nothing was logged: {logged}"
+    );
+    for secret in [
+        support::TEST_KEY,
+        "sk-wrong-0123456789",
+        "Signature",
+        "OSSAccessKeyId",
+    ] {
+        assert!(!logged.contains(secret), "{secret} in the log");
+    }
 }
