@@ -23,6 +23,7 @@ pub mod chat;
 mod client;
 pub mod config;
 pub mod error;
+mod forward;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -43,6 +44,7 @@ mod wire;
 pub use client::{Client, install_crypto_provider};
 pub use config::{Config, Region};
 pub use error::{ApiError, DecodeError, Error, Result, Service, Throttle};
+pub use forward::RawRequest;
 pub use report::{Callback, MediaOrigin, Progress, Transfer, UploadEvent, UploadedFile};
 pub use retry::RetryPolicy;
 pub use secret::Secret;

@@ -15,6 +15,23 @@ pub(crate) async fn connect(
     concurrency: Option<usize>,
     observer: Option<Callback<UploadEvent>>,
 ) -> Result<(Client, Option<Emulator>), u8> {
+    let (config, emulator) = configure(global, concurrency, observer).await?;
+    match Client::new(config) {
+        Ok(client) => Ok((client, emulator)),
+        Err(e) => {
+            report(&e, None);
+            Err(exit_code(&e))
+        }
+    }
+}
+
+/// The configuration the global flags describe (a client is built from it), and the
+/// in-process emulator if `--emulator`.
+pub(crate) async fn configure(
+    global: &Global,
+    concurrency: Option<usize>,
+    observer: Option<Callback<UploadEvent>>,
+) -> Result<(Config, Option<Emulator>), u8> {
     let mut config = Config::from_env();
     if let Some(observer) = observer {
         config = config.on_upload(move |event| observer(event));
@@ -79,13 +96,7 @@ pub(crate) async fn connect(
         (false, false, Some(dir)) => config.upload_cache(dir),
         _ => config,
     };
-    match Client::new(config) {
-        Ok(client) => Ok((client, emulator)),
-        Err(e) => {
-            report(&e, None);
-            Err(exit_code(&e))
-        }
-    }
+    Ok((config, emulator))
 }
 
 /// The CLI's upload cache: `$XDG_CACHE_HOME/dashscope-oss`, else `~/.cache/dashscope-oss`.

@@ -41,6 +41,7 @@ mod cmd_oss;
 mod cmd_task;
 mod connect;
 mod exit;
+mod gateway;
 mod output;
 mod progress;
 mod signals;
@@ -178,6 +179,9 @@ enum Command {
     /// Run the offline DashScope + OSS emulator until SIGINT/SIGTERM. Prints
     /// `DASHSCOPE_BASE_URL=http://127.0.0.1:PORT` as its first line.
     Emulator(EmulatorArgs),
+    /// A local HTTP server for OpenAI-compatible and DashScope clients, with local files.
+    /// Prints `OPENAI_BASE_URL=http://127.0.0.1:PORT/v1` as its first line.
+    Gateway(gateway::GatewayArgs),
 }
 
 /// `5MB`, `512KiB`, `1.5M`, `1000`: bytes (K, M, G as powers of 1000, KiB, MiB, GiB of 1024).
@@ -264,6 +268,7 @@ async fn run(cli: Cli) -> u8 {
     let connected = |code: Result<u8, u8>| code.unwrap_or_else(|code| code);
     match cli.command {
         Command::Emulator(args) => cmd_emulator::run_emulator(args).await,
+        Command::Gateway(args) => gateway::run(&global, args).await,
         Command::OssUploadDotted(args)
         | Command::Oss {
             command: OssCommand::Upload(args),

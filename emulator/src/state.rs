@@ -188,6 +188,8 @@ pub struct Stats {
     pub task_queries_max_per_second: u64,
     /// Event streams whose last event was written.
     pub streams_finished: u64,
+    /// Event streams dropped before their last event was written: the client went away.
+    pub streams_abandoned: u64,
     /// Answers of the emulator's file host (`Emulator::host_file`, `host_redirect`), 404s
     /// included: what a client fetched to re-host.
     pub files_served: u64,
@@ -204,6 +206,8 @@ pub(crate) struct Counters {
     pub chat_requests_with_resolve_header: AtomicU64,
     /// Shared with each stream's body, which counts itself once its last event is handed on.
     pub streams_finished: std::sync::Arc<AtomicU64>,
+    /// Shared with each stream's body, which counts itself if it is dropped unfinished.
+    pub streams_abandoned: std::sync::Arc<AtomicU64>,
     pub files_served: AtomicU64,
 }
 
@@ -541,6 +545,7 @@ impl State {
             task_queries_throttled: get(&self.tasks.throttled),
             task_queries_max_per_second: get(&self.tasks.max_per_second),
             streams_finished: get(&c.streams_finished),
+            streams_abandoned: get(&c.streams_abandoned),
             files_served: get(&c.files_served),
         }
     }

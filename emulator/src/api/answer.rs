@@ -539,18 +539,39 @@ pub(crate) fn sse(
     events: Vec<String>,
     pace: Duration,
     finished: Arc<AtomicU64>,
+    abandoned: Arc<AtomicU64>,
     request_id: &str,
 ) -> Response {
+    /// Counts its stream as abandoned when the stream is dropped before its last event.
+    struct Watch {
+        sent_last: Arc<std::sync::atomic::AtomicBool>,
+        abandoned: Arc<AtomicU64>,
+    }
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            if !self.sent_last.load(Ordering::Relaxed) {
+                self.abandoned.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let sent_last = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = Watch {
+        sent_last: sent_last.clone(),
+        abandoned,
+    };
     let last = events.len().saturating_sub(1);
     let stream =
         futures_util::stream::iter(events.into_iter().enumerate()).then(move |(i, event)| {
+            let _watched = &watch;
             let finished = finished.clone();
+            let sent_last = sent_last.clone();
             async move {
                 if i > 0 {
                     tokio::time::sleep(pace).await;
                 }
                 if i == last {
                     finished.fetch_add(1, Ordering::Relaxed);
+                    sent_last.store(true, Ordering::Relaxed);
                 }
                 Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(event))
             }

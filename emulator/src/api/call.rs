@@ -156,6 +156,7 @@ pub(crate) async fn model_call(
                 ),
                 state.config.stream_pace,
                 state.counters.streams_finished.clone(),
+                state.counters.streams_abandoned.clone(),
                 &request_id,
             )
         }
@@ -188,6 +189,7 @@ pub(crate) async fn model_call(
                 ),
                 state.config.stream_pace,
                 state.counters.streams_finished.clone(),
+                state.counters.streams_abandoned.clone(),
                 &request_id,
             )
         }
