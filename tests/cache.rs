@@ -9,32 +9,8 @@ use dashscope_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, Stats};
 use dashscope_oss::chat::{ChatRequest, Message};
 use dashscope_oss::{Client, Config, Error, RetryPolicy};
 
-/// A PNG header the emulator sniffs as an image (448×280).
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\xc0\0\0\x01\x18\x08\x02\0\0\0";
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "dashscope-oss-cache-test-{tag}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        Self(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod scratch;
+use scratch::{Dir, PNG};
 
 /// A PNG of its own content (the tag), written and left to settle: a fingerprint is trusted
 /// only for a file that last changed more than a timestamp tick before it was taken.
@@ -71,7 +47,7 @@ fn sent(stats: Stats) -> (u64, u64, u64) {
 #[tokio::test]
 async fn a_second_upload_of_the_same_content_sends_nothing() {
     let emulator = emulator().await;
-    let dir = Dir::new("hit");
+    let dir = Dir::new("cache", "hit");
     let cat = png(&dir.join("cat.png"), "hit");
     let client = client(config(&emulator));
     let first = client.upload("qwen-vl-plus", &*cat).await.expect("upload");
@@ -112,7 +88,7 @@ async fn a_second_upload_of_the_same_content_sends_nothing() {
 #[tokio::test]
 async fn another_model_key_or_base_url_misses() {
     let emulator = emulator().await;
-    let dir = Dir::new("miss");
+    let dir = Dir::new("cache", "miss");
     let cache = dir.join("cache");
     let cat = png(&dir.join("cat.png"), "miss");
     let one = client(
@@ -173,7 +149,7 @@ async fn another_model_key_or_base_url_misses() {
 #[tokio::test]
 async fn a_same_size_rewrite_in_the_same_second_misses() {
     let emulator = emulator().await;
-    let dir = Dir::new("rewrite");
+    let dir = Dir::new("cache", "rewrite");
     let cache = dir.join("cache");
     let path = png(&dir.join("photo.png"), "first!");
     let client = client(config(&emulator).upload_cache(&cache));
@@ -211,7 +187,7 @@ async fn a_same_size_rewrite_in_the_same_second_misses() {
 #[tokio::test]
 async fn a_url_is_reused_only_while_it_outlasts_the_margin() {
     let emulator = emulator().await;
-    let dir = Dir::new("margin");
+    let dir = Dir::new("cache", "margin");
     let cache = dir.join("cache");
     let cat = png(&dir.join("cat.png"), "margin");
     let uploaded = client(config(&emulator).upload_cache(&cache))
@@ -244,7 +220,7 @@ async fn a_url_is_reused_only_while_it_outlasts_the_margin() {
 #[tokio::test]
 async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() {
     let emulator = emulator().await;
-    let dir = Dir::new("heal");
+    let dir = Dir::new("cache", "heal");
     let cat = png(&dir.join("cat.png"), "heal");
     let client = client(config(&emulator));
     let ask = || ChatRequest::new("qwen-vl-plus").message(Message::user().image(&*cat).text("?"));
@@ -293,7 +269,7 @@ async fn a_url_the_storage_lost_is_uploaded_again_and_the_call_sent_once_more() 
 #[tokio::test]
 async fn a_stale_url_in_a_history_is_renewed_or_refused_before_sending() {
     let emulator = emulator().await;
-    let dir = Dir::new("stale");
+    let dir = Dir::new("cache", "stale");
     let cache = dir.join("cache");
     let cat = png(&dir.join("cat.png"), "stale");
     let old = client(config(&emulator).upload_cache(&cache))
@@ -334,7 +310,7 @@ async fn a_stale_url_in_a_history_is_renewed_or_refused_before_sending() {
 #[tokio::test]
 async fn a_damaged_cache_file_is_a_warning_and_a_fresh_start() {
     let emulator = emulator().await;
-    let dir = Dir::new("damaged");
+    let dir = Dir::new("cache", "damaged");
     let cache = dir.join("cache");
     std::fs::create_dir_all(&cache).expect("dir");
     let cat = png(&dir.join("cat.png"), "damaged");
@@ -378,7 +354,7 @@ async fn a_damaged_cache_file_is_a_warning_and_a_fresh_start() {
 #[tokio::test]
 async fn small_images_and_audio_go_inline_and_the_rest_is_uploaded() {
     let emulator = emulator().await;
-    let dir = Dir::new("inline");
+    let dir = Dir::new("cache", "inline");
     let cat = png(&dir.join("cat.png"), "inline");
     let mut wav = b"RIFF\x24\0\0\0WAVEfmt ".to_vec();
     wav.resize(64, 0);
@@ -471,7 +447,7 @@ async fn the_emulator_refuses_a_data_uri_over_the_service_limit() {
 async fn a_non_utf8_name_in_a_batch_breaks_no_cache_write() {
     use std::os::unix::ffi::OsStringExt;
     let emulator = emulator().await;
-    let dir = Dir::new("non-utf8");
+    let dir = Dir::new("cache", "non-utf8");
     let cache = dir.join("cache");
     let latin1 = dir
         .0
@@ -522,7 +498,7 @@ async fn a_non_utf8_name_in_a_batch_breaks_no_cache_write() {
 #[tokio::test]
 async fn a_symlinked_lock_file_is_refused_and_its_target_not_created() {
     let emulator = emulator().await;
-    let dir = Dir::new("lock-link");
+    let dir = Dir::new("cache", "lock-link");
     let cache = dir.join("cache");
     std::fs::create_dir_all(&cache).expect("dir");
     let target = dir.join("planted-target");
@@ -568,7 +544,7 @@ async fn a_miss_is_not_read_ahead_and_an_oversized_file_not_at_all() {
     ))
     .await
     .expect("emulator");
-    let dir = Dir::new("miss-reads");
+    let dir = Dir::new("cache", "miss-reads");
     let client = client(config(&emulator).upload_cache(dir.join("cache")));
     let big = dir.join("big.png");
     let mut bytes = PNG.to_vec();
@@ -623,7 +599,7 @@ fn a_cache_write_waiting_for_the_lock_stalls_no_other_task() {
         .enable_all()
         .build()
         .expect("runtime");
-    let dir = Dir::new("lock-wait");
+    let dir = Dir::new("cache", "lock-wait");
     let cache = dir.join("cache");
     std::fs::create_dir_all(&cache).expect("dir");
     let cat = png(&dir.join("cat.png"), "lock-wait");

@@ -11,34 +11,8 @@ use dashscope_oss::chat::{ChatRequest, Message};
 use dashscope_oss::config::LocalFiles;
 use dashscope_oss::{Client, Config, Error, RetryPolicy};
 
-/// A PNG header the emulator sniffs as an image (448×280).
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\xc0\0\0\x01\x18\x08\x02\0\0\0";
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "dashscope-oss-media-test-{tag}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        Self(dir)
-    }
-
-    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).expect("write");
-        path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod scratch;
+use scratch::{Dir, PNG};
 
 async fn emulator() -> Emulator {
     Emulator::start(EmulatorConfig::default())
@@ -77,8 +51,8 @@ fn refused(err: &Error) -> bool {
 #[tokio::test]
 async fn only_regular_files_under_the_admitted_directories_are_uploaded() {
     let emulator = emulator().await;
-    let root = Dir::new("root");
-    let outside = Dir::new("outside");
+    let root = Dir::new("media", "root");
+    let outside = Dir::new("media", "outside");
     let inside = root.file("cat.png", PNG);
     let secret = outside.file("secret.png", PNG);
     let client = Client::new(config(&emulator).upload_local_files(LocalFiles::under([&root.0])))
@@ -153,10 +127,10 @@ async fn only_regular_files_under_the_admitted_directories_are_uploaded() {
 #[tokio::test]
 async fn a_remembered_source_outside_the_admitted_directories_is_not_read_again() {
     let emulator = emulator().await;
-    let outside = Dir::new("remembered");
+    let outside = Dir::new("media", "remembered");
     let file = outside.file("cat.png", PNG);
     // Uploaded by a client that may read it, then its URL ends within the margin.
-    let cache = Dir::new("remembered-cache");
+    let cache = Dir::new("media", "remembered-cache");
     let open = Client::new(config(&emulator).upload_cache(&cache.0)).expect("client");
     let url = open
         .upload("qwen-vl-plus", &*file)
@@ -305,7 +279,7 @@ async fn a_data_uri_over_the_limit_is_uploaded_and_bad_ones_are_typed_errors() {
 #[tokio::test]
 async fn an_oss_url_of_another_model_is_uploaded_again_before_sending() {
     let emulator = emulator().await;
-    let dir = Dir::new("other-model");
+    let dir = Dir::new("media", "other-model");
     let file = dir.file("cat.png", PNG);
     let (config, events) = observed(config(&emulator));
     let client = Client::new(config).expect("client");
