@@ -13,11 +13,10 @@
 #[path = "../tests/process_support/mod.rs"]
 mod process_support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use process_support::EmulatorProcess;
+use process_support::{EmulatorProcess, write_video};
 
 use dashscope_oss::{Client, Config};
 
@@ -34,28 +33,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// An MP4-looking file of `size` bytes (the emulator sniffs a video), left to settle so that
-/// its fingerprint can be trusted (see `dashscope_oss::cache`).
-fn write_video(path: &Path, size: u64) {
-    use std::io::Write;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
-    let mut block: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
-    block[..12].copy_from_slice(b"\0\0\0\x18ftypmp42");
-    let mut left = size;
-    let mut first = true;
-    while left > 0 {
-        let n = left.min(block.len() as u64) as usize;
-        f.write_all(&block[..n]).expect("write");
-        left -= n as u64;
-        if first {
-            block[..12].fill(0);
-            first = false;
-        }
-    }
-    f.flush().expect("flush");
-    std::thread::sleep(Duration::from_millis(300));
 }
 
 fn stats(base: &str) -> (u64, u64) {

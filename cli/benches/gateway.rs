@@ -16,10 +16,10 @@ mod process_support;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::StreamExt;
-use process_support::EmulatorProcess;
+use process_support::{EmulatorProcess, stats, write_video};
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-emulator-default";
@@ -77,27 +77,6 @@ impl Drop for GatewayProcess {
     }
 }
 
-/// An MP4-looking file of `size` bytes, left to settle (see `cli/benches/cache.rs`).
-fn write_video(path: &Path, size: u64) {
-    use std::io::Write;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
-    let mut block: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
-    block[..12].copy_from_slice(b"\0\0\0\x18ftypmp42");
-    let mut left = size;
-    let mut first = true;
-    while left > 0 {
-        let n = left.min(block.len() as u64) as usize;
-        f.write_all(&block[..n]).expect("write");
-        left -= n as u64;
-        if first {
-            block[..12].fill(0);
-            first = false;
-        }
-    }
-    f.flush().expect("flush");
-    std::thread::sleep(Duration::from_millis(300));
-}
-
 async fn post(http: &reqwest::Client, url: &str, body: &Value) -> reqwest::Response {
     let response = http
         .post(url)
@@ -132,16 +111,6 @@ async fn first_chunk(http: &reqwest::Client, url: &str, body: &Value) -> f64 {
 
 fn uploads(stats: &Value) -> u64 {
     stats["uploads_ok"].as_u64().unwrap_or(0)
-}
-
-async fn stats(http: &reqwest::Client, base: &str) -> Value {
-    http.get(format!("{base}/emulator/v1/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats json")
 }
 
 fn main() {

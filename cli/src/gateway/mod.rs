@@ -34,7 +34,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use clap::Args;
 use dashscope_oss::{Callback, Client, Config, RawRequest, UploadEvent};
-use serde_json::Value;
 
 use crate::Global;
 use crate::exit::*;
@@ -201,10 +200,10 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, Refusal> {
         })
 }
 
-/// A JSON body, checked to be JSON, ready to send: the library checks its local files against
-/// `--files` as it resolves its media (`files.rs`).
+/// A JSON body, checked to be JSON (without building it: the library parses it once more as
+/// it resolves its media, and checks its local files against `--files` then, `files.rs`).
 fn checked_json(bytes: axum::body::Bytes) -> Result<Vec<u8>, Refusal> {
-    serde_json::from_slice::<Value>(&bytes)
+    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
         .map_err(|e| Refusal::bad(format!("the body is not JSON: {e}")))?;
     Ok(bytes.to_vec())
 }

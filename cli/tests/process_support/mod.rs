@@ -109,13 +109,7 @@ impl EmulatorProcess {
         if let Err(open) = self.settle_fds(at_rest, std::time::Duration::from_secs(60)) {
             panic!("round {round}: {open} descriptors still open, {at_rest} at rest before");
         }
-        http.get(format!("{}/emulator/v1/stats", self.base))
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("stats json")
+        stats(http, &self.base).await
     }
 }
 
@@ -160,4 +154,37 @@ pub fn judge_heap(samples: &[u64], tolerance: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The emulator's `/emulator/v1/stats` at `base`.
+pub async fn stats(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    http.get(format!("{base}/emulator/v1/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats json")
+}
+
+/// An MP4-looking file of `size` bytes (the emulator sniffs a video), left to settle so that
+/// its fingerprint can be trusted (see `dashscope_oss::cache`).
+pub fn write_video(path: &std::path::Path, size: u64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut block: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    block[..12].copy_from_slice(b"\0\0\0\x18ftypmp42");
+    let mut left = size;
+    let mut first = true;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n]).expect("write");
+        left -= n as u64;
+        if first {
+            block[..12].fill(0);
+            first = false;
+        }
+    }
+    f.flush().expect("flush");
+    std::thread::sleep(std::time::Duration::from_millis(300));
 }
